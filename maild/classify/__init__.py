@@ -1,0 +1,1 @@
+"""Facts about a message before routing: sender domain, private sender, machine mail."""

@@ -1,0 +1,192 @@
+"""The `maild` command: parses arguments, loads the configuration, runs a subcommand.
+
+Exit codes follow sysexits(3), so an MTA and systemd read them right:
+0 done, 1 something failed, 2 wrong usage, 75 temporary failure (try again),
+78 configuration or rules error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from maild import __version__
+from maild.commands import intake as intake_commands
+from maild.commands import rules as rules_commands
+from maild.commands import views
+from maild.commands.common import EX_CONFIG, EX_TEMPFAIL, CommandError, Context
+from maild.config import ConfigError, load_config
+from maild.db import StorageError
+from maild.log import configure_logging
+from maild.routing.load import RulesError
+
+Handler = Callable[[Context, argparse.Namespace], int]
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every maild subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="maild",
+        description="maild turns support mail into tickets: it stores every message, routes it "
+                    "by the sender's domain, numbers it, and acknowledges it.",
+        epilog="Configuration: maild.toml in the working directory, --config FILE, or "
+               "MAILD_CONFIG; any setting can be given as MAILD_<SECTION>_<KEY>.",
+    )
+    parser.add_argument("--version", action="version", version=f"maild {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (maild.toml)")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (default ./var)")
+    parser.add_argument("--rules-dir", metavar="DIR", help="rules directory (default ./rules)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every decision (commands other than deliver log only "
+                             "warnings and errors unless this is given)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ingest = sub.add_parser("ingest", help="store and process .eml files, mbox files, Maildirs",
+                            description="Store every message found under PATH (.eml files, "
+                            "directories of them, mbox files, Maildir folders), then process "
+                            "them and deliver the acknowledgements. Exits 1 if any message "
+                            "could not be stored.")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--to", action="append", default=[], metavar="ADDRESS",
+                        help="support address the messages were sent to (default: from headers)")
+    ingest.add_argument("--no-process", action="store_true",
+                        help="only store; process later with `maild process`")
+    ingest.set_defaults(handler=intake_commands.ingest)
+
+    deliver = sub.add_parser("deliver", help="store one message from standard input (MTA pipe)",
+                             description="For an MTA pipe (Postfix pipe(8), procmail, Exim): "
+                             "reads one message from standard input, stores it and prints its "
+                             "ticket number. Exit 0 once stored; 75 (EX_TEMPFAIL) when it "
+                             "could not be stored, so the MTA tries again.")
+    deliver.add_argument("--to", action="append", default=[], metavar="ADDRESS",
+                         help="envelope recipient (repeat for several)")
+    deliver.add_argument("--from", dest="sender", metavar="ADDRESS",
+                         help="envelope sender; give an empty string for the null sender <>")
+    deliver.set_defaults(handler=intake_commands.deliver)
+
+    route = sub.add_parser("route", help="show the decision for one message (dry run)",
+                           description="Print the full decision maild would make for FILE: "
+                           "kind, sender, customer, policy, queue, priority, acknowledgement. "
+                           "Writes nothing.")
+    route.add_argument("file", metavar="FILE")
+    route.add_argument("--to", action="append", default=[], metavar="ADDRESS",
+                       help="envelope recipient")
+    route.add_argument("--from", dest="sender", metavar="ADDRESS", help="envelope sender")
+    _add_json(route)
+    route.set_defaults(handler=intake_commands.route)
+
+    process = sub.add_parser("process", help="process stored messages that wait")
+    process.set_defaults(handler=intake_commands.process)
+
+    tickets = sub.add_parser("tickets", help="list tickets")
+    tickets.add_argument("--limit", type=int, default=200, help="at most this many (newest)")
+    _add_json(tickets)
+    tickets.set_defaults(handler=views.tickets)
+
+    ticket = sub.add_parser("ticket", help="work with one ticket")
+    ticket_sub = ticket.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = ticket_sub.add_parser("show", help="a ticket, its messages and its decision record")
+    show.add_argument("number", metavar="NUMBER")
+    _add_json(show)
+    show.set_defaults(handler=views.ticket_show)
+
+    inbound = sub.add_parser("inbound", help="stored raw messages")
+    inbound_sub = inbound.add_subparsers(dest="action", metavar="ACTION", required=True)
+    inbound_list = inbound_sub.add_parser("list", help="stored messages with their state")
+    inbound_list.add_argument("--state", choices=["received", "processing", "processed",
+                                                  "quarantined"])
+    inbound_list.add_argument("--limit", type=int, default=200)
+    _add_json(inbound_list)
+    inbound_list.set_defaults(handler=views.inbound_list)
+    inbound_show = inbound_sub.add_parser("show", help="one stored message and its decision")
+    inbound_show.add_argument("id", type=int)
+    _add_json(inbound_show)
+    inbound_show.set_defaults(handler=views.inbound_show)
+    inbound_raw = inbound_sub.add_parser("raw", help="write the raw bytes exactly as received")
+    inbound_raw.add_argument("id", type=int)
+    inbound_raw.set_defaults(handler=views.inbound_raw)
+
+    quarantine = sub.add_parser("quarantine", help="messages kept aside, and retrying them")
+    quarantine_sub = quarantine.add_subparsers(dest="action", metavar="ACTION")
+    quarantine.set_defaults(handler=views.quarantine_list, json=False)
+    q_list = quarantine_sub.add_parser("list", help="quarantined messages with the reason")
+    _add_json(q_list)
+    q_list.set_defaults(handler=views.quarantine_list)
+    q_show = quarantine_sub.add_parser("show", help="one quarantined message and its error")
+    q_show.add_argument("id", type=int)
+    _add_json(q_show)
+    q_show.set_defaults(handler=views.inbound_show)
+    q_retry = quarantine_sub.add_parser("retry", help="process quarantined messages again")
+    q_retry.add_argument("ids", type=int, nargs="*", metavar="ID")
+    q_retry.add_argument("--all", action="store_true", help="every quarantined message")
+    q_retry.set_defaults(handler=views.quarantine_retry)
+
+    outbox = sub.add_parser("outbox", help="outgoing mail: list, show, retry, flush")
+    outbox_sub = outbox.add_subparsers(dest="action", metavar="ACTION")
+    outbox.set_defaults(handler=views.outbox_list, json=False, state=None)
+    o_list = outbox_sub.add_parser("list", help="outgoing messages with their state")
+    o_list.add_argument("--state", choices=["queued", "sent", "failed"])
+    _add_json(o_list)
+    o_list.set_defaults(handler=views.outbox_list)
+    o_show = outbox_sub.add_parser("show", help="one outgoing message, as composed")
+    o_show.add_argument("id", type=int)
+    o_show.set_defaults(handler=views.outbox_show)
+    o_retry = outbox_sub.add_parser("retry", help="queue a failed message again")
+    o_retry.add_argument("id", type=int)
+    o_retry.set_defaults(handler=views.outbox_retry)
+    o_flush = outbox_sub.add_parser("flush", help="deliver what is due now")
+    o_flush.set_defaults(handler=views.outbox_flush)
+
+    rules = sub.add_parser("rules", help="check and show the routing rules")
+    rules_sub = rules.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = rules_sub.add_parser("check", help="validate a rules directory (exit 0 or 1)")
+    check.add_argument("directory", nargs="?", metavar="DIR")
+    check.set_defaults(handler=rules_commands.check, needs_database=False)
+    show_rules = rules_sub.add_parser("show", help="customers, domains, queues, policies, "
+                                      "served addresses")
+    _add_json(show_rules)
+    show_rules.set_defaults(handler=rules_commands.show, needs_database=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `maild` with `argv`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, overrides={"data_dir": args.data_dir,
+                                                     "rules_dir": args.rules_dir})
+    except ConfigError as error:
+        print(f"maild: configuration error: {error}", file=sys.stderr)
+        return EX_CONFIG
+    level = config.log_level
+    if not args.verbose and args.command != "deliver" and level in ("debug", "info"):
+        level = "warning"
+    configure_logging(level, config.log_format)
+    context = Context(config)
+    handler: Handler = args.handler
+    try:
+        return handler(context, args)
+    except CommandError as error:
+        print(f"maild: {error}", file=sys.stderr)
+        return error.code
+    except RulesError as error:
+        print(f"maild: the rules in {config.rules_dir} have problems:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EX_CONFIG
+    except StorageError as error:
+        print(f"maild: {error}", file=sys.stderr)
+        return EX_TEMPFAIL
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""`maild ingest`, `deliver`, `route` and `process`: getting mail in, and dry runs."""
+
+from __future__ import annotations
+
+import argparse
+import mailbox
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from maild.commands.common import (
+    EX_FAILED,
+    EX_OK,
+    EX_TEMPFAIL,
+    CommandError,
+    Context,
+    console,
+    print_json,
+)
+from maild.db import StorageError, make_engine
+from maild.intake import store_inbound
+from maild.log import get_logger
+from maild.models import Inbound, utcnow
+from maild.parse import UnparseableMail, parse_mail
+from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
+from maild.respond.outbox import flush_outbox
+from maild.routing.load import RulesError
+from maild.tickets.correlate import NoTickets, TicketLookup
+from maild.tickets.service import DatabaseTickets
+
+log = get_logger("maild.commands")
+_RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One message to ingest and where it came from."""
+
+    label: str
+    raw: bytes
+
+
+def _is_maildir(path: Path) -> bool:
+    return all((path / sub).is_dir() for sub in ("cur", "new", "tmp"))
+
+
+def _is_mbox(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(5) == b"From "
+
+
+def _from_maildir(path: Path) -> Iterator[Source]:
+    box = mailbox.Maildir(path, factory=None, create=False)
+    for key in sorted(box.keys()):
+        yield Source(f"{path}:{key}", box.get_bytes(key))
+
+
+def _from_mbox(path: Path) -> Iterator[Source]:
+    box = mailbox.mbox(path, factory=None, create=False)
+    for index, key in enumerate(box.keys(), start=1):
+        yield Source(f"{path}#{index}", box.get_bytes(key))
+
+
+def collect(paths: list[str]) -> Iterator[Source | tuple[str, str]]:
+    """Every message under `paths`; yields (label, error) for a path that cannot be read."""
+    for name in paths:
+        path = Path(name)
+        try:
+            if path.is_dir():
+                if _is_maildir(path):
+                    yield from _from_maildir(path)
+                    continue
+                for child in sorted(path.rglob("*")):
+                    if child.is_dir() and _is_maildir(child):
+                        yield from _from_maildir(child)
+                    elif child.is_file() and child.suffix.lower() == ".eml":
+                        yield Source(str(child), child.read_bytes())
+                    elif child.is_file() and child.suffix.lower() == ".mbox":
+                        yield from _from_mbox(child)
+            elif path.is_file():
+                if _is_mbox(path):
+                    yield from _from_mbox(path)
+                else:
+                    yield Source(str(path), path.read_bytes())
+            else:
+                yield (str(path), "no such file or directory")
+        except OSError as error:
+            yield (str(path), error.strerror or str(error))
+
+
+def envelope_sender_of(raw: bytes) -> str | None:
+    """The envelope sender a mailbox file recorded in Return-Path ("" for <>), else None."""
+    head = raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    match = _RETURN_PATH.search(head)
+    return match.group(1).decode("utf-8", "replace").strip() if match else None
+
+
+def ingest(context: Context, args: argparse.Namespace) -> int:
+    """Store every message under the given paths, process them, deliver acknowledgements."""
+    runtime = context.runtime
+    counts: Counter[str] = Counter()
+    failures: list[str] = []
+    sources = list(collect(args.paths))
+    out = console()
+    show_progress = sys.stderr.isatty() and len(sources) > 1
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=not show_progress,
+                  console=console().__class__(stderr=True)) as progress:
+        task = progress.add_task("storing", total=len(sources))
+        for source in sources:
+            progress.advance(task)
+            if isinstance(source, tuple):
+                failures.append(f"{source[0]}: {source[1]}")
+                continue
+            try:
+                stored = store_inbound(runtime.engine, source.raw, transport="file",
+                                       envelope_sender=envelope_sender_of(source.raw),
+                                       recipients=args.to, source=source.label)
+            except StorageError as error:
+                failures.append(f"{source.label}: {error}")
+                continue
+            counts["duplicates" if stored.duplicate else "stored"] += 1
+        if not args.no_process:
+            processor = runtime.processor()
+            work = progress.add_task("processing", total=counts["stored"] or None)
+            outcome = processor.run_pending(progress=lambda _: progress.advance(work))
+            counts.update(outcome)
+            report = flush_outbox(runtime.engine, runtime.transport())
+            counts["sent"] += report.sent
+            counts["retried"] += report.retried
+    summary = (f"stored {counts['stored']}, duplicates {counts['duplicates']}, "
+               f"could not store {len(failures)}")
+    if not args.no_process:
+        kinds = {key[5:]: value for key, value in counts.items() if key.startswith("kind:")}
+        summary += (f"; processed {counts['processed']}, quarantined {counts['quarantined']}, "
+                    f"to retry {counts['received']}")
+        if kinds:
+            summary += " (" + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) + ")"
+        summary += f"; acknowledgements delivered {counts['sent']}"
+    out.print(summary)
+    for failure in failures:
+        print(f"maild: not stored: {failure}", file=sys.stderr)
+    return EX_FAILED if failures else EX_OK
+
+
+def deliver(context: Context, args: argparse.Namespace) -> int:
+    """Store one message from standard input; exit 75 if it could not be stored."""
+    raw = sys.stdin.buffer.read()
+    if not raw.strip():
+        raise CommandError("no message on standard input; nothing stored", code=65)
+    try:
+        runtime = context.runtime
+        stored = store_inbound(runtime.engine, raw, transport="pipe",
+                               envelope_sender=args.sender, recipients=args.to)
+    except StorageError as error:
+        print(f"maild: temporary failure, message not stored (the MTA will retry): {error}",
+              file=sys.stderr)
+        return EX_TEMPFAIL
+    # The message is safe from here on: whatever happens next, exit 0.
+    try:
+        processor = runtime.processor()
+        outcome = processor.process_now(stored.inbound_id)
+        flush_outbox(runtime.engine, runtime.transport())
+    except (RulesError, StorageError, SQLAlchemyError, OSError) as error:
+        print(f"stored as inbound {stored.inbound_id}; processing deferred: "
+              f"{str(error).splitlines()[0]}")
+        return EX_OK
+    with Session(runtime.engine) as session:
+        inbound = session.get(Inbound, stored.inbound_id)
+        assert inbound is not None
+        ticket_number = None
+        if inbound.ticket_id is not None:
+            from maild.models import Ticket
+
+            ticket = session.get(Ticket, inbound.ticket_id)
+            ticket_number = ticket.number if ticket else None
+        kind, state = inbound.kind, inbound.state
+    if ticket_number:
+        print(ticket_number)
+    elif outcome is None and stored.duplicate:
+        print(f"duplicate of inbound {stored.inbound_id} ({state})")
+    else:
+        print(f"stored as inbound {stored.inbound_id}: {kind or state}, no ticket")
+    return EX_OK
+
+
+def _lookup_for_route(context: Context) -> tuple[TicketLookup, Session | None]:
+    config = context.config
+    path = config.sqlite_path
+    if path is not None and not path.exists():
+        return NoTickets(), None
+    try:
+        engine = make_engine(config.database_url, create_dir=False)
+        if not inspect(engine).has_table("ticket"):
+            return NoTickets(), None
+        session = Session(engine)
+        return DatabaseTickets(session), session
+    except SQLAlchemyError as error:
+        log.warning("route.no_database", error=str(error).splitlines()[0])
+        return NoTickets(), None
+
+
+def route(context: Context, args: argparse.Namespace) -> int:
+    """Print the decision for one message file; write nothing."""
+    path = Path(args.file)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CommandError(f"{path}: {error.strerror}") from error
+    from maild.routing.load import load_rules
+    from maild.tickets.numbering import TicketNumbering
+
+    rules = load_rules(context.config.rules_dir)
+    numbering = TicketNumbering(context.config.ticket_prefix)
+    sender = args.sender if args.sender is not None else envelope_sender_of(raw)
+    envelope = Envelope(sender=sender, recipients=tuple(args.to), received_at=utcnow())
+    lookup, session = _lookup_for_route(context)
+    try:
+        try:
+            mail = parse_mail(raw)
+        except UnparseableMail as error:
+            decision = unparseable_decision(str(error), envelope, rules)
+        else:
+            decision = decide(mail, envelope, rules, lookup=lookup, numbering=numbering,
+                              identity=identity_of(rules, context.config.mail_domain))
+    finally:
+        if session is not None:
+            session.rollback()
+            session.close()
+    record = decision.to_json()
+    if args.json:
+        print_json(record)
+        return EX_OK
+    out = console()
+    for key, value in record.items():
+        if key == "rules_tried":
+            out.print("rules_tried:")
+            for step in value:
+                mark = "matched" if step["matched"] else "not matched"
+                out.print(f"  {step['rule']}: {mark}: {step['detail']}")
+        else:
+            out.print(f"{key}: {'' if value is None else value}")
+    return EX_OK
+
+
+def process(context: Context, args: argparse.Namespace) -> int:
+    """Process every stored message that waits, then deliver what is due."""
+    runtime = context.runtime
+    counts = runtime.processor().run_pending()
+    report = flush_outbox(runtime.engine, runtime.transport())
+    console().print(f"processed {counts['processed']}, quarantined {counts['quarantined']}, "
+                    f"to retry {counts['received']}; delivered {report.sent}")
+    return EX_OK

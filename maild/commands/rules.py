@@ -1,0 +1,83 @@
+"""`maild rules check` and `maild rules show`: the admin's view of `rules/`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from maild.commands.common import EX_FAILED, EX_OK, Context, console, print_json, print_table
+from maild.routing.load import RulesError, load_rules
+from maild.routing.model import Rules
+
+
+def check(context: Context, args: argparse.Namespace) -> int:
+    """Validate a rules directory; print every problem as file:line: sentence."""
+    directory = Path(args.directory) if args.directory else context.config.rules_dir
+    try:
+        rules = load_rules(directory)
+    except RulesError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        count = len(error.problems)
+        print(f"{directory}: {count} problem{'s' if count != 1 else ''}; maild will not use "
+              "these rules", file=sys.stderr)
+        return EX_FAILED
+    console().print(f"{directory}: ok (version {rules.version}: {len(rules.customers)} "
+                    f"customers, {len(rules.policies)} policies, {len(rules.queues)} queues, "
+                    f"{len(rules.addresses)} support addresses)")
+    return EX_OK
+
+
+def rules_json(rules: Rules) -> dict[str, Any]:
+    """The rules as data for scripts."""
+    return {
+        "version": rules.version,
+        "directory": str(rules.directory),
+        "addresses": [{"address": a.address, "queue": a.queue} for a in rules.addresses],
+        "customers": [{
+            "id": c.id, "name": c.name, "domains": list(c.domains), "policy": c.policy,
+            "queue": c.queue, "language": c.language, "status": c.status,
+            "contacts": [{"address": p.address, "name": p.name, "title": p.title}
+                         for p in c.contacts],
+            "queue_by_address": dict(c.queue_by_address),
+        } for c in rules.customers.values()],
+        "queues": [{"id": q.id, "name": q.name, "team": list(q.team)}
+                   for q in rules.queues.values()],
+        "policies": [{
+            "id": p.id, "name": p.name, "hours": p.hours, "holidays": p.holidays,
+            "priorities": list(p.priorities), "default_priority": p.default_priority,
+            "required": list(p.required), "max_contacts": p.max_contacts,
+            "targets": {level: {"response": t.response, "resolution": t.resolution,
+                                "hours": t.hours, "holidays": t.holidays}
+                        for level, t in p.targets.items()},
+        } for p in rules.policies.values()],
+        "no_agreement": {"policy": rules.no_agreement.policy,
+                         "queue": rules.no_agreement.queue},
+        "private_domains": len(rules.private),
+    }
+
+
+def show(context: Context, args: argparse.Namespace) -> int:
+    """Print customers, domains, queues, policies and the served support addresses."""
+    rules = load_rules(context.config.rules_dir)
+    if args.json:
+        print_json(rules_json(rules))
+        return EX_OK
+    out = console()
+    out.print(f"rules {rules.directory} (version {rules.version})")
+    print_table("support addresses", ["address", "queue"],
+                [[a.address, a.queue] for a in rules.addresses])
+    print_table("customers", ["id", "name", "domains", "policy", "queue", "lang", "status",
+                              "contacts"],
+                [[c.id, c.name, ", ".join(c.domains), c.policy, c.queue or "(address)",
+                  c.language, c.status, len(c.contacts)] for c in rules.customers.values()])
+    print_table("queues", ["id", "name", "team"],
+                [[q.id, q.name, ", ".join(q.team)] for q in rules.queues.values()])
+    print_table("policies", ["id", "name", "hours", "priorities", "default", "required"],
+                [[p.id, p.name, p.hours, " > ".join(p.priorities), p.default_priority,
+                  ", ".join(p.required)] for p in rules.policies.values()])
+    out.print(f"no agreement: policy {rules.no_agreement.policy}, queue "
+              f"{rules.no_agreement.queue}; private mail providers known: {len(rules.private)}")
+    return EX_OK

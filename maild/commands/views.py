@@ -1,0 +1,246 @@
+"""Operators' views: tickets, stored messages, the quarantine and the outbox."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from maild.commands.common import (
+    EX_FAILED,
+    EX_OK,
+    CommandError,
+    Context,
+    console,
+    local_time,
+    print_json,
+    print_table,
+)
+from maild.models import Inbound, InboundState, Outbox, Ticket, TicketMessage
+from maild.respond.outbox import flush_outbox, retry_item
+
+
+def _ticket_json(ticket: Ticket) -> dict[str, Any]:
+    return ticket.model_dump(mode="json")
+
+
+def tickets(context: Context, args: argparse.Namespace) -> int:
+    """List the newest tickets."""
+    with Session(context.runtime.engine) as session:
+        rows = list(session.scalars(
+            select(Ticket).order_by(col(Ticket.id).desc()).limit(args.limit)
+        ))
+    if args.json:
+        print_json([_ticket_json(ticket) for ticket in rows])
+        return EX_OK
+    if not rows:
+        console().print("no tickets yet")
+        return EX_OK
+    print_table(f"{len(rows)} tickets", ["number", "status", "priority", "customer", "queue",
+                                         "from", "subject", "received"], [
+        [t.number, t.status, t.priority, t.customer or ("private" if t.private else "-"),
+         t.queue, t.requester, (t.subject or "")[:60], local_time(t.created_at)]
+        for t in rows])
+    return EX_OK
+
+
+def _find_ticket(session: Session, number: str) -> Ticket:
+    ticket = session.scalars(select(Ticket).where(
+        col(Ticket.number) == number.strip().strip("[]").upper())).first()
+    if ticket is None:
+        raise CommandError(f"no ticket {number}")
+    return ticket
+
+
+def ticket_show(context: Context, args: argparse.Namespace) -> int:
+    """One ticket with its messages in order and its decision record."""
+    with Session(context.runtime.engine) as session:
+        ticket = _find_ticket(session, args.number)
+        messages = list(session.scalars(
+            select(TicketMessage).where(col(TicketMessage.ticket_id) == ticket.id)
+            .order_by(col(TicketMessage.created_at), col(TicketMessage.id))
+        ))
+        data = _ticket_json(ticket)
+        data["messages"] = [message.model_dump(mode="json") for message in messages]
+    if args.json:
+        print_json(data)
+        return EX_OK
+    out = console()
+    out.print(f"[bold]{ticket.number}[/bold]  {ticket.subject}")
+    for key in ("status", "customer", "policy", "queue", "priority", "private", "language",
+                "requester", "requester_name", "response_due", "missing"):
+        value = data.get(key)
+        if key == "response_due":
+            value = local_time(ticket.response_due) or "none"
+        out.print(f"  {key}: {'' if value is None else value}")
+    out.print(f"  received: {local_time(ticket.created_at)}")
+    out.print("\nmessages:")
+    for message in messages:
+        arrow = "→ in " if message.direction == "in" else "← out"
+        source = (f"inbound {message.inbound_id}" if message.inbound_id
+                  else f"outbox {message.outbox_id}")
+        out.print(f"  {local_time(message.created_at)}  {arrow}  {message.role:<9} "
+                  f"{message.sender or ''}  ({source})", markup=False)
+    out.print("\ndecision:")
+    for key, value in (ticket.decision or {}).items():
+        if key == "rules_tried":
+            out.print("  rules_tried:")
+            for step in value:
+                mark = "matched" if step["matched"] else "not matched"
+                out.print(f"    {step['rule']}: {mark}: {step['detail']}", markup=False)
+        else:
+            out.print(f"  {key}: {'' if value is None else value}", markup=False)
+    return EX_OK
+
+
+def _inbound_summary(row: Inbound) -> dict[str, Any]:
+    return {
+        "id": row.id, "received_at": row.received_at.isoformat(), "transport": row.transport,
+        "source": row.source, "envelope_sender": row.envelope_sender,
+        "envelope_recipients": row.envelope_recipients, "size": row.size,
+        "message_id": row.message_id, "state": row.state, "kind": row.kind,
+        "attempts": row.attempts, "duplicates": row.duplicates,
+        "last_error": row.last_error.splitlines()[0] if row.last_error else None,
+    }
+
+
+def inbound_list(context: Context, args: argparse.Namespace) -> int:
+    """Stored raw messages, newest first, with their processing state."""
+    with Session(context.runtime.engine) as session:
+        query = select(Inbound).order_by(col(Inbound.id).desc()).limit(args.limit)
+        if args.state:
+            query = query.where(col(Inbound.state) == args.state)
+        rows = [_inbound_summary(row) for row in session.scalars(query)]
+    if args.json:
+        print_json(rows)
+        return EX_OK
+    if not rows:
+        console().print("no stored messages" + (f" in state {args.state}" if args.state else ""))
+        return EX_OK
+    print_table(None, ["id", "received", "via", "state", "kind", "size", "message-id", "error"], [
+        [r["id"], r["received_at"][:19], r["transport"], r["state"], r["kind"], r["size"],
+         (r["message_id"] or "")[:50], (r["last_error"] or "")[:60]] for r in rows])
+    return EX_OK
+
+
+def _get_inbound(session: Session, inbound_id: int) -> Inbound:
+    row = session.get(Inbound, inbound_id)
+    if row is None:
+        raise CommandError(f"no stored message {inbound_id}")
+    return row
+
+
+def inbound_show(context: Context, args: argparse.Namespace) -> int:
+    """One stored message: envelope, state, full error, decision record."""
+    with Session(context.runtime.engine) as session:
+        row = _get_inbound(session, args.id)
+        data = _inbound_summary(row)
+        data["last_error"] = row.last_error
+        data["decision"] = row.decision
+    if args.json:
+        print_json(data)
+        return EX_OK
+    out = console()
+    for key, value in data.items():
+        if key == "decision" and value:
+            out.print("decision:")
+            for name, item in value.items():
+                out.print(f"  {name}: {'' if item is None else item}", markup=False)
+        else:
+            out.print(f"{key}: {'' if value is None else value}", markup=False)
+    return EX_OK
+
+
+def inbound_raw(context: Context, args: argparse.Namespace) -> int:
+    """Write the stored raw bytes to standard output exactly as received."""
+    with Session(context.runtime.engine) as session:
+        raw = _get_inbound(session, args.id).raw
+    sys.stdout.buffer.write(raw)
+    sys.stdout.buffer.flush()
+    return EX_OK
+
+
+def quarantine_list(context: Context, args: argparse.Namespace) -> int:
+    """Quarantined messages with the reason they were set aside."""
+    args.state, args.limit = InboundState.QUARANTINED, 1000
+    return inbound_list(context, args)
+
+
+def quarantine_retry(context: Context, args: argparse.Namespace) -> int:
+    """Put quarantined messages back to be processed, and process them now."""
+    runtime = context.runtime
+    with Session(runtime.engine) as session:
+        query = select(Inbound).where(col(Inbound.state) == InboundState.QUARANTINED)
+        if not args.all:
+            if not args.ids:
+                raise CommandError("name the messages to retry (IDs) or give --all")
+            query = query.where(col(Inbound.id).in_(args.ids))
+        rows = list(session.scalars(query))
+        found = {row.id for row in rows}
+        missing = [i for i in args.ids if i not in found]
+        for row in rows:
+            row.state, row.attempts, row.claimed_until = InboundState.RECEIVED, 0, None
+            session.add(row)
+        session.commit()
+    processor = runtime.processor()
+    outcomes = [processor.process_now(row_id) for row_id in sorted(i for i in found if i)]
+    for outcome in outcomes:
+        if outcome is not None:
+            detail = outcome.ticket or outcome.kind or outcome.error or ""
+            console().print(f"inbound {outcome.inbound_id}: {outcome.state} {detail}",
+                            markup=False)
+    flush_outbox(runtime.engine, runtime.transport())
+    for inbound_id in missing:
+        print(f"maild: inbound {inbound_id} is not in quarantine", file=sys.stderr)
+    return EX_FAILED if missing else EX_OK
+
+
+def outbox_list(context: Context, args: argparse.Namespace) -> int:
+    """Outgoing messages with their delivery state."""
+    with Session(context.runtime.engine) as session:
+        query = select(Outbox).order_by(col(Outbox.id).desc()).limit(500)
+        if args.state:
+            query = query.where(col(Outbox.state) == args.state)
+        rows = list(session.scalars(query))
+        counts: dict[str, int] = dict(session.execute(
+                select(col(Outbox.state), func.count()).group_by(col(Outbox.state))))
+    data = [row.model_dump(mode="json", exclude={"raw"}) for row in rows]
+    if args.json:
+        print_json(data)
+        return EX_OK
+    console().print(", ".join(f"{state} {count}" for state, count in sorted(counts.items()))
+                    or "the outbox is empty")
+    if rows:
+        print_table(None, ["id", "purpose", "state", "to", "attempts", "created", "error"], [
+            [r.id, r.purpose, r.state, r.recipient, r.attempts, local_time(r.created_at),
+             (r.last_error or "")[:60]] for r in rows])
+    return EX_OK
+
+
+def outbox_show(context: Context, args: argparse.Namespace) -> int:
+    """One outgoing message as composed, headers and body."""
+    with Session(context.runtime.engine) as session:
+        item = session.get(Outbox, args.id)
+        if item is None:
+            raise CommandError(f"no outbox item {args.id}")
+        print(f"# state {item.state}, attempts {item.attempts}, to {item.recipient}"
+              + (f", last error: {item.last_error}" if item.last_error else ""))
+        sys.stdout.write(item.raw.decode("utf-8", "replace"))
+    return EX_OK
+
+
+def outbox_retry(context: Context, args: argparse.Namespace) -> int:
+    """Queue an outgoing message again and try to deliver it now."""
+    if not retry_item(context.runtime.engine, args.id):
+        raise CommandError(f"no outbox item {args.id}")
+    return outbox_flush(context, args)
+
+
+def outbox_flush(context: Context, args: argparse.Namespace) -> int:
+    """Deliver every queued message that is due."""
+    report = flush_outbox(context.runtime.engine, context.runtime.transport())
+    console().print(f"delivered {report.sent}, to retry {report.retried}, failed {report.failed}")
+    return EX_FAILED if report.failed else EX_OK

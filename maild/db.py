@@ -1,0 +1,74 @@
+"""Database engine and schema migration for SQLite (embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from maild.log import get_logger
+
+log = get_logger("maild.db")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# A fixed key for pg_advisory_xact_lock, so that two instances starting at once
+# migrate one after the other.
+_MIGRATION_LOCK_KEY = 0x6D61696C64
+
+
+class StorageError(Exception):
+    """The database could not be reached or written; the caller should retry later."""
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit survives a power loss, which is what "stored" promises.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str, *, create_dir: bool = True) -> Engine:
+    """An engine for `url`; SQLite gets WAL, full sync, foreign keys and a busy timeout."""
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if create_dir:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 5})
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema up to the newest revision; safe when several instances start at once."""
+    config = _alembic_config()
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": _MIGRATION_LOCK_KEY})
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as error:
+        raise StorageError(f"cannot prepare the database schema: {error.__class__.__name__}: "
+                           f"{error.orig if hasattr(error, 'orig') else error}") from error
+
+
+def open_database(url: str) -> Engine:
+    """An engine on `url` with the schema migrated to the newest revision."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine

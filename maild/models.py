@@ -1,0 +1,164 @@
+"""The database tables: inbound mail, tickets, their messages, the outbox, counters.
+
+The same schema runs on SQLite and PostgreSQL. Times are stored in UTC and
+always come back time-zone aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and read back with tzinfo=UTC on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, time-zone aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class InboundState:
+    """The processing states of an inbound message."""
+
+    RECEIVED = "received"        # stored, waiting to be processed
+    PROCESSING = "processing"    # claimed by a worker until `claimed_until`
+    PROCESSED = "processed"      # decision made and applied
+    QUARANTINED = "quarantined"  # kept aside with the reason in `last_error`
+
+    ALL = (RECEIVED, PROCESSING, PROCESSED, QUARANTINED)
+
+
+class Inbound(SQLModel, table=True):
+    """One message as received: raw bytes, envelope and processing state."""
+
+    __tablename__ = "inbound"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    transport: str = Field(max_length=16)
+    source: str | None = Field(default=None, sa_column=Column(Text))
+    envelope_sender: str | None = Field(default=None, max_length=512)
+    envelope_recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int
+    idempotency_key: str = Field(max_length=64, unique=True)
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    state: str = Field(default=InboundState.RECEIVED, max_length=16, index=True)
+    attempts: int = 0
+    claimed_until: datetime | None = _ts()
+    processed_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    duplicates: int = 0
+    kind: str | None = Field(default=None, max_length=16)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Ticket(SQLModel, table=True):
+    """A support case with its number, routing and deadlines."""
+
+    __tablename__ = "ticket"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=32, unique=True)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    requester: str | None = Field(default=None, max_length=512, index=True)
+    requester_name: str | None = Field(default=None, max_length=512)
+    customer: str | None = Field(default=None, max_length=128, index=True)
+    policy: str | None = Field(default=None, max_length=128)
+    queue: str | None = Field(default=None, max_length=128, index=True)
+    priority: str | None = Field(default=None, max_length=32)
+    private: bool = False
+    language: str = Field(default="sv", max_length=8)
+    status: str = Field(default="new", max_length=32, index=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    response_due: datetime | None = _ts(index=True)
+    resolution_due: datetime | None = _ts()
+    missing: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    participants: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class TicketMessage(SQLModel, table=True):
+    """A message on a ticket: the customer's mail, or what maild sent."""
+
+    __tablename__ = "ticket_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound.id", unique=True)
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    direction: str = Field(max_length=8)       # "in" or "out"
+    role: str = Field(max_length=16)           # "opening", "followup", "ack", ...
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    sender: str | None = Field(default=None, max_length=512)
+    subject: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class OutboxState:
+    """The delivery states of an outbox item."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+    ALL = (QUEUED, SENT, FAILED)
+
+
+class Outbox(SQLModel, table=True):
+    """A composed message waiting to be delivered, with its delivery history."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound.id")
+    purpose: str = Field(max_length=16)       # "ack", ...
+    envelope_sender: str = Field(max_length=512)
+    recipient: str = Field(max_length=512, index=True)
+    message_id: str = Field(max_length=998, index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default=OutboxState.QUEUED, max_length=16, index=True)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime | None = _ts(index=True)
+    sent_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class TicketCounter(SQLModel, table=True):
+    """The last ticket sequence number handed out in one scope (a year)."""
+
+    __tablename__ = "ticket_counter"
+
+    scope: str = Field(primary_key=True, max_length=16)
+    last: int = 0

@@ -1,0 +1,286 @@
+"""One function from raw bytes to a frozen `ParsedMail`; damage is recorded, never fatal.
+
+Bodies and attachments come from mail-parser. When mail-parser fails on a
+message, the standard library's parser takes over; a message that neither
+can read raises `UnparseableMail` (the caller quarantines it, raw bytes kept).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import email.message
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import decode_header
+from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
+
+import mailparser
+
+from maild.htmltext import html_to_text
+from maild.log import get_logger
+
+log = get_logger("maild.parse")
+# mail-parser logs every MIME type it does not render; maild records defects itself.
+logging.getLogger("mailparser").setLevel(logging.CRITICAL)
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
+_MAX_HEADER_VALUE = 16_384
+
+
+class UnparseableMail(Exception):
+    """Neither mail-parser nor the standard library could read the message."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried by a message (or an inline image)."""
+
+    filename: str | None
+    content_type: str
+    size: int
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class Address:
+    """A mailbox: the display name (may be empty) and the real address (lower-case domain)."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    """What maild needs to know about a message, whatever state it arrived in."""
+
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    subject: str
+    sender: Address | None
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    date: datetime | None
+    text: str
+    html: str | None
+    attachments: tuple[Attachment, ...]
+    headers: tuple[tuple[str, str], ...]
+    content_type: str
+    defects: tuple[str, ...] = field(default=())
+    parser: str = "mail-parser"
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), decoded, or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    def header_all(self, name: str) -> tuple[str, ...]:
+        """Every value of header `name` (case-insensitive), decoded, in order."""
+        wanted = name.lower()
+        return tuple(value for key, value in self.headers if key.lower() == wanted)
+
+
+def decode_header_value(value: Any) -> str:
+    """A header value as text: RFC 2047 words decoded, 8-bit bytes read as UTF-8 or Latin-1."""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        # compat32 keeps undecodable 8-bit header bytes as surrogates.
+        data = text.encode("utf-8", "surrogateescape")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    try:
+        parts = decode_header(text)
+    except (ValueError, LookupError, AssertionError):
+        return _clean(text)
+    pieces: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            pieces.append(_decode_bytes(chunk, charset))
+        else:
+            pieces.append(chunk)
+    # decode_header drops the space between an encoded word and plain text.
+    return _clean("".join(pieces) if len(parts) > 1 else pieces[0] if pieces else "")
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    for candidate in (charset, "utf-8", "windows-1252"):
+        if not candidate:
+            continue
+        try:
+            return data.decode(candidate)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("latin-1")
+
+
+def _clean(text: str) -> str:
+    """Unfold and drop control characters: a header value is one line of text."""
+    text = re.sub(r"[\r\n\t]+\s*", " ", text)
+    text = "".join(ch for ch in text if ch >= " " and ch != "\x7f")
+    return text.strip()[:_MAX_HEADER_VALUE]
+
+
+def _addresses(values: tuple[str, ...]) -> tuple[Address, ...]:
+    found: list[Address] = []
+    for name, raw_address in getaddresses(list(values)):
+        addr = raw_address.strip().strip("<>").strip()
+        if "@" not in addr:
+            continue
+        local, _, domain = addr.rpartition("@")
+        if not local or not domain or " " in addr:
+            continue
+        found.append(Address(name=name.strip(), address=f"{local}@{domain.lower().rstrip('.')}"))
+    return tuple(found)
+
+
+def _message_ids(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    ids = _MSGID.findall(value)
+    if not ids and value.strip() and " " not in value.strip():
+        ids = [value.strip()]
+    return tuple(dict.fromkeys(ids))
+
+
+def _read_headers(message: email.message.Message) -> tuple[tuple[str, str], ...]:
+    headers: list[tuple[str, str]] = []
+    for key, value in message.items():
+        try:
+            headers.append((str(key), decode_header_value(value)))
+        except Exception:
+            headers.append((str(key), ""))
+    return tuple(headers)
+
+
+def _attachment_from_mailparser(item: dict[str, Any]) -> Attachment:
+    payload = item.get("payload") or ""
+    if item.get("binary"):
+        try:
+            size = len(base64.b64decode(payload, validate=False))
+        except (binascii.Error, ValueError):
+            size = len(payload)
+    else:
+        size = len(str(payload).encode("utf-8", "replace"))
+    content_id = (item.get("content-id") or "").strip() or None
+    filename = item.get("filename") or None
+    if filename and content_id and filename == content_id:
+        filename = None
+    disposition = (item.get("content-disposition") or "").lower()
+    return Attachment(
+        filename=decode_header_value(filename) if filename else None,
+        content_type=(item.get("mail_content_type") or "application/octet-stream").lower(),
+        size=size,
+        content_id=content_id.strip("<>") if content_id else None,
+        inline=bool(content_id) or disposition.startswith("inline"),
+    )
+
+
+def _bodies_with_mailparser(raw: bytes) -> tuple[str, str | None, tuple[Attachment, ...],
+                                                 list[str]]:
+    parsed = mailparser.parse_from_bytes(raw)
+    text = "\n".join(part for part in parsed.text_plain if part)
+    html_parts = [part for part in parsed.text_html if part]
+    html = "\n".join(html_parts) if html_parts else None
+    attachments = tuple(_attachment_from_mailparser(item) for item in parsed.attachments)
+    defects = [str(item) for item in (parsed.defects or [])]
+    return text, html, attachments, defects
+
+
+def _bodies_with_stdlib(message: email.message.Message) -> tuple[str, str | None,
+                                                                 tuple[Attachment, ...]]:
+    texts: list[str] = []
+    htmls: list[str] = []
+    attachments: list[Attachment] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        content_type = part.get_content_type()
+        filename = part.get_filename()
+        disposition = (part.get("Content-Disposition") or "").lower()
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        is_attachment = bool(filename) or disposition.startswith("attachment") or not (
+            content_type.startswith("text/"))
+        if is_attachment:
+            content_id = (part.get("Content-ID") or "").strip().strip("<>") or None
+            attachments.append(Attachment(
+                filename=decode_header_value(filename) if filename else None,
+                content_type=content_type, size=len(data), content_id=content_id,
+                inline=bool(content_id) or disposition.startswith("inline")))
+            continue
+        decoded = _decode_bytes(data, part.get_content_charset())
+        (htmls if content_type == "text/html" else texts).append(decoded)
+    return "\n".join(texts), ("\n".join(htmls) if htmls else None), tuple(attachments)
+
+
+def parse_mail(raw: bytes) -> ParsedMail:
+    """Parse `raw` into a `ParsedMail`; raises `UnparseableMail` only if nothing can read it."""
+    try:
+        message = email.message_from_bytes(raw)
+    except Exception as error:
+        raise UnparseableMail(f"the message cannot be read at all: {error}") from error
+    defects = [type(defect).__name__ for defect in message.defects]
+    parser = "mail-parser"
+    try:
+        text, html, attachments, extra = _bodies_with_mailparser(raw)
+        defects.extend(extra)
+    except Exception as error:
+        log.info("parse.fallback", reason=f"{type(error).__name__}: {error}"[:300])
+        parser = "stdlib"
+        try:
+            text, html, attachments = _bodies_with_stdlib(message)
+        except Exception as fallback_error:
+            raise UnparseableMail(
+                f"mail-parser failed ({type(error).__name__}: {error}) and so did the "
+                f"standard library ({type(fallback_error).__name__}: {fallback_error})"
+            ) from fallback_error
+    headers = _read_headers(message)
+    parsed_headers = ParsedMail(
+        message_id=None, in_reply_to=(), references=(), subject="", sender=None,
+        reply_to=(), to=(), cc=(), date=None, text="", html=None, attachments=(),
+        headers=headers, content_type="",
+    )
+    if not text.strip() and html:
+        text = html_to_text(html)
+    senders = _addresses(parsed_headers.header_all("From")) or _addresses(
+        parsed_headers.header_all("Sender"))
+    date: datetime | None = None
+    date_header = parsed_headers.header("Date")
+    if date_header:
+        try:
+            date = parsedate_to_datetime(date_header)
+        except (TypeError, ValueError, IndexError):
+            defects.append("InvalidDateHeader")
+    message_ids = _message_ids(parsed_headers.header("Message-ID"))
+    return ParsedMail(
+        message_id=message_ids[0] if message_ids else None,
+        in_reply_to=_message_ids(parsed_headers.header("In-Reply-To")),
+        references=_message_ids(" ".join(parsed_headers.header_all("References"))),
+        subject=parsed_headers.header("Subject") or "",
+        sender=senders[0] if senders else None,
+        reply_to=_addresses(parsed_headers.header_all("Reply-To")),
+        to=_addresses(parsed_headers.header_all("To")),
+        cc=_addresses(parsed_headers.header_all("Cc")),
+        date=date,
+        text=text,
+        html=html,
+        attachments=attachments,
+        headers=headers,
+        content_type=message.get_content_type(),
+        defects=tuple(dict.fromkeys(defects)),
+        parser=parser,
+    )

@@ -1,0 +1,203 @@
+"""The pure decision: raw message facts + rules + ticket lookups in, a decision record out.
+
+Nothing here writes anything. `maild route` prints what `decide` returns, and
+processing applies exactly that, so "why did this mail get this queue, this
+priority, no acknowledgement?" always has its answer in the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from maild.classify.language import guess_language
+from maild.classify.machine import classify_machine
+from maild.classify.sender import address_domain, registrable_domain
+from maild.parse import Address, ParsedMail
+from maild.routing.chain import route
+from maild.routing.model import Rules, SupportAddress
+from maild.tickets.correlate import TicketLookup, correlate
+from maild.tickets.numbering import TicketNumbering
+
+DECISION_KEYS = (
+    "kind", "sender", "sender_domain", "private", "customer", "policy", "queue", "priority",
+    "missing", "ack", "ack_reason", "ticket", "response_due",
+)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """How a message arrived: SMTP envelope (or what stands for it) and time."""
+
+    sender: str | None            # "" is the null sender <>, None is unknown
+    recipients: tuple[str, ...]
+    received_at: datetime
+    transport: str = "file"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """maild's own names, to recognise its own mail coming back."""
+
+    domains: frozenset[str]
+    addresses: frozenset[str]
+
+
+@dataclass
+class Decision:
+    """The decision record: stable keys first, then the details that explain them."""
+
+    kind: str
+    sender: str | None = None
+    sender_domain: str | None = None
+    private: bool = False
+    customer: str | None = None
+    policy: str | None = None
+    queue: str | None = None
+    priority: str | None = None
+    missing: list[str] | None = None
+    ack: bool = False
+    ack_reason: str = ""
+    ticket: str | None = None
+    response_due: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data: the stable keys, then `details` keys."""
+        record: dict[str, Any] = {key: getattr(self, key) for key in DECISION_KEYS}
+        record.update(self.details)
+        return record
+
+
+def identity_of(rules: Rules, mail_domain: str | None) -> Identity:
+    """maild's own domains and addresses: the served addresses and the configured mail domain."""
+    domains = {address.address.rpartition("@")[2] for address in rules.addresses}
+    if mail_domain:
+        domains.add(mail_domain)
+    return Identity(domains=frozenset(domains),
+                    addresses=frozenset(address.address for address in rules.addresses))
+
+
+def support_address_of(envelope: Envelope, mail: ParsedMail | None,
+                       rules: Rules) -> SupportAddress:
+    """The served address this message was sent to: envelope first, then To/Cc, else the default."""
+    candidates = list(envelope.recipients)
+    if mail is not None:
+        candidates += [address.address for address in mail.to + mail.cc]
+        candidates += list(mail.header_all("Delivered-To")) + list(mail.header_all("X-Original-To"))
+    for candidate in candidates:
+        served = rules.support_address(candidate)
+        if served is not None:
+            return served
+    return rules.default_address
+
+
+def ack_recipient(mail: ParsedMail, rules: Rules) -> tuple[str | None, str]:
+    """Who an acknowledgement goes to: a single Reply-To, else From; never a served address."""
+    reply_to = [address for address in mail.reply_to if rules.support_address(
+        address.address) is None]
+    if len(reply_to) == 1:
+        return reply_to[0].address, "Reply-To"
+    if mail.sender is not None and rules.support_address(mail.sender.address) is None:
+        return mail.sender.address, "From"
+    return None, "no address to answer"
+
+
+def unparseable_decision(reason: str, envelope: Envelope, rules: Rules) -> Decision:
+    """The record for a message that no parser could read: kept, quarantined, not answered."""
+    support = support_address_of(envelope, None, rules)
+    return Decision(kind="unparseable", sender=envelope.sender or None, queue=support.queue,
+                    ack=False, ack_reason=f"unparseable message: {reason}",
+                    details={"rules_version": rules.version, "support_address": support.address,
+                             "quarantine_reason": reason})
+
+
+def _sender_of(mail: ParsedMail, envelope: Envelope) -> Address | None:
+    if mail.sender is not None:
+        return mail.sender
+    if envelope.sender:
+        return Address(name="", address=envelope.sender.lower())
+    return None
+
+
+def decide(
+    mail: ParsedMail,
+    envelope: Envelope,
+    rules: Rules,
+    *,
+    lookup: TicketLookup,
+    numbering: TicketNumbering,
+    identity: Identity,
+) -> Decision:
+    """Classify, correlate and route `mail`; say whether it gets an acknowledgement."""
+    support = support_address_of(envelope, mail, rules)
+    sender = _sender_of(mail, envelope)
+    sender_address = sender.address.lower() if sender else None
+    domain = registrable_domain(address_domain(sender_address)) if sender_address else None
+    details: dict[str, Any] = {
+        "message_id": mail.message_id,
+        "subject": mail.subject,
+        "sender_name": sender.name if sender else None,
+        "support_address": support.address,
+        "received_at": envelope.received_at.isoformat(),
+        "rules_version": rules.version,
+        "parser": mail.parser,
+        "defects": list(mail.defects),
+        "resolution_due": None,
+    }
+    decision = Decision(kind="new", sender=sender_address, sender_domain=domain or None,
+                        private=bool(domain) and domain in rules.private, details=details)
+
+    verdict = classify_machine(mail, envelope.sender, identity.domains, identity.addresses)
+    if verdict is not None:
+        decision.kind = verdict.kind
+        decision.queue = support.queue
+        decision.ack_reason = f"machine mail ({verdict.kind}): {verdict.signal}"
+        details["signal"] = verdict.signal
+        details["language"] = None
+        return decision
+    details["signal"] = "no machine-mail signal: a person wrote it"
+
+    correlation = correlate(mail, sender_address, rules, lookup, numbering)
+    details["correlation"] = correlation.reason
+    if correlation.ticket is not None:
+        ticket = correlation.ticket
+        decision.kind = "followup"
+        decision.ticket = ticket.number
+        decision.customer = ticket.customer
+        decision.policy = ticket.policy
+        decision.queue = ticket.queue
+        decision.priority = ticket.priority
+        decision.private = ticket.private
+        decision.ack_reason = f"follow-up on {ticket.number}: no acknowledgement"
+        details["language"] = ticket.language
+        details["followup_via"] = correlation.via
+        return decision
+    if correlation.refused is not None:
+        details["refers_to"] = correlation.refused.number
+
+    routed = route(sender_address, support, rules)
+    customer = routed.customer
+    decision.customer = customer.id if customer else None
+    decision.policy = routed.policy
+    decision.queue = routed.queue
+    decision.priority = routed.priority
+    decision.private = routed.private
+    details["customer_name"] = customer.name if customer else None
+    details["customer_status"] = customer.status if customer else None
+    details["route_reason"] = routed.reason
+    details["priority_reason"] = routed.priority_reason
+    details["rules_tried"] = list(routed.trace)
+    language = customer.language if customer else guess_language(
+        f"{mail.subject}\n{mail.text}") or "sv"
+    details["language"] = language
+
+    recipient, recipient_rule = ack_recipient(mail, rules)
+    details["ack_to"] = recipient
+    if recipient is None:
+        decision.ack_reason = "no sender address that an acknowledgement could go to"
+    else:
+        decision.ack = True
+        decision.ack_reason = f"new ticket from a person; answered at {recipient_rule}"
+    return decision

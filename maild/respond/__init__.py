@@ -1,0 +1,1 @@
+"""What maild sends: acknowledgements, and the outbox that delivers them."""

@@ -1,0 +1,114 @@
+"""The acknowledgement: a new ticket's confirmation, composed per RFC 3834.
+
+The body is rendered from the admin's template for the ticket's language and
+never quotes the sender's text: a forged sender must not be able to make maild
+carry words to a victim. The subject is `[TICKET] original subject`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from maild.classify.machine import LOOP_HEADER
+from maild.pipeline import Decision
+from maild.respond.wording import format_hours, format_when
+from maild.routing.model import Rules
+from maild.tickets.numbering import TicketNumbering
+from maild.tickets.subject import tagged_subject
+
+_ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
+                                    autoescape=False)
+
+
+class TemplateMissing(Exception):
+    """The rules hold no acknowledgement template for a language."""
+
+
+@dataclass(frozen=True)
+class ComposedMail:
+    """A message ready for the outbox: bytes, Message-ID and envelope."""
+
+    raw: bytes
+    message_id: str
+    recipient: str
+    envelope_sender: str
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh, unguessable Message-ID under maild's domain (without angle brackets)."""
+    return f"maild.{secrets.token_hex(12)}@{domain}"
+
+
+def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: datetime) -> str:
+    """The acknowledgement text in the ticket's language from `rules/templates/ack.LANG.txt`."""
+    language = decision.details.get("language") or "sv"
+    template = rules.templates.get(f"ack.{language}") or rules.templates.get("ack.sv")
+    if template is None:
+        raise TemplateMissing(f"no acknowledgement template ack.{language}.txt in "
+                              f"{rules.directory / 'templates'}")
+    customer = rules.customers.get(decision.customer or "")
+    queue = rules.queues.get(decision.queue or "")
+    policy = rules.policies.get(decision.policy or "")
+    due = decision.response_due
+    context = {
+        "ticket": ticket,
+        "customer": customer.name if customer else None,
+        "queue": queue.name if queue else (decision.queue or ""),
+        "priority": decision.priority,
+        "received": format_when(received, language),
+        "response_due": format_when(datetime.fromisoformat(due), language) if due else None,
+        "opening_hours": format_hours(policy.hours, language) if policy else "",
+        "missing": list(decision.missing or []),
+        "suspended": bool(customer and customer.status == "suspended"),
+        "support_address": decision.details.get("support_address"),
+    }
+    return _ENVIRONMENT.from_string(template).render(context)
+
+
+def compose_ack(
+    *,
+    rules: Rules,
+    decision: Decision,
+    ticket: str,
+    original_message_id: str | None,
+    original_references: tuple[str, ...],
+    numbering: TicketNumbering,
+    domain: str,
+    now: datetime,
+) -> ComposedMail:
+    """The acknowledgement for `ticket`, addressed as the decision says (`ack_to`)."""
+    recipient = decision.details["ack_to"]
+    support = decision.details["support_address"]
+    queue = rules.queues.get(decision.queue or "")
+    received = datetime.fromisoformat(decision.details["received_at"])
+    message_id = new_message_id(domain)
+
+    message = EmailMessage(policy=SMTP)
+    message["From"] = formataddr((queue.name if queue else "Support", support))
+    message["To"] = recipient
+    message["Reply-To"] = support
+    message["Subject"] = tagged_subject(ticket, decision.details.get("subject") or "", numbering)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = f"<{message_id}>"
+    if original_message_id:
+        message["In-Reply-To"] = f"<{original_message_id}>"
+        references = [*original_references, original_message_id][-10:]
+        message["References"] = " ".join(f"<{ref}>" for ref in references)
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["Precedence"] = "auto_reply"
+    message[LOOP_HEADER] = domain
+    message["X-Maild-Ticket"] = ticket
+    message["Content-Language"] = decision.details.get("language") or "sv"
+    message.set_content(render_ack_body(rules, decision, ticket, received), charset="utf-8",
+                        cte="quoted-printable")
+    return ComposedMail(raw=message.as_bytes(), message_id=message_id, recipient=recipient,
+                        envelope_sender="")

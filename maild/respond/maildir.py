@@ -1,0 +1,54 @@
+"""The maildir transport: outbound mail written as files a mail client or MTA picks up.
+
+Each outbox item gets a file name derived from its id, so delivering the same
+item twice (a crash after writing, before marking it sent) leaves one file.
+Files are written to `tmp/`, synced, then renamed into `new/`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+class MaildirTransport:
+    """Delivers composed messages into a Maildir folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _prepare(self) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def file_name(self, item_id: int) -> str:
+        """The unique, stable Maildir name of outbox item `item_id`."""
+        host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        return f"maild-outbox-{item_id}.{host}"
+
+    def delivered(self, item_id: int) -> bool:
+        """Whether outbox item `item_id` is already in the Maildir (new/ or cur/)."""
+        name = self.file_name(item_id)
+        return (self.root / "new" / name).exists() or any(
+            (self.root / "cur").glob(f"{name}:*")) or (self.root / "cur" / name).exists()
+
+    def deliver(self, item_id: int, raw: bytes) -> str:
+        """Write `raw` for item `item_id` durably into `new/`; returns the file path."""
+        self._prepare()
+        name = self.file_name(item_id)
+        final = self.root / "new" / name
+        if self.delivered(item_id):
+            return str(final)
+        temporary = self.root / "tmp" / f"{name}.{os.getpid()}"
+        with temporary.open("wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+        directory = os.open(self.root / "new", os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return str(final)

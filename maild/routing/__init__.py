@@ -1,0 +1,1 @@
+"""Domain routing: the admin-edited rules, and the chain that applies them."""

@@ -1,0 +1,607 @@
+"""Reading and validating `rules/`: every problem is reported as `file:line: sentence`.
+
+The loader collects every problem it can find before it gives up, so an admin
+fixes a broken rules directory in one pass. Only a directory with no problem at
+all becomes a `Rules` object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maild.classify.sender import PrivateDomains, is_public_suffix, normalize_domain
+from maild.routing.model import (
+    CUSTOMER_STATUSES,
+    LANGUAGES,
+    REQUIRED_ITEMS,
+    Contact,
+    Customer,
+    NoAgreementRoute,
+    Policy,
+    PriorityTarget,
+    Queue,
+    Rules,
+    SupportAddress,
+    base_address,
+)
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[^\s@]+\.[^\s@.]+$")
+_LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$", re.UNICODE)
+_TARGET = re.compile(r"^(none|\d+m|\d+h|\d+bd)$")
+_DAYS = r"(mon|tue|wed|thu|fri|sat|sun)"
+_HOURS_PART = re.compile(
+    rf"^{_DAYS}(-{_DAYS})?(,{_DAYS}(-{_DAYS})?)*\s+([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$"
+)
+_HOLIDAYS = re.compile(r"^([A-Z]{2}(\+[a-z_]+)*)?$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the rules, where it is, and what to do about it."""
+
+    file: Path
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        return f"{where}: {self.message}"
+
+
+class RulesError(Exception):
+    """The rules directory has problems; `problems` lists every one found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+class _Source:
+    """A rules file's text, for finding the line a key or value stands on."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line_of(self, *needles: str, after: int = 0) -> int | None:
+        """The first line (1-based, from line `after` on) holding every needle, else None."""
+        for number, line in enumerate(self.lines[after:], start=after + 1):
+            code = line.split("#", 1)[0] if not any("#" in n for n in needles) else line
+            if all(needle in code for needle in needles):
+                return number
+        return None
+
+    def key_line(self, key: str, after: int = 0) -> int | None:
+        """The line on which `key =` or the table `[key]` / `[x.key]` stands."""
+        pattern = re.compile(
+            rf'^\s*(("{re.escape(key)}"|{re.escape(key)})\s*=|\[+\s*([\w.-]+\.)?'
+            rf'("{re.escape(key)}"|{re.escape(key)})\s*\]+)'
+        )
+        for number, line in enumerate(self.lines[after:], start=after + 1):
+            if pattern.match(line):
+                return number
+        return None
+
+    def value_line(self, value: str, after: int = 0) -> int | None:
+        """The line on which the quoted string `value` stands."""
+        return self.line_of(f'"{value}"', after=after) or self.line_of(f"'{value}'", after=after)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, source: _Source | Path, line: int | None, message: str) -> None:
+        path = source.path if isinstance(source, _Source) else source
+        self.problems.append(Problem(path, line, message))
+
+
+def _read_toml(path: Path, problems: _Collector) -> tuple[dict[str, Any], _Source] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.add(path, None, "file is missing; maild needs it to route mail")
+        return None
+    except UnicodeDecodeError as error:
+        problems.add(path, None, f"is not UTF-8 text (byte {error.start}); save it as UTF-8")
+        return None
+    source = _Source(path, text)
+    try:
+        return tomllib.loads(text), source
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"at line (\d+)", str(error))
+        line = int(match.group(1)) if match else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+        if "Cannot overwrite" in reason or "Cannot declare" in reason:
+            reason = f"a key or table is defined twice ({reason})"
+        problems.add(source, line, f"TOML syntax error: {reason}")
+        return None
+
+
+def valid_domain(domain: str) -> bool:
+    """Whether `domain` looks like a host name with at least two labels."""
+    labels = domain.split(".")
+    return len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
+
+
+def valid_address(address: str) -> bool:
+    """Whether `address` looks like local@domain.tld."""
+    if not _ADDRESS.match(address):
+        return False
+    return valid_domain(normalize_domain(address.rpartition("@")[2]))
+
+
+def valid_hours(text: str) -> bool:
+    """Whether `text` is `24/7` or `days HH:MM-HH:MM` parts separated by `;`."""
+    if text.strip() == "24/7":
+        return True
+    parts = [part.strip() for part in text.split(";")]
+    return bool(parts) and all(_HOURS_PART.match(part) for part in parts)
+
+
+class _Table:
+    """A TOML table being checked: known keys, types, and where each key stands."""
+
+    def __init__(self, data: dict[str, Any], source: _Source, problems: _Collector,
+                 what: str, anchor: int = 0) -> None:
+        self.data = data
+        self.source = source
+        self.problems = problems
+        self.what = what
+        self.anchor = anchor
+
+    def line(self, key: str) -> int | None:
+        return self.source.key_line(key, after=self.anchor) or (self.anchor or None)
+
+    def only(self, allowed: Iterable[str]) -> None:
+        allowed = tuple(allowed)
+        for key in self.data:
+            if key not in allowed:
+                self.problems.add(self.source, self.line(key),
+                                  f"{self.what}: unknown key '{key}' (allowed: "
+                                  f"{', '.join(allowed)})")
+
+    def get(self, key: str, kind: type | tuple[type, ...], expected: str,
+            required: bool = True, default: Any = None) -> Any:
+        if key not in self.data:
+            if required:
+                self.problems.add(self.source, self.anchor or None,
+                                  f"{self.what}: '{key}' is missing ({expected})")
+            return default
+        value = self.data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            self.problems.add(self.source, self.line(key),
+                              f"{self.what}: '{key}' must be {expected}, not {value!r}")
+            return default
+        return value
+
+    def strings(self, key: str, expected: str, required: bool = True) -> list[str]:
+        value = self.get(key, list, expected, required=required, default=[])
+        if not all(isinstance(item, str) for item in value):
+            self.problems.add(self.source, self.line(key),
+                              f"{self.what}: '{key}' must be {expected}")
+            return []
+        return list(value)
+
+
+def _check_choice(table: _Table, key: str, value: str | None, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value is not None and value not in choices:
+        table.problems.add(table.source, table.line(key),
+                           f"{table.what}: '{key}' is '{value}', expected one of: "
+                           f"{', '.join(choices)}")
+
+
+def _load_addresses(directory: Path, problems: _Collector) -> list[tuple[SupportAddress, _Source,
+                                                                         int | None]]:
+    loaded = _read_toml(directory / "addresses.toml", problems)
+    if loaded is None:
+        return []
+    data, source = loaded
+    entries = data.get("address")
+    if not isinstance(entries, list) or not entries:
+        problems.add(source, 1, "no support address: add at least one [[address]] table "
+                     "with address and queue")
+        return []
+    result: list[tuple[SupportAddress, _Source, int | None]] = []
+    seen: set[str] = set()
+    anchor = 0
+    for entry in entries:
+        anchor = source.line_of("[[address]]", after=anchor) or anchor
+        table = _Table(entry, source, problems, "support address", anchor)
+        table.only(("address", "queue"))
+        address = table.get("address", str, "an e-mail address such as support@example.se")
+        queue = table.get("queue", str, "a queue id from queues.toml")
+        if address is None or queue is None:
+            continue
+        line = source.value_line(address, after=anchor - 1 if anchor else 0)
+        if not valid_address(address):
+            problems.add(source, line, f"'{address}' is not a valid e-mail address")
+            continue
+        if "+" in address.partition("@")[0]:
+            problems.add(source, line, f"'{address}': list the address without its +tag; "
+                         "sub-addresses are served automatically")
+            continue
+        key = base_address(address)
+        if key in seen:
+            problems.add(source, line, f"support address '{address}' is listed twice")
+            continue
+        seen.add(key)
+        result.append((SupportAddress(address=key, queue=queue), source, table.line("queue")))
+    return result
+
+
+def _load_queues(directory: Path, problems: _Collector) -> dict[str, Queue]:
+    loaded = _read_toml(directory / "queues.toml", problems)
+    if loaded is None:
+        return {}
+    data, source = loaded
+    queues: dict[str, Queue] = {}
+    for queue_id, entry in data.items():
+        line = source.key_line(queue_id)
+        if not isinstance(entry, dict):
+            problems.add(source, line, f"queue '{queue_id}' must be a table: [{queue_id}]")
+            continue
+        if not _ID.match(queue_id):
+            problems.add(source, line, f"queue id '{queue_id}' may only use a-z, 0-9, - and _")
+        table = _Table(entry, source, problems, f"queue '{queue_id}'", line or 0)
+        table.only(("name", "team"))
+        name = table.get("name", str, "the team's name as text", default=queue_id)
+        team = table.strings("team", "a list of e-mail addresses", required=False)
+        for address in team:
+            if not valid_address(address):
+                problems.add(source, source.value_line(address) or line,
+                             f"queue '{queue_id}': team address '{address}' is not a valid "
+                             "e-mail address")
+        queues[queue_id] = Queue(id=queue_id, name=name, team=tuple(team))
+    if not queues and loaded is not None:
+        problems.add(source, 1, "no queue defined: add at least one [queue-id] table")
+    return queues
+
+
+def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTarget]:
+    section = table.get("priority", dict, "tables [priority.NAME] with a response target",
+                        default={})
+    targets: dict[str, PriorityTarget] = {}
+    for level, entry in section.items():
+        line = table.source.key_line(level) or table.line("priority")
+        if level not in priorities:
+            table.problems.add(table.source, line,
+                               f"{table.what}: [priority.{level}] names a priority that is not "
+                               f"in priorities ({', '.join(priorities)})")
+            continue
+        if not isinstance(entry, dict):
+            table.problems.add(table.source, line, f"{table.what}: [priority.{level}] must be a "
+                               "table")
+            continue
+        inner = _Table(entry, table.source, table.problems,
+                       f"{table.what}, priority {level}", line or 0)
+        inner.only(("response", "resolution", "hours", "holidays"))
+        response = inner.get("response", str, "a target such as 30m, 2h, 1bd or none")
+        resolution = inner.get("resolution", str, "a target such as 8h or 5bd", required=False)
+        for key, target in (("response", response), ("resolution", resolution)):
+            if target is not None and not _TARGET.match(target):
+                table.problems.add(table.source, inner.line(key),
+                                   f"{inner.what}: {key} '{target}' is not a target: write "
+                                   "minutes (30m), hours (2h), business days (1bd) or none")
+        hours = inner.get("hours", str, "opening hours text", required=False)
+        if hours is not None and not valid_hours(hours):
+            table.problems.add(table.source, inner.line("hours"),
+                               f"{inner.what}: hours '{hours}' is not of the form "
+                               "'mon-fri 09:00-17:00' (parts separated by ;) or '24/7'")
+        holidays = inner.get("holidays", str, "a holiday calendar such as SE", required=False)
+        targets[level] = PriorityTarget(response=response or "none", resolution=resolution,
+                                        hours=hours, holidays=holidays)
+    for level in priorities:
+        if level not in targets and level not in section:
+            table.problems.add(table.source, table.line("priorities"),
+                               f"{table.what}: priority '{level}' has no [priority.{level}] "
+                               "table with its response target")
+    return targets
+
+
+def _load_policy(path: Path, problems: _Collector) -> Policy | None:
+    loaded = _read_toml(path, problems)
+    if loaded is None:
+        return None
+    data, source = loaded
+    policy_id = path.stem
+    table = _Table(data, source, problems, f"policy '{policy_id}'")
+    table.only(("name", "hours", "holidays", "priorities", "default_priority", "required",
+                "max_contacts", "priority"))
+    name = table.get("name", str, "the contract's name as text", default=policy_id)
+    hours = table.get("hours", str, "opening hours such as 'mon-fri 09:00-17:00' or '24/7'",
+                      default="24/7")
+    if not valid_hours(hours):
+        problems.add(source, table.line("hours"),
+                     f"policy '{policy_id}': hours '{hours}' is not of the form "
+                     "'mon-fri 09:00-17:00' (parts separated by ;) or '24/7'")
+    holidays = table.get("holidays", str, "a holiday calendar such as SE or SE+de_facto",
+                         required=False, default="")
+    if not _HOLIDAYS.match(holidays):
+        problems.add(source, table.line("holidays"),
+                     f"policy '{policy_id}': holidays '{holidays}' must be a country code "
+                     "with optional categories, such as SE or SE+de_facto")
+    priorities = table.strings("priorities", "a list of priority names, most urgent first")
+    if len(set(priorities)) != len(priorities):
+        problems.add(source, table.line("priorities"),
+                     f"policy '{policy_id}': a priority is listed twice in priorities")
+    if not priorities:
+        problems.add(source, table.line("priorities"),
+                     f"policy '{policy_id}': priorities must name at least one level")
+        priorities = ["Normal"]
+    default = table.get("default_priority", str, "one of the priorities",
+                        default=priorities[-1])
+    if default not in priorities:
+        problems.add(source, table.line("default_priority"),
+                     f"policy '{policy_id}': default_priority '{default}' is not one of "
+                     f"priorities ({', '.join(priorities)})")
+    required = table.strings("required", "a list of required items", required=False)
+    for item in required:
+        if item not in REQUIRED_ITEMS:
+            problems.add(source, source.value_line(item) or table.line("required"),
+                         f"policy '{policy_id}': unknown required item '{item}' (known: "
+                         f"{', '.join(REQUIRED_ITEMS)})")
+    max_contacts = table.get("max_contacts", int, "a whole number", required=False)
+    if max_contacts is not None and max_contacts < 0:
+        problems.add(source, table.line("max_contacts"),
+                     f"policy '{policy_id}': max_contacts cannot be negative")
+    targets = _load_targets(table, priorities)
+    return Policy(id=policy_id, name=name, hours=hours, holidays=holidays,
+                  priorities=tuple(priorities), default_priority=default,
+                  required=tuple(required), targets=targets, max_contacts=max_contacts)
+
+
+@dataclass(frozen=True)
+class _LoadedCustomer:
+    customer: Customer
+    source: _Source
+
+
+def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
+    loaded = _read_toml(path, problems)
+    if loaded is None:
+        return None
+    data, source = loaded
+    customer_id = path.stem
+    if not _ID.match(customer_id):
+        problems.add(source, None, f"customer file name '{path.name}' must be the customer id: "
+                     "a-z, 0-9, - and _ only, such as acme-ab.toml")
+    table = _Table(data, source, problems, f"customer '{customer_id}'")
+    table.only(("name", "domains", "policy", "queue", "language", "status", "contact",
+                "queue_by_address"))
+    name = table.get("name", str, "the customer's name as text", default=customer_id)
+    domains = table.strings("domains", "a list of domains such as [\"foretag.se\"]")
+    normalized: list[str] = []
+    for domain in domains:
+        line = source.value_line(domain) or table.line("domains")
+        clean = normalize_domain(domain)
+        if not valid_domain(clean):
+            problems.add(source, line, f"customer '{customer_id}': '{domain}' is not a valid "
+                         "domain name")
+            continue
+        if is_public_suffix(clean):
+            problems.add(source, line, f"customer '{customer_id}': '{domain}' is a public "
+                         "suffix, not a company's domain")
+            continue
+        normalized.append(clean)
+    policy = table.get("policy", str, "a policy id (a file name in policies/)", default="")
+    queue = table.get("queue", str, "a queue id from queues.toml", required=False)
+    language = table.get("language", str, "sv or en", default="sv")
+    _check_choice(table, "language", language, LANGUAGES)
+    status = table.get("status", str, "active, suspended or no-agreement", default="active")
+    _check_choice(table, "status", status, CUSTOMER_STATUSES)
+    contacts: list[Contact] = []
+    anchor = 0
+    for entry in table.get("contact", list, "[[contact]] tables", required=False, default=[]):
+        anchor = source.line_of("[[contact]]", after=anchor) or anchor
+        if not isinstance(entry, dict):
+            problems.add(source, anchor or None, f"customer '{customer_id}': each contact must "
+                         "be a [[contact]] table")
+            continue
+        contact = _Table(entry, source, problems, f"customer '{customer_id}', contact", anchor)
+        contact.only(("address", "name", "title"))
+        address = contact.get("address", str, "the contact's e-mail address")
+        person = contact.get("name", str, "the contact's full name")
+        title = contact.get("title", str, "the contact's job title", required=False)
+        if address is None or person is None:
+            continue
+        if not valid_address(address):
+            problems.add(source, contact.line("address"), f"customer '{customer_id}': contact "
+                         f"address '{address}' is not a valid e-mail address")
+            continue
+        contacts.append(Contact(address=address.strip().lower(), name=person, title=title))
+    by_address: dict[str, str] = {}
+    for address, target in table.get("queue_by_address", dict, "a table of support address = "
+                                     "queue id", required=False, default={}).items():
+        if not isinstance(target, str):
+            problems.add(source, source.line_of(address), f"customer '{customer_id}': "
+                         f"queue_by_address for '{address}' must be a queue id")
+            continue
+        by_address[base_address(address)] = target
+    customer = Customer(id=customer_id, name=name, domains=tuple(normalized), policy=policy,
+                        queue=queue, language=language or "sv", status=status or "active",
+                        contacts=tuple(contacts), queue_by_address=by_address)
+    return _LoadedCustomer(customer, source)
+
+
+def _load_private(directory: Path, problems: _Collector) -> PrivateDomains:
+    path = directory / "private-domains.txt"
+    if path.is_file():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            entry = line.split("#", 1)[0].strip()
+            if entry and not valid_domain(normalize_domain(entry)):
+                problems.add(path, number, f"'{entry}' is not a valid domain name")
+    return PrivateDomains.with_local_file(path)
+
+
+def _load_templates(directory: Path, problems: _Collector) -> dict[str, str]:
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    templates: dict[str, str] = {}
+    folder = directory / "templates"
+    if not folder.is_dir():
+        return templates
+    environment = SandboxedEnvironment()
+    for path in sorted(folder.glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        try:
+            environment.parse(text)
+        except jinja2.TemplateSyntaxError as error:
+            problems.add(path, error.lineno, f"template syntax error: {error.message}")
+            continue
+        templates[path.stem] = text
+    return templates
+
+
+def rules_version(directory: Path) -> str:
+    """A short fingerprint of every rules file: decisions name the version they used."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            digest.update(str(path.relative_to(directory)).encode())
+            digest.update(b"\0")
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+def _cross_check(
+    problems: _Collector,
+    *,
+    customers: list[_LoadedCustomer],
+    policies: dict[str, Policy],
+    queues: dict[str, Queue],
+    addresses: list[tuple[SupportAddress, _Source, int | None]],
+    private: PrivateDomains,
+) -> None:
+    served = {address.address for address, _, _ in addresses}
+    for address, source, line in addresses:
+        if queues and address.queue not in queues:
+            problems.add(source, line, f"support address '{address.address}': unknown queue "
+                         f"'{address.queue}' (defined: {', '.join(queues)})")
+    owners: dict[str, str] = {}
+    contact_owner: dict[str, str] = {}
+    for loaded in customers:
+        customer, source = loaded.customer, loaded.source
+        if customer.policy and policies and customer.policy not in policies:
+            problems.add(source, source.key_line("policy"),
+                         f"customer '{customer.id}': unknown policy '{customer.policy}' "
+                         f"(defined: {', '.join(policies)})")
+        if customer.queue is not None and queues and customer.queue not in queues:
+            problems.add(source, source.key_line("queue"),
+                         f"customer '{customer.id}': unknown queue '{customer.queue}' "
+                         f"(defined: {', '.join(queues)})")
+        for support, queue in customer.queue_by_address.items():
+            line = source.line_of(support.partition("@")[0])
+            if support not in served:
+                problems.add(source, line, f"customer '{customer.id}': queue_by_address names "
+                             f"'{support}', which is not a served support address")
+            if queues and queue not in queues:
+                problems.add(source, line, f"customer '{customer.id}': unknown queue '{queue}' "
+                             f"for '{support}'")
+        for domain in customer.domains:
+            line = source.value_line(domain) or source.key_line("domains")
+            if domain in private:
+                problems.add(source, line, f"customer '{customer.id}': '{domain}' is a private "
+                             "mail provider; register the person as a [[contact]] instead")
+            elif domain in owners and owners[domain] != customer.id:
+                problems.add(source, line, f"customer '{customer.id}': domain '{domain}' is "
+                             f"already claimed by customer '{owners[domain]}'")
+            owners.setdefault(domain, customer.id)
+        for contact in customer.contacts:
+            line = source.value_line(contact.address) or source.line_of(contact.address)
+            if contact.address in contact_owner and contact_owner[contact.address] != customer.id:
+                problems.add(source, line, f"customer '{customer.id}': contact "
+                             f"'{contact.address}' is already a contact of customer "
+                             f"'{contact_owner[contact.address]}'")
+            contact_owner.setdefault(contact.address, customer.id)
+        policy = policies.get(customer.policy)
+        if policy and policy.max_contacts is not None and (
+                len(customer.contacts) > policy.max_contacts):
+            problems.add(source, source.line_of("[[contact]]"),
+                         f"customer '{customer.id}' has {len(customer.contacts)} contacts, but "
+                         f"policy '{policy.id}' allows at most {policy.max_contacts}")
+
+
+def load_rules(directory: Path) -> Rules:
+    """Read and check every rules file in `directory`; `RulesError` lists all problems."""
+    problems = _Collector()
+    if not directory.is_dir():
+        raise RulesError([Problem(directory, None, "the rules directory does not exist")])
+    addresses = _load_addresses(directory, problems)
+    queues = _load_queues(directory, problems)
+    policies: dict[str, Policy] = {}
+    policy_files = sorted((directory / "policies").glob("*.toml"))
+    if not policy_files:
+        problems.add(directory / "policies", None, "no policy: add at least one "
+                     "policies/NAME.toml")
+    for path in policy_files:
+        policy = _load_policy(path, problems)
+        if policy is not None:
+            policies[policy.id] = policy
+    customers = [loaded for path in sorted((directory / "customers").glob("*.toml"))
+                 if (loaded := _load_customer(path, problems)) is not None]
+    private = _load_private(directory, problems)
+    no_agreement = _load_no_agreement(directory, problems, policies, queues)
+    templates = _load_templates(directory, problems)
+    _cross_check(problems, customers=customers, policies=policies, queues=queues,
+                 addresses=addresses, private=private)
+    if problems.problems:
+        raise RulesError(problems.problems)
+    assert no_agreement is not None
+    domain_index = {domain: loaded.customer.id for loaded in customers
+                    for domain in loaded.customer.domains}
+    contact_index = {contact.address: (loaded.customer.id, contact) for loaded in customers
+                     for contact in loaded.customer.contacts}
+    return Rules(
+        directory=directory,
+        version=rules_version(directory),
+        customers={loaded.customer.id: loaded.customer for loaded in customers},
+        policies=policies,
+        queues=queues,
+        addresses=tuple(address for address, _, _ in addresses),
+        no_agreement=no_agreement,
+        private=private,
+        templates=templates,
+        _domain_index=domain_index,
+        _contact_index=contact_index,
+    )
+
+
+def _load_no_agreement(directory: Path, problems: _Collector, policies: dict[str, Policy],
+                       queues: dict[str, Queue]) -> NoAgreementRoute | None:
+    loaded = _read_toml(directory / "routing.toml", problems)
+    if loaded is None:
+        return None
+    data, source = loaded
+    top = _Table(data, source, problems, "routing.toml")
+    top.only(("no_agreement",))
+    section = top.get("no_agreement", dict, "a [no_agreement] table with policy and queue",
+                      default=None)
+    if section is None:
+        return None
+    table = _Table(section, source, problems, "[no_agreement]", source.key_line("no_agreement")
+                   or 0)
+    table.only(("policy", "queue"))
+    policy = table.get("policy", str, "a policy id")
+    queue = table.get("queue", str, "a queue id")
+    check: list[tuple[str, str | None, dict[str, Any], Callable[[], str]]] = [
+        ("policy", policy, dict(policies), lambda: ", ".join(policies)),
+        ("queue", queue, dict(queues), lambda: ", ".join(queues)),
+    ]
+    for key, value, known, listing in check:
+        if value is not None and known and value not in known:
+            problems.add(source, table.line(key), f"[no_agreement]: unknown {key} '{value}' "
+                         f"(defined: {listing()})")
+    if policy is None or queue is None:
+        return None
+    return NoAgreementRoute(policy=policy, queue=queue)

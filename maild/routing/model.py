@@ -1,0 +1,148 @@
+"""The routing rules as immutable data: customers, policies, queues, support addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maild.classify.sender import PrivateDomains, parent_domains
+
+CUSTOMER_STATUSES = ("active", "suspended", "no-agreement")
+LANGUAGES = ("sv", "en")
+REQUIRED_ITEMS = (
+    "description", "screenshot", "occurred_at", "browser", "os",
+    "campaign_number", "company", "contact_name_title", "contact_details",
+)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A person registered to open cases for a customer."""
+
+    address: str
+    name: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A customer: the domains its mail comes from, its contract and its queue."""
+
+    id: str
+    name: str
+    domains: tuple[str, ...]
+    policy: str
+    queue: str | None
+    language: str
+    status: str
+    contacts: tuple[Contact, ...] = ()
+    queue_by_address: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PriorityTarget:
+    """The response and resolution targets of one priority level."""
+
+    response: str
+    resolution: str | None = None
+    hours: str | None = None
+    holidays: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A contract (SLA policy): opening hours, priorities and their targets, required items."""
+
+    id: str
+    name: str
+    hours: str
+    holidays: str
+    priorities: tuple[str, ...]
+    default_priority: str
+    required: tuple[str, ...]
+    targets: Mapping[str, PriorityTarget]
+    max_contacts: int | None = None
+
+    @property
+    def lowest_priority(self) -> str:
+        """The least urgent level (priorities are listed most urgent first)."""
+        return self.priorities[-1]
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A team that reads tickets."""
+
+    id: str
+    name: str
+    team: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SupportAddress:
+    """An address maild serves, with the queue its mail goes to by default."""
+
+    address: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class NoAgreementRoute:
+    """Where mail from unknown senders and non-contact private senders goes."""
+
+    policy: str
+    queue: str
+
+
+def base_address(address: str) -> str:
+    """`address` lower-cased, without its +tag: Support+webb@Example.se → support@example.se."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return address.strip().lower()
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A complete, validated set of rules; replaced whole on reload, never changed."""
+
+    directory: Path
+    version: str
+    customers: Mapping[str, Customer]
+    policies: Mapping[str, Policy]
+    queues: Mapping[str, Queue]
+    addresses: tuple[SupportAddress, ...]
+    no_agreement: NoAgreementRoute
+    private: PrivateDomains
+    templates: Mapping[str, str] = field(default_factory=dict)
+    _domain_index: Mapping[str, str] = field(default_factory=dict)
+    _contact_index: Mapping[str, tuple[str, Contact]] = field(default_factory=dict)
+
+    def customer_for_domain(self, domain: str) -> Customer | None:
+        """The customer owning `domain` or its nearest parent domain, if any."""
+        for candidate in parent_domains(domain):
+            customer_id = self._domain_index.get(candidate)
+            if customer_id is not None:
+                return self.customers[customer_id]
+        return None
+
+    def contact(self, address: str) -> tuple[Customer, Contact] | None:
+        """The customer and registered contact for `address` (case-insensitive), if any."""
+        found = self._contact_index.get(address.strip().lower())
+        if found is None:
+            return None
+        return self.customers[found[0]], found[1]
+
+    def support_address(self, address: str) -> SupportAddress | None:
+        """The served support address that `address` (perhaps with a +tag) names, if any."""
+        wanted = base_address(address)
+        for served in self.addresses:
+            if served.address == wanted:
+                return served
+        return None
+
+    @property
+    def default_address(self) -> SupportAddress:
+        """The first served address: used when a message names none of them."""
+        return self.addresses[0]

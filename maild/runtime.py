@@ -1,0 +1,55 @@
+"""Assembling one maild instance from its configuration: database, rules, worker, outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from maild.config import Config
+from maild.db import open_database
+from maild.processing import Processor
+from maild.respond.maildir import MaildirTransport
+from maild.respond.outbox import Transport
+from maild.routing.load import load_rules
+from maild.routing.model import Rules
+from maild.tickets.numbering import TicketNumbering
+
+
+@dataclass
+class Runtime:
+    """The parts a command or the daemon works with; `rules` is replaced whole on reload."""
+
+    config: Config
+    engine: Engine
+    numbering: TicketNumbering
+    _rules: Rules | None = field(default=None, repr=False)
+
+    @property
+    def rules(self) -> Rules:
+        """The current rules, loaded on first use (raises `RulesError` when they are broken)."""
+        if self._rules is None:
+            self._rules = load_rules(self.config.rules_dir)
+        return self._rules
+
+    def processor(self) -> Processor:
+        """A processing worker that reads the current rules for each message."""
+        return Processor(
+            engine=self.engine,
+            rules=lambda: self.rules,
+            numbering=self.numbering,
+            mail_domain=self.config.mail_domain,
+            max_attempts=self.config.max_attempts,
+            lease=timedelta(seconds=self.config.lease_seconds),
+        )
+
+    def transport(self) -> Transport:
+        """The outbound transport the configuration names."""
+        return MaildirTransport(self.config.outbox_maildir)
+
+
+def open_runtime(config: Config) -> Runtime:
+    """Open (and migrate) the database; rules are loaded when first needed."""
+    engine = open_database(config.database_url)
+    return Runtime(config=config, engine=engine, numbering=TicketNumbering(config.ticket_prefix))

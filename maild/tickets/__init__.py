@@ -1,0 +1,1 @@
+"""Tickets: numbers, subject tags, threading and the processing service."""

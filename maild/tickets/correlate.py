@@ -1,0 +1,124 @@
+"""Is this message a follow-up of an existing ticket, and may its sender add to it?
+
+A message names a ticket by In-Reply-To/References (a message already on the
+ticket, or one maild sent for it) or by the ticket tag in its subject. Naming
+a ticket is not enough to join it (anyone can write a tag): the sender must be
+a participant of the ticket, a registered contact of its customer, a colleague
+at the requester's (non-private) company domain, or reply to a message that
+maild itself sent, whose Message-ID only the recipient has seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from maild.classify.sender import address_domain, registrable_domain
+from maild.parse import ParsedMail
+from maild.routing.model import Rules
+from maild.tickets.numbering import TicketNumbering
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """What correlation and routing need to know about an existing ticket."""
+
+    id: int
+    number: str
+    customer: str | None
+    policy: str | None
+    queue: str | None
+    priority: str | None
+    language: str
+    requester: str | None
+    participants: tuple[str, ...]
+    private: bool
+
+
+@dataclass(frozen=True)
+class MessageMatch:
+    """A ticket found through a message id, and whether maild itself sent that message."""
+
+    ticket: TicketRef
+    message_id: str
+    ours: bool
+
+
+class TicketLookup(Protocol):
+    """Read access to existing tickets, as correlation needs it."""
+
+    def by_number(self, number: str) -> TicketRef | None:
+        """The ticket with this number, if any."""
+
+    def by_message_ids(self, message_ids: Sequence[str]) -> MessageMatch | None:
+        """The ticket holding (or having sent) one of these message ids, newest id first."""
+
+
+class NoTickets:
+    """A lookup that knows no tickets: for dry runs without a database."""
+
+    def by_number(self, number: str) -> TicketRef | None:
+        """No ticket has any number."""
+        return None
+
+    def by_message_ids(self, message_ids: Sequence[str]) -> MessageMatch | None:
+        """No message belongs to a ticket."""
+        return None
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """The outcome: the ticket joined (or None), how it was named, and why."""
+
+    ticket: TicketRef | None
+    via: str | None
+    reason: str
+    refused: TicketRef | None = None
+
+
+def _may_join(ticket: TicketRef, sender: str, rules: Rules, ours: bool) -> tuple[bool, str]:
+    if ours:
+        return True, "replies to a message maild sent for this ticket"
+    if sender in ticket.participants or sender == ticket.requester:
+        return True, f"{sender} is a participant of the ticket"
+    contact = rules.contact(sender)
+    if contact is not None and ticket.customer == contact[0].id:
+        return True, f"{sender} is a registered contact of {contact[0].id}"
+    if ticket.requester and not ticket.private:
+        domain = registrable_domain(address_domain(sender))
+        if domain and domain not in rules.private and domain == registrable_domain(
+                address_domain(ticket.requester)):
+            return True, f"{sender} writes from the requester's company domain {domain}"
+    return False, f"{sender} is not a participant of {ticket.number} nor of its customer"
+
+
+def correlate(mail: ParsedMail, sender: str | None, rules: Rules, lookup: TicketLookup,
+              numbering: TicketNumbering) -> Correlation:
+    """Find the ticket `mail` follows up, checking that `sender` may add to it."""
+    candidates: list[tuple[TicketRef, str, bool]] = []
+    ids = list(mail.in_reply_to) + list(reversed(mail.references))
+    if ids:
+        match = lookup.by_message_ids(ids)
+        if match is not None:
+            via = "in-reply-to" if match.message_id in mail.in_reply_to else "references"
+            candidates.append((match.ticket, via, match.ours))
+    for number in numbering.find(mail.subject):
+        ticket = lookup.by_number(number)
+        if ticket is not None:
+            candidates.append((ticket, "subject-tag", False))
+    if not candidates:
+        return Correlation(None, None, "names no existing ticket")
+    refused: TicketRef | None = None
+    refusal = ""
+    for ticket, via, ours in candidates:
+        if sender is None:
+            refused, refusal = ticket, "the message has no sender address"
+            continue
+        allowed, why = _may_join(ticket, sender, rules, ours)
+        if allowed:
+            return Correlation(ticket, via, f"{via} names {ticket.number}; {why}")
+        refused, refusal = ticket, why
+    assert refused is not None
+    return Correlation(None, None, f"names {refused.number} but {refusal}: opened as a new "
+                       "ticket", refused=refused)

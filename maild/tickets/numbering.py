@@ -1,0 +1,84 @@
+"""Ticket numbers such as `MD-2026-00042-7`: prefix, year, sequence and a check digit.
+
+The sequence is allocated inside the ticket's own transaction from a counter
+row per year, so several maild processes on one database never hand out the
+same number. The Luhn check digit lets maild tell a real ticket tag from a
+number that merely looks like one (a typo, or an order number).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col
+
+from maild.models import TicketCounter
+
+
+def luhn_digit(digits: str) -> int:
+    """The Luhn check digit that makes `digits` + digit valid."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 0:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return (10 - total % 10) % 10
+
+
+@dataclass(frozen=True)
+class TicketNumbering:
+    """Formats, recognises and validates the ticket numbers of one prefix."""
+
+    prefix: str = "MD"
+
+    def format(self, year: int, sequence: int) -> str:
+        """The ticket number for `sequence` in `year`, with its check digit."""
+        body = f"{year:04d}{sequence:05d}"
+        return f"{self.prefix}-{year:04d}-{sequence:05d}-{luhn_digit(body)}"
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """A pattern matching anything shaped like a ticket number of this prefix."""
+        prefix = re.escape(self.prefix)
+        return re.compile(rf"(?<![\w-]){prefix}-(\d{{4}})-(\d{{5,9}})-(\d)(?![\w-])",
+                          re.IGNORECASE)
+
+    def is_valid(self, number: str) -> bool:
+        """Whether `number` is shaped right and its check digit matches."""
+        match = self.pattern.fullmatch(number.strip())
+        if not match:
+            return False
+        year, sequence, check = match.groups()
+        return luhn_digit(year + sequence) == int(check)
+
+    def find(self, text: str) -> list[str]:
+        """The valid ticket numbers in `text`, upper-cased, in order of appearance."""
+        found: list[str] = []
+        for match in self.pattern.finditer(text):
+            candidate = match.group(0).upper()
+            if self.is_valid(candidate) and candidate not in found:
+                found.append(candidate)
+        return found
+
+
+def allocate_number(session: Session, numbering: TicketNumbering, year: int) -> str:
+    """Take the next sequence number of `year` inside the caller's transaction."""
+    scope = str(year)
+    bind = session.get_bind()
+    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(TicketCounter).values(scope=scope, last=0).on_conflict_do_nothing())
+    result = session.execute(
+        update(TicketCounter)
+        .where(col(TicketCounter.scope) == scope)
+        .values(last=col(TicketCounter.last) + 1)
+        .returning(col(TicketCounter.last))
+    )
+    sequence = int(result.scalar_one())
+    return numbering.format(year, sequence)
