@@ -65,8 +65,8 @@ class Processor:
                  col(Inbound.claimed_until) < now),
         )
 
-    def claim(self, only_id: int | None = None) -> int | None:
-        """Claim the oldest waiting message (or `only_id`); None when there is none."""
+    def claim(self, only_id: int | None = None, after_id: int = 0) -> int | None:
+        """Claim the oldest waiting message after `after_id` (or `only_id`); None if none waits."""
         while True:
             now = self.clock()
             with Session(self.engine) as session:
@@ -74,6 +74,8 @@ class Processor:
                                col(Inbound.last_error)).where(self._claimable(now))
                 if only_id is not None:
                     query = query.where(col(Inbound.id) == only_id)
+                else:
+                    query = query.where(col(Inbound.id) > after_id)
                 query = query.order_by(col(Inbound.id)).limit(1)
                 if session.get_bind().dialect.name == "postgresql":
                     query = query.with_for_update(skip_locked=True)
@@ -92,6 +94,7 @@ class Processor:
                               reason=reason)
                     if only_id is not None:
                         return None
+                    after_id = inbound_id
                     continue
                 claimed = session.execute(update(Inbound).where(
                     col(Inbound.id) == inbound_id,
@@ -175,13 +178,18 @@ class Processor:
 
     def run_pending(self, limit: int | None = None,
                     progress: Callable[[Outcome], None] | None = None) -> Counter[str]:
-        """Process waiting messages until none is left (or `limit`); counts outcomes by state."""
+        """One pass over the waiting messages (each tried at most once); counts outcomes by state.
+
+        A message that fails is left for the next pass, so three failures take three passes.
+        """
         counts: Counter[str] = Counter()
         done = 0
+        cursor = 0
         while limit is None or done < limit:
-            inbound_id = self.claim()
+            inbound_id = self.claim(after_id=cursor)
             if inbound_id is None:
                 break
+            cursor = inbound_id
             outcome = self.process(inbound_id)
             done += 1
             counts[outcome.state] += 1

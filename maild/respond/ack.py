@@ -107,8 +107,9 @@ def compose_ack(
     message["Precedence"] = "auto_reply"
     message[LOOP_HEADER] = domain
     message["X-Maild-Ticket"] = ticket
-    message["Content-Language"] = decision.details.get("language") or "sv"
     message.set_content(render_ack_body(rules, decision, ticket, received), charset="utf-8",
                         cte="quoted-printable")
+    # After set_content, which replaces every Content-* header.
+    message["Content-Language"] = decision.details.get("language") or "sv"
     return ComposedMail(raw=message.as_bytes(), message_id=message_id, recipient=recipient,
                         envelope_sender="")

@@ -1,0 +1,45 @@
+"""Driving the real pipeline in-process: store a message, process it, read what was made."""
+
+from __future__ import annotations
+
+from email import message_from_bytes
+from email.message import Message
+from email.policy import default
+
+from sqlmodel import Session, col, select
+
+from maild.intake import store_inbound
+from maild.models import Inbound, Outbox, Ticket
+from maild.processing import Outcome
+from maild.runtime import Runtime
+
+
+def receive(runtime: Runtime, raw: bytes, *, sender: str | None = None,
+            to: tuple[str, ...] = ("support@example.se",)) -> Outcome:
+    """Store `raw` as if it arrived over SMTP, then process it at once."""
+    stored = store_inbound(runtime.engine, raw, transport="smtp", envelope_sender=sender,
+                           recipients=to)
+    outcome = runtime.processor().process_now(stored.inbound_id)
+    assert outcome is not None, "message was not waiting to be processed"
+    return outcome
+
+
+def inbound(runtime: Runtime, inbound_id: int) -> Inbound:
+    """The stored row of `inbound_id`."""
+    with Session(runtime.engine) as session:
+        row = session.get(Inbound, inbound_id)
+        assert row is not None
+        return row
+
+
+def tickets(runtime: Runtime) -> list[Ticket]:
+    """Every ticket, oldest first."""
+    with Session(runtime.engine) as session:
+        return list(session.exec(select(Ticket).order_by(col(Ticket.id))).all())
+
+
+def acks(runtime: Runtime) -> list[Message]:
+    """Every queued or sent acknowledgement, parsed, oldest first."""
+    with Session(runtime.engine) as session:
+        items = session.exec(select(Outbox).order_by(col(Outbox.id))).all()
+        return [message_from_bytes(item.raw, policy=default) for item in items]

@@ -1,0 +1,81 @@
+"""Durable intake: raw bytes kept exactly, redelivery recognised, distinct mail kept apart."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from maild.intake import idempotency_key, raw_message_id, store_inbound
+from maild.models import Inbound
+from maild.runtime import Runtime
+from tests.mailmaker import support_mail
+
+TRACE = (b"Return-Path: <anna.lind@bergstromsbygg.se>\r\n"
+         b"Received: from mx1.bergstromsbygg.se by mail.example.se; Mon, 16 Nov 2026\r\n"
+         b"Delivered-To: support@example.se\r\nX-Original-To: support@example.se\r\n")
+
+
+def test_key_ignores_trace_headers_and_line_endings() -> None:
+    raw = support_mail(message_id="<a1@mail.test>")
+    redelivered = TRACE + raw.replace(b"\r\n", b"\n")
+    assert idempotency_key(raw) == idempotency_key(redelivered)
+
+
+def test_key_changes_with_content_and_message_id() -> None:
+    first = support_mail(message_id="<a1@mail.test>", body="Hej, sidan är nere.\n")
+    other_body = support_mail(message_id="<a1@mail.test>", body="Hej, sidan fungerar igen.\n")
+    other_id = support_mail(message_id="<a2@mail.test>", body="Hej, sidan är nere.\n")
+    assert len({idempotency_key(first), idempotency_key(other_body),
+                idempotency_key(other_id)}) == 3
+
+
+def test_raw_message_id_is_read_from_the_header_block() -> None:
+    raw = support_mail(message_id="<abc.123@mail.test>")
+    assert raw_message_id(raw) == "abc.123@mail.test"
+    assert raw_message_id(b"Subject: none\r\n\r\nMessage-ID: <body@x>\r\n") is None
+
+
+def test_stored_bytes_are_exactly_the_received_bytes(runtime: Runtime) -> None:
+    raw = b"From: x@y.se\r\nSubject: \xff\xfe odd bytes\r\n\r\nbody \x00 with NUL\r\n"
+    stored = store_inbound(runtime.engine, raw, transport="pipe", envelope_sender="x@y.se",
+                           recipients=["support@example.se"])
+    with Session(runtime.engine) as session:
+        row = session.get(Inbound, stored.inbound_id)
+        assert row is not None
+        assert row.raw == raw
+        assert row.size == len(raw)
+        assert row.envelope_recipients == ["support@example.se"]
+        assert row.state == "received"
+
+
+def test_redelivery_is_recorded_once_and_recipients_merge(runtime: Runtime) -> None:
+    raw = support_mail(message_id="<same@mail.test>")
+    first = store_inbound(runtime.engine, raw, transport="smtp",
+                          recipients=["support@example.se"])
+    again = store_inbound(runtime.engine, TRACE + raw, transport="imap",
+                          recipients=["teknik@example.se"])
+    assert not first.duplicate
+    assert again.duplicate
+    assert again.inbound_id == first.inbound_id
+    with Session(runtime.engine) as session:
+        rows = session.exec(select(Inbound)).all()
+        assert len(rows) == 1
+        assert rows[0].duplicates == 1
+        assert rows[0].envelope_recipients == ["support@example.se", "teknik@example.se"]
+
+
+def test_two_messages_sharing_a_message_id_are_both_kept(runtime: Runtime) -> None:
+    one = support_mail(message_id="<reused@client>", body="Första frågan.\n")
+    two = support_mail(message_id="<reused@client>", body="En helt annan fråga.\n")
+    a = store_inbound(runtime.engine, one, transport="smtp")
+    b = store_inbound(runtime.engine, two, transport="smtp")
+    assert a.inbound_id != b.inbound_id
+    assert not b.duplicate
+
+
+def test_message_without_message_id_is_deduplicated_by_content(runtime: Runtime) -> None:
+    raw = b"From: x@kund.se\r\nTo: support@example.se\r\nSubject: utan id\r\n\r\nHej!\r\n"
+    a = store_inbound(runtime.engine, raw, transport="pipe")
+    b = store_inbound(runtime.engine, TRACE + raw, transport="pipe")
+    c = store_inbound(runtime.engine, raw.replace(b"Hej!", b"Hej igen!"), transport="pipe")
+    assert b.duplicate and b.inbound_id == a.inbound_id
+    assert not c.duplicate

@@ -1,0 +1,114 @@
+"""Parsing never fails on damage: charsets, encodings, HTML-only, broken MIME, fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+
+import maild.parse as parse_module
+from maild.parse import UnparseableMail, parse_mail
+from tests.conftest import CORPUS
+
+
+def test_latin1_body_and_encoded_headers() -> None:
+    raw = ("From: =?iso-8859-1?Q?G=F6ran_=C5str=F6m?= <goran@kund.se>\r\n"
+           "To: support@example.se\r\n"
+           "Subject: =?iso-8859-1?B?U+RrZXJoZXRza29udHJvbGwgZvZyIGFuduRuZGFyZQ==?=\r\n"
+           "MIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=iso-8859-1\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\n").encode("ascii") + (
+        "Hej! Inloggningen fungerar inte för användare i Åre.\r\n").encode("iso-8859-1")
+    mail = parse_mail(raw)
+    assert mail.sender is not None
+    assert mail.sender.name == "Göran Åström"
+    assert mail.subject == "Säkerhetskontroll för användare"
+    assert "användare i Åre" in mail.text
+
+
+def test_windows_1252_quoted_printable_body() -> None:
+    raw = (b"From: kund@foretag.se\r\nSubject: Faktura\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=windows-1252\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+           b"Beloppet =93500 =80 =97 netto=94 st=E4mmer inte.\r\n")
+    mail = parse_mail(raw)
+    assert "“500 € — netto” stämmer inte" in mail.text
+
+
+def test_html_only_message_becomes_text() -> None:
+    raw = (b"From: kund@foretag.se\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<html><head><style>p{color:red}</style></head><body><p>Hej!</p>"
+           b"<p>Sidan <b>laddar</b> inte.</p><blockquote>gammalt svar</blockquote></body></html>")
+    mail = parse_mail(raw)
+    assert mail.html is not None
+    assert "Hej!" in mail.text and "Sidan laddar inte." in mail.text
+    assert "> gammalt svar" in mail.text
+    assert "color" not in mail.text
+
+
+def test_attachments_and_inline_images_are_listed() -> None:
+    raw = (b"From: a@kund.se\r\nSubject: bild\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+           b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSe bilden.\r\n"
+           b"--b1\r\nContent-Type: image/png\r\nContent-ID: <skarm1@kund>\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgoAAAANSUhEUg==\r\n"
+           b'--b1\r\nContent-Type: application/pdf; name="faktura.pdf"\r\n'
+           b'Content-Disposition: attachment; filename="faktura.pdf"\r\n'
+           b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n")
+    mail = parse_mail(raw)
+    by_type = {a.content_type: a for a in mail.attachments}
+    assert by_type["image/png"].inline and by_type["image/png"].content_id == "skarm1@kund"
+    assert by_type["image/png"].size == 16
+    assert by_type["application/pdf"].filename == "faktura.pdf"
+    assert by_type["application/pdf"].size == 9
+
+
+def test_header_with_encoded_newlines_stays_one_line() -> None:
+    raw = (b"From: a@kund.se\r\nSubject: =?utf-8?Q?Hej=0D=0ABcc:_victim@example.org?=\r\n"
+           b"\r\nbody\r\n")
+    mail = parse_mail(raw)
+    assert "\n" not in mail.subject and "\r" not in mail.subject
+    assert mail.subject == "Hej Bcc: victim@example.org"
+
+
+def test_garbage_bytes_still_parse_with_defects() -> None:
+    raw = b"\x00\xff\xfe garbage without any header\r\n\r\n\x80\x81"
+    mail = parse_mail(raw)
+    assert mail.sender is None
+    assert mail.subject == ""
+
+
+def test_display_name_is_not_the_address() -> None:
+    raw = b'From: "support@kund.se" <x@gmail.com>\r\nSubject: hej\r\n\r\nhej\r\n'
+    mail = parse_mail(raw)
+    assert mail.sender is not None
+    assert mail.sender.address == "x@gmail.com"
+
+
+def test_mailparser_failure_falls_back_to_stdlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(raw: bytes) -> None:
+        raise RuntimeError("mail-parser gave up")
+
+    monkeypatch.setattr(parse_module.mailparser, "parse_from_bytes", broken)
+    mail = parse_mail(b"From: a@kund.se\r\nSubject: hej\r\n\r\nSidan laddar inte.\r\n")
+    assert mail.parser == "stdlib"
+    assert "Sidan laddar inte." in mail.text
+
+
+def test_message_no_parser_reads_is_unparseable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("cannot read")
+
+    monkeypatch.setattr(parse_module.mailparser, "parse_from_bytes", broken)
+    monkeypatch.setattr(parse_module, "_bodies_with_stdlib", broken)
+    with pytest.raises(UnparseableMail, match="mail-parser failed"):
+        parse_mail(b"From: a@kund.se\r\n\r\nx")
+
+
+def test_every_corpus_message_parses_or_is_declared_unparseable() -> None:
+    files = sorted(CORPUS.glob("*/*.eml"))
+    assert len(files) > 300
+    for path in files:
+        try:
+            parse_mail(path.read_bytes())
+        except UnparseableMail:
+            pass

@@ -1,0 +1,132 @@
+"""Processing survives crashes: retried, then quarantined after three, never lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import maild.processing as processing_module
+from maild.intake import store_inbound
+from maild.models import utcnow
+from maild.runtime import Runtime
+from tests.conftest import ROOT
+from tests.mailmaker import support_mail
+from tests.pipeline_helpers import acks, inbound, receive, tickets
+
+
+def test_a_new_message_becomes_a_ticket_with_an_acknowledgement(runtime: Runtime) -> None:
+    outcome = receive(runtime, support_mail(), sender="anna.lind@bergstromsbygg.se")
+    assert outcome.state == "processed" and outcome.kind == "new"
+    [ticket] = tickets(runtime)
+    assert ticket.number == outcome.ticket
+    assert (ticket.customer, ticket.queue, ticket.policy) == ("bergstroms-bygg", "web", "care")
+    assert ticket.decision is not None and ticket.decision["ticket"] == ticket.number
+    [ack] = acks(runtime)
+    assert ack["To"] == "anna.lind@bergstromsbygg.se"
+    assert ticket.number in ack["Subject"]
+
+
+def test_crash_is_retried_then_quarantined_on_the_third(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = support_mail()
+    stored = store_inbound(runtime.engine, raw, transport="smtp")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected crash while applying the decision")
+
+    monkeypatch.setattr(processing_module, "apply_decision", crash)
+    processor = runtime.processor()
+    for attempt in (1, 2):
+        counts = processor.run_pending()
+        assert counts["received"] == 1, f"attempt {attempt} should leave it to retry"
+        row = inbound(runtime, stored.inbound_id)
+        assert (row.state, row.attempts) == ("received", attempt)
+        assert "injected crash" in (row.last_error or "")
+    counts = processor.run_pending()
+    assert counts["quarantined"] == 1
+    row = inbound(runtime, stored.inbound_id)
+    assert row.state == "quarantined"
+    assert row.last_error is not None and row.last_error.startswith("processing failed 3 times")
+    assert row.raw == raw
+    assert tickets(runtime) == [] and acks(runtime) == []
+    assert processor.run_pending() == {}, "a quarantined message is not crash-looped"
+
+    monkeypatch.undo()
+    from maild.commands.common import Context
+    from maild.commands.views import quarantine_retry
+
+    context = Context(runtime.config)
+    context._runtime = runtime
+    import argparse
+
+    assert quarantine_retry(context, argparse.Namespace(ids=[stored.inbound_id], all=False)) == 0
+    assert inbound(runtime, stored.inbound_id).state == "processed"
+    assert len(tickets(runtime)) == 1 and len(acks(runtime)) == 1
+
+
+def test_a_process_killed_mid_way_is_recovered_after_the_lease(runtime: Runtime) -> None:
+    stored = store_inbound(runtime.engine, support_mail(), transport="smtp")
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import maild.processing as p
+        from maild.runtime import open_runtime
+        from tests.conftest import make_config
+        from pathlib import Path
+        def die(*a, **k):
+            os._exit(9)
+        p.apply_decision = die
+        runtime = open_runtime(make_config(Path({str(runtime.config.data_dir.parent)!r}),
+                                           {runtime.config.database_url!r}))
+        runtime.processor().run_pending()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 9
+    row = inbound(runtime, stored.inbound_id)
+    assert (row.state, row.attempts) == ("processing", 1)
+
+    processor = runtime.processor()
+    assert processor.run_pending() == {}, "the lease of the dead process has not run out yet"
+    processor.clock = lambda: utcnow() + timedelta(minutes=6)
+    counts = processor.run_pending()
+    assert counts["processed"] == 1
+    assert len(tickets(runtime)) == 1
+
+
+def test_dead_three_times_means_quarantine(runtime: Runtime) -> None:
+    stored = store_inbound(runtime.engine, support_mail(), transport="smtp")
+    processor = runtime.processor()
+    for _ in range(3):
+        assert processor.claim() == stored.inbound_id  # claimed, then "the process dies"
+        processor.clock = (lambda shift: lambda: utcnow() + shift)(
+            timedelta(minutes=6) * (_ + 1))
+    assert processor.claim() is None
+    row = inbound(runtime, stored.inbound_id)
+    assert row.state == "quarantined"
+    assert "the process stopped while processing it" in (row.last_error or "")
+
+
+def test_unparseable_message_is_quarantined_with_its_bytes(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import maild.parse as parse_module
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("cannot read")
+
+    monkeypatch.setattr(parse_module.mailparser, "parse_from_bytes", broken)
+    monkeypatch.setattr(parse_module, "_bodies_with_stdlib", broken)
+    raw = b"From: a@kund.se\r\n\r\n\x00\xff"
+    outcome = receive(runtime, raw)
+    assert outcome.state == "quarantined" and outcome.kind == "unparseable"
+    row = inbound(runtime, outcome.inbound_id)
+    assert row.raw == raw
+    assert row.decision is not None and row.decision["kind"] == "unparseable"
+    assert row.decision["ack"] is False
+    assert tickets(runtime) == []
