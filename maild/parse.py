@@ -158,7 +158,9 @@ def _message_ids(value: str | None) -> tuple[str, ...]:
 
 def _read_headers(message: email.message.Message) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
-    for key, value in message.items():
+    # raw_items keeps 8-bit header bytes (RFC 6532 UTF-8 headers) as surrogates, which
+    # decode_header_value turns back into text; items() would replace them with U+FFFD.
+    for key, value in message.raw_items():
         try:
             headers.append((str(key), decode_header_value(value)))
         except Exception:

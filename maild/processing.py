@@ -182,6 +182,7 @@ class Processor:
 
         A message that fails is left for the next pass, so three failures take three passes.
         """
+        self.rules()  # broken rules stop the pass here, before any message is claimed
         counts: Counter[str] = Counter()
         done = 0
         cursor = 0
@@ -201,6 +202,7 @@ class Processor:
 
     def process_now(self, inbound_id: int) -> Outcome | None:
         """Claim and process one message at once; None when it is not waiting."""
+        self.rules()  # broken rules stop here, before the message is claimed
         if self.claim(only_id=inbound_id) is None:
             return None
         return self.process(inbound_id)

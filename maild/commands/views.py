@@ -205,8 +205,9 @@ def outbox_list(context: Context, args: argparse.Namespace) -> int:
         if args.state:
             query = query.where(col(Outbox.state) == args.state)
         rows = list(session.scalars(query))
-        counts: dict[str, int] = dict(session.execute(
-                select(col(Outbox.state), func.count()).group_by(col(Outbox.state))))
+        counts: dict[str, int] = {
+            row[0]: row[1] for row in session.execute(
+                select(col(Outbox.state), func.count()).group_by(col(Outbox.state))).all()}
     data = [row.model_dump(mode="json", exclude={"raw"}) for row in rows]
     if args.json:
         print_json(data)

@@ -1,0 +1,160 @@
+"""The `maild` command as users and MTAs see it: what it printed, stored, sent and refused."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+
+from tests.conftest import MaildCLI
+from tests.mailmaker import support_mail
+
+NUMBER = re.compile(r"^MD-\d{4}-\d{5}-\d$")
+
+
+def _count(maild: MaildCLI, table: str) -> int:
+    path = maild.cwd / "var" / "maild.db"
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_deliver_prints_the_ticket_number_and_redelivery_is_one_ticket(maild: MaildCLI) -> None:
+    raw = support_mail()
+    first = maild("deliver", "--from", "anna.lind@bergstromsbygg.se", "--to",
+                  "support@example.se", input=raw)
+    assert first.code == 0, first.stderr
+    number = first.stdout.strip()
+    assert NUMBER.match(number)
+    again = maild("deliver", "--to", "teknik@example.se",
+                  input=b"Received: from relay2\r\nDelivered-To: teknik@example.se\r\n" + raw)
+    assert again.code == 0
+    assert again.stdout.strip() == number
+    assert _count(maild, "ticket") == 1 and _count(maild, "outbox") == 1
+    delivered = list((maild.cwd / "var" / "outbox" / "new").iterdir())
+    assert len(delivered) == 1
+    assert number.encode() in delivered[0].read_bytes()
+
+
+def test_deliver_machine_mail_says_no_ticket(maild: MaildCLI) -> None:
+    result = maild("deliver", "--from", "", input=support_mail())
+    assert result.code == 0
+    assert "bounce, no ticket" in result.stdout
+    assert _count(maild, "ticket") == 0
+
+
+def test_deliver_exits_75_while_the_database_is_locked(maild: MaildCLI) -> None:
+    assert maild("deliver", input=support_mail(subject="warm-up")).code == 0
+    path = maild.cwd / "var" / "maild.db"
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    locker.execute("INSERT INTO ticket_counter (scope, last) VALUES ('lock', 0)")
+    try:
+        result = maild("deliver", input=support_mail(subject="during the lock"))
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert result.code == 75, result.stderr
+    assert "temporary failure" in result.stderr
+    assert _count(maild, "inbound") == 1, "nothing of the refused message was stored"
+    retry = maild("deliver", input=support_mail(subject="during the lock"))
+    assert retry.code == 0 and NUMBER.match(retry.stdout.strip())
+    assert _count(maild, "inbound") == 2
+
+
+def test_deliver_exits_75_when_the_database_is_unreachable(maild: MaildCLI) -> None:
+    result = maild("deliver", input=support_mail(), extra_env={
+        "MAILD_DATABASE_URL": "postgresql+psycopg://maild@127.0.0.1:1/maild"})
+    assert result.code == 75
+    assert "message not stored" in result.stderr
+
+
+def test_deliver_with_broken_rules_keeps_the_message(maild: MaildCLI) -> None:
+    broken = maild.cwd / "broken-rules"
+    broken.mkdir()
+    result = maild("--rules-dir", str(broken), "deliver", input=support_mail())
+    assert result.code == 0
+    assert "processing deferred" in result.stdout
+    assert _count(maild, "inbound") == 1 and _count(maild, "ticket") == 0
+    later = maild("process")
+    assert later.code == 0 and "processed 1" in later.stdout
+    assert _count(maild, "ticket") == 1
+
+
+def test_deliver_refuses_an_empty_message(maild: MaildCLI) -> None:
+    result = maild("deliver", input=b"")
+    assert result.code == 65
+    assert "no message" in result.stderr
+
+
+def test_route_prints_the_decision_and_writes_nothing(maild: MaildCLI) -> None:
+    message = maild.cwd / "mail.eml"
+    message.write_bytes(support_mail(sender='"support@kund.se" <x.y@gmail.com>'))
+    result = maild("route", str(message), "--json")
+    assert result.code == 0, result.stderr
+    decision = json.loads(result.stdout)
+    for key in ("kind", "sender", "sender_domain", "private", "customer", "policy", "queue",
+                "priority", "missing", "ack", "ack_reason", "ticket", "response_due"):
+        assert key in decision
+    assert decision["kind"] == "new" and decision["ticket"] is None
+    assert decision["sender"] == "x.y@gmail.com" and decision["private"] is True
+    assert decision["queue"] == "triage" and decision["ack"] is True
+    assert not (maild.cwd / "var").exists(), "a dry run must not create the database"
+
+    assert maild("deliver", input=support_mail()).code == 0
+    before = (_count(maild, "inbound"), _count(maild, "ticket"), _count(maild, "outbox"))
+    text = maild("route", str(message))
+    assert text.code == 0 and "rules_tried:" in text.stdout
+    assert (_count(maild, "inbound"), _count(maild, "ticket"), _count(maild, "outbox")) == before
+
+
+def test_route_of_a_missing_file_is_a_clear_error(maild: MaildCLI) -> None:
+    result = maild("route", "nowhere.eml")
+    assert result.code == 1
+    assert "nowhere.eml" in result.stderr
+
+
+def test_inbound_raw_is_byte_identical_and_views_work(maild: MaildCLI) -> None:
+    raw = support_mail().replace(b"\r\n", b"\n") + b"\n\xff trailing junk\n"
+    number = maild("deliver", input=raw).stdout.strip()
+    listing = json.loads(maild("inbound", "list", "--json").stdout)
+    assert listing[0]["state"] == "processed" and listing[0]["kind"] == "new"
+    assert maild("inbound", "raw", str(listing[0]["id"])).raw_stdout == raw
+    shown = maild("ticket", "show", number)
+    assert shown.code == 0 and number in shown.stdout and "rules_tried" in shown.stdout
+    as_json = json.loads(maild("ticket", "show", number, "--json").stdout)
+    assert [m["role"] for m in as_json["messages"]] == ["opening", "ack"]
+    assert maild("ticket", "show", "MD-2026-99999-9").code == 1
+    tickets = maild("tickets")
+    assert number in tickets.stdout and "bergstroms-bygg" in tickets.stdout
+    outbox = maild("outbox")
+    assert "sent 1" in outbox.stdout
+    assert "no stored messages" in maild("quarantine").stdout
+
+
+def test_rules_check(maild: MaildCLI) -> None:
+    ok = maild("rules", "check")
+    assert ok.code == 0 and "ok" in ok.stdout
+    broken = maild.cwd / "other"
+    broken.mkdir()
+    (broken / "queues.toml").write_text("[support\nname = 'x'\n")
+    result = maild("rules", "check", str(broken))
+    assert result.code == 1
+    assert f"{broken / 'queues.toml'}:1: TOML syntax error" in result.stderr
+
+
+def test_concurrent_deliveries_on_sqlite_make_distinct_tickets(maild: MaildCLI) -> None:
+    assert maild("deliver", input=support_mail(subject="first")).code == 0
+    results: list[str] = []
+
+    def one(index: int) -> None:
+        done = maild("deliver", input=support_mail(subject=f"parallel {index}"))
+        results.append(done.stdout.strip() if done.code == 0 else f"exit {done.code}")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(NUMBER.match(r) for r in results), results
+    assert len(set(results)) == 4
