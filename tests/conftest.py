@@ -47,7 +47,7 @@ def postgres_url() -> Iterator[str]:
         import psycopg
 
         admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3)
-    except Exception as error:  # noqa: BLE001 - any failure means no server here
+    except Exception as error:
         skip_or_fail(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({error})")
         raise
     name = f"maild_test_{uuid.uuid4().hex[:12]}"

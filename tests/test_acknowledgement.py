@@ -35,7 +35,8 @@ def test_swedish_acknowledgement_never_quotes_the_sender(sqlite_runtime: Runtime
     text = ack.get_content()
     assert f"registrerat det som ärende {outcome.ticket}" in text
     assert "Vänliga hälsningar" in text
-    assert "phish.example" not in text and "vinna" not in text
+    assert "phish.example" not in text
+    assert "vinna" not in text
     assert ack["Content-Language"] == "sv"
 
 
@@ -45,7 +46,8 @@ def test_english_customer_gets_english(sqlite_runtime: Runtime) -> None:
         body="Hi, since this morning we get no delivery reports for our SMS. Regards, Tom\n"))
     [ack] = acks(sqlite_runtime)
     text = ack.get_content()
-    assert "registered it as case" in text and "Kind regards" in text
+    assert "registered it as case" in text
+    assert "Kind regards" in text
     assert ack["Content-Language"] == "en"
 
 
@@ -89,9 +91,11 @@ def test_machine_mail_is_stored_but_never_answered(sqlite_runtime: Runtime,
     outcome = receive(sqlite_runtime, support_mail(headers=headers), sender=sender)
     assert outcome.kind == kind
     assert outcome.ticket is None
-    assert tickets(sqlite_runtime) == [] and acks(sqlite_runtime) == []
+    assert tickets(sqlite_runtime) == []
+    assert acks(sqlite_runtime) == []
     row = inbound(sqlite_runtime, outcome.inbound_id)
-    assert row.decision is not None and row.decision["ack"] is False
+    assert row.decision is not None
+    assert row.decision["ack"] is False
     assert row.decision["signal"]
 
 

@@ -30,7 +30,8 @@ def test_deliver_prints_the_ticket_number_and_redelivery_is_one_ticket(maild: Ma
                   input=b"Received: from relay2\r\nDelivered-To: teknik@example.se\r\n" + raw)
     assert again.code == 0
     assert again.stdout.strip() == number
-    assert _count(maild, "ticket") == 1 and _count(maild, "outbox") == 1
+    assert _count(maild, "ticket") == 1
+    assert _count(maild, "outbox") == 1
     delivered = list((maild.cwd / "var" / "outbox" / "new").iterdir())
     assert len(delivered) == 1
     assert number.encode() in delivered[0].read_bytes()
@@ -58,7 +59,8 @@ def test_deliver_exits_75_while_the_database_is_locked(maild: MaildCLI) -> None:
     assert "temporary failure" in result.stderr
     assert _count(maild, "inbound") == 1, "nothing of the refused message was stored"
     retry = maild("deliver", input=support_mail(subject="during the lock"))
-    assert retry.code == 0 and NUMBER.match(retry.stdout.strip())
+    assert retry.code == 0
+    assert NUMBER.match(retry.stdout.strip())
     assert _count(maild, "inbound") == 2
 
 
@@ -75,9 +77,11 @@ def test_deliver_with_broken_rules_keeps_the_message(maild: MaildCLI) -> None:
     result = maild("--rules-dir", str(broken), "deliver", input=support_mail())
     assert result.code == 0
     assert "processing deferred" in result.stdout
-    assert _count(maild, "inbound") == 1 and _count(maild, "ticket") == 0
+    assert _count(maild, "inbound") == 1
+    assert _count(maild, "ticket") == 0
     later = maild("process")
-    assert later.code == 0 and "processed 1" in later.stdout
+    assert later.code == 0
+    assert "processed 1" in later.stdout
     assert _count(maild, "ticket") == 1
 
 
@@ -96,15 +100,19 @@ def test_route_prints_the_decision_and_writes_nothing(maild: MaildCLI) -> None:
     for key in ("kind", "sender", "sender_domain", "private", "customer", "policy", "queue",
                 "priority", "missing", "ack", "ack_reason", "ticket", "response_due"):
         assert key in decision
-    assert decision["kind"] == "new" and decision["ticket"] is None
-    assert decision["sender"] == "x.y@gmail.com" and decision["private"] is True
-    assert decision["queue"] == "triage" and decision["ack"] is True
+    assert decision["kind"] == "new"
+    assert decision["ticket"] is None
+    assert decision["sender"] == "x.y@gmail.com"
+    assert decision["private"] is True
+    assert decision["queue"] == "triage"
+    assert decision["ack"] is True
     assert not (maild.cwd / "var").exists(), "a dry run must not create the database"
 
     assert maild("deliver", input=support_mail()).code == 0
     before = (_count(maild, "inbound"), _count(maild, "ticket"), _count(maild, "outbox"))
     text = maild("route", str(message))
-    assert text.code == 0 and "rules_tried:" in text.stdout
+    assert text.code == 0
+    assert "rules_tried:" in text.stdout
     assert (_count(maild, "inbound"), _count(maild, "ticket"), _count(maild, "outbox")) == before
 
 
@@ -118,15 +126,19 @@ def test_inbound_raw_is_byte_identical_and_views_work(maild: MaildCLI) -> None:
     raw = support_mail().replace(b"\r\n", b"\n") + b"\n\xff trailing junk\n"
     number = maild("deliver", input=raw).stdout.strip()
     listing = json.loads(maild("inbound", "list", "--json").stdout)
-    assert listing[0]["state"] == "processed" and listing[0]["kind"] == "new"
+    assert listing[0]["state"] == "processed"
+    assert listing[0]["kind"] == "new"
     assert maild("inbound", "raw", str(listing[0]["id"])).raw_stdout == raw
     shown = maild("ticket", "show", number)
-    assert shown.code == 0 and number in shown.stdout and "rules_tried" in shown.stdout
+    assert shown.code == 0
+    assert number in shown.stdout
+    assert "rules_tried" in shown.stdout
     as_json = json.loads(maild("ticket", "show", number, "--json").stdout)
     assert [m["role"] for m in as_json["messages"]] == ["opening", "ack"]
     assert maild("ticket", "show", "MD-2026-99999-9").code == 1
     tickets = maild("tickets")
-    assert number in tickets.stdout and "bergstroms-bygg" in tickets.stdout
+    assert number in tickets.stdout
+    assert "bergstroms-bygg" in tickets.stdout
     outbox = maild("outbox")
     assert "sent 1" in outbox.stdout
     assert "no stored messages" in maild("quarantine").stdout
@@ -134,7 +146,8 @@ def test_inbound_raw_is_byte_identical_and_views_work(maild: MaildCLI) -> None:
 
 def test_rules_check(maild: MaildCLI) -> None:
     ok = maild("rules", "check")
-    assert ok.code == 0 and "ok" in ok.stdout
+    assert ok.code == 0
+    assert "ok" in ok.stdout
     broken = maild.cwd / "other"
     broken.mkdir()
     (broken / "queues.toml").write_text("[support\nname = 'x'\n")

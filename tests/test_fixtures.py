@@ -40,7 +40,8 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, di
         decisions = {}
         for name, inbound_id in ids.items():
             row = session.get(Inbound, inbound_id)
-            assert row is not None and row.decision is not None
+            assert row is not None
+            assert row.decision is not None
             decisions[name] = dict(row.decision, ticket_number=numbers.get(row.ticket_id))
     yield decisions
     runtime.engine.dispose()

@@ -77,5 +77,6 @@ def test_message_without_message_id_is_deduplicated_by_content(runtime: Runtime)
     a = store_inbound(runtime.engine, raw, transport="pipe")
     b = store_inbound(runtime.engine, TRACE + raw, transport="pipe")
     c = store_inbound(runtime.engine, raw.replace(b"Hej!", b"Hej igen!"), transport="pipe")
-    assert b.duplicate and b.inbound_id == a.inbound_id
+    assert b.duplicate
+    assert b.inbound_id == a.inbound_id
     assert not c.duplicate

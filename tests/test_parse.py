@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 import maild.parse as parse_module
@@ -40,7 +42,8 @@ def test_html_only_message_becomes_text() -> None:
            b"<p>Sidan <b>laddar</b> inte.</p><blockquote>gammalt svar</blockquote></body></html>")
     mail = parse_mail(raw)
     assert mail.html is not None
-    assert "Hej!" in mail.text and "Sidan laddar inte." in mail.text
+    assert "Hej!" in mail.text
+    assert "Sidan laddar inte." in mail.text
     assert "> gammalt svar" in mail.text
     assert "color" not in mail.text
 
@@ -56,7 +59,8 @@ def test_attachments_and_inline_images_are_listed() -> None:
            b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b1--\r\n")
     mail = parse_mail(raw)
     by_type = {a.content_type: a for a in mail.attachments}
-    assert by_type["image/png"].inline and by_type["image/png"].content_id == "skarm1@kund"
+    assert by_type["image/png"].inline
+    assert by_type["image/png"].content_id == "skarm1@kund"
     assert by_type["image/png"].size == 16
     assert by_type["application/pdf"].filename == "faktura.pdf"
     assert by_type["application/pdf"].size == 9
@@ -66,7 +70,8 @@ def test_header_with_encoded_newlines_stays_one_line() -> None:
     raw = (b"From: a@kund.se\r\nSubject: =?utf-8?Q?Hej=0D=0ABcc:_victim@example.org?=\r\n"
            b"\r\nbody\r\n")
     mail = parse_mail(raw)
-    assert "\n" not in mail.subject and "\r" not in mail.subject
+    assert "\n" not in mail.subject
+    assert "\r" not in mail.subject
     assert mail.subject == "Hej Bcc: victim@example.org"
 
 
@@ -108,7 +113,5 @@ def test_every_corpus_message_parses_or_is_declared_unparseable() -> None:
     files = sorted(CORPUS.glob("*/*.eml"))
     assert len(files) > 300
     for path in files:
-        try:
+        with contextlib.suppress(UnparseableMail):
             parse_mail(path.read_bytes())
-        except UnparseableMail:
-            pass

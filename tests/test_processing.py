@@ -22,11 +22,13 @@ from tests.pipeline_helpers import acks, inbound, receive, tickets
 
 def test_a_new_message_becomes_a_ticket_with_an_acknowledgement(runtime: Runtime) -> None:
     outcome = receive(runtime, support_mail(), sender="anna.lind@bergstromsbygg.se")
-    assert outcome.state == "processed" and outcome.kind == "new"
+    assert outcome.state == "processed"
+    assert outcome.kind == "new"
     [ticket] = tickets(runtime)
     assert ticket.number == outcome.ticket
     assert (ticket.customer, ticket.queue, ticket.policy) == ("bergstroms-bygg", "web", "care")
-    assert ticket.decision is not None and ticket.decision["ticket"] == ticket.number
+    assert ticket.decision is not None
+    assert ticket.decision["ticket"] == ticket.number
     [ack] = acks(runtime)
     assert ack["To"] == "anna.lind@bergstromsbygg.se"
     assert ticket.number in ack["Subject"]
@@ -52,9 +54,11 @@ def test_crash_is_retried_then_quarantined_on_the_third(
     assert counts["quarantined"] == 1
     row = inbound(runtime, stored.inbound_id)
     assert row.state == "quarantined"
-    assert row.last_error is not None and row.last_error.startswith("processing failed 3 times")
+    assert row.last_error is not None
+    assert row.last_error.startswith("processing failed 3 times")
     assert row.raw == raw
-    assert tickets(runtime) == [] and acks(runtime) == []
+    assert tickets(runtime) == []
+    assert acks(runtime) == []
     assert processor.run_pending() == {}, "a quarantined message is not crash-looped"
 
     monkeypatch.undo()
@@ -67,7 +71,8 @@ def test_crash_is_retried_then_quarantined_on_the_third(
 
     assert quarantine_retry(context, argparse.Namespace(ids=[stored.inbound_id], all=False)) == 0
     assert inbound(runtime, stored.inbound_id).state == "processed"
-    assert len(tickets(runtime)) == 1 and len(acks(runtime)) == 1
+    assert len(tickets(runtime)) == 1
+    assert len(acks(runtime)) == 1
 
 
 def test_a_process_killed_mid_way_is_recovered_after_the_lease(runtime: Runtime) -> None:
@@ -103,10 +108,10 @@ def test_a_process_killed_mid_way_is_recovered_after_the_lease(runtime: Runtime)
 def test_dead_three_times_means_quarantine(runtime: Runtime) -> None:
     stored = store_inbound(runtime.engine, support_mail(), transport="smtp")
     processor = runtime.processor()
-    for _ in range(3):
+    for death in range(1, 4):
         assert processor.claim() == stored.inbound_id  # claimed, then "the process dies"
-        processor.clock = (lambda shift: lambda: utcnow() + shift)(
-            timedelta(minutes=6) * (_ + 1))
+        later = utcnow() + timedelta(minutes=6) * death
+        processor.clock = lambda moment=later: moment
     assert processor.claim() is None
     row = inbound(runtime, stored.inbound_id)
     assert row.state == "quarantined"
@@ -124,9 +129,11 @@ def test_unparseable_message_is_quarantined_with_its_bytes(
     monkeypatch.setattr(parse_module, "_bodies_with_stdlib", broken)
     raw = b"From: a@kund.se\r\n\r\n\x00\xff"
     outcome = receive(runtime, raw)
-    assert outcome.state == "quarantined" and outcome.kind == "unparseable"
+    assert outcome.state == "quarantined"
+    assert outcome.kind == "unparseable"
     row = inbound(runtime, outcome.inbound_id)
     assert row.raw == raw
-    assert row.decision is not None and row.decision["kind"] == "unparseable"
+    assert row.decision is not None
+    assert row.decision["kind"] == "unparseable"
     assert row.decision["ack"] is False
     assert tickets(runtime) == []

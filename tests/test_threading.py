@@ -48,7 +48,8 @@ def test_subject_tag_behind_prefixes_joins_for_a_colleague(runtime: Runtime) -> 
     outcome = receive(runtime, reply)
     assert (outcome.kind, outcome.ticket) == ("followup", number)
     decision = inbound(runtime, outcome.inbound_id).decision
-    assert decision is not None and decision["followup_via"] == "subject-tag"
+    assert decision is not None
+    assert decision["followup_via"] == "subject-tag"
 
 
 def test_a_stranger_with_the_tag_gets_a_new_ticket_that_refers_to_it(runtime: Runtime) -> None:
