@@ -171,3 +171,38 @@ def test_concurrent_deliveries_on_sqlite_make_distinct_tickets(maild: MaildCLI) 
         thread.join()
     assert all(NUMBER.match(r) for r in results), results
     assert len(set(results)) == 4
+
+
+def test_ingest_reads_eml_mbox_and_maildir_and_is_idempotent(maild: MaildCLI) -> None:
+    import mailbox
+
+    mbox_path = maild.cwd / "old.mbox"
+    box = mailbox.mbox(mbox_path)
+    for index in range(3):
+        box.add(support_mail(subject=f"från mbox {index}", body=f"Fråga {index} ur arkivet.\n"))
+    box.close()
+    maildir = mailbox.Maildir(maild.cwd / "Maildir", create=True)
+    for index in range(2):
+        maildir.add(support_mail(subject=f"från maildir {index}", body=f"Maildir {index}.\n"))
+    (maild.cwd / "one.eml").write_bytes(support_mail(subject="en fil"))
+
+    first = maild("ingest", str(mbox_path), str(maild.cwd / "Maildir"), "one.eml")
+    assert first.code == 0, first.stderr
+    assert "stored 6, duplicates 0, could not store 0" in first.stdout
+    assert "acknowledgements delivered 6" in first.stdout
+    assert _count(maild, "ticket") == 6
+
+    again = maild("ingest", str(mbox_path), str(maild.cwd / "Maildir"), "one.eml")
+    assert again.code == 0
+    assert "stored 0, duplicates 6" in again.stdout
+    assert "acknowledgements delivered 0" in again.stdout
+    assert (_count(maild, "ticket"), _count(maild, "outbox")) == (6, 6)
+    assert len(list((maild.cwd / "var" / "outbox" / "new").iterdir())) == 6
+
+
+def test_ingest_exits_1_when_something_could_not_be_read(maild: MaildCLI) -> None:
+    (maild.cwd / "one.eml").write_bytes(support_mail())
+    result = maild("ingest", "one.eml", "missing-folder")
+    assert result.code == 1
+    assert "stored 1" in result.stdout
+    assert "not stored: missing-folder: no such file or directory" in result.stderr

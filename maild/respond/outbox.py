@@ -19,7 +19,7 @@ from sqlalchemy import Engine, or_, select
 from sqlmodel import Session, col
 
 from maild.log import get_logger
-from maild.models import Outbox, OutboxState, utcnow
+from maild.models import Outbox, OutboxState, Ticket, utcnow
 
 log = get_logger("maild.outbox")
 
@@ -77,7 +77,9 @@ def _deliver_one(engine: Engine, transport: Transport, item_id: int, now: dateti
         item = session.get(Outbox, item_id)
         if item is None or item.state != OutboxState.QUEUED:
             return "skipped"
-        bound = log.bind(outbox_id=item_id, ticket_id=item.ticket_id, recipient=item.recipient)
+        ticket = session.get(Ticket, item.ticket_id) if item.ticket_id is not None else None
+        bound = log.bind(outbox_id=item_id, ticket=ticket.number if ticket else None,
+                         message_id=item.message_id, recipient=item.recipient)
         item.attempts += 1
         try:
             where = transport.deliver(item_id, item.raw)
