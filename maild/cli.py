@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
                                       "served addresses")
     _add_json(show_rules)
     show_rules.set_defaults(handler=rules_commands.show, needs_database=False)
+    explain = rules_sub.add_parser(
+        "explain", help="show how mail from an address is routed, rule by rule",
+        description="Route a message from ADDRESS through the rules and print the customer, "
+                    "policy, queue, priority and private flag, with every rule tried in order.")
+    explain.add_argument("address", metavar="ADDRESS", help="the sender's e-mail address")
+    explain.add_argument("--to", metavar="SUPPORT_ADDRESS",
+                         help="the support address written to (default: the first served one)")
+    explain.add_argument("--subject", metavar="TEXT", default="",
+                         help="a subject, for rules that read it")
+    _add_json(explain)
+    explain.set_defaults(handler=rules_commands.explain, needs_database=False)
     return parser
 
 

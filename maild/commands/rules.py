@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from maild.commands.common import EX_FAILED, EX_OK, Context, console, print_json, print_table
+from maild.commands.common import (
+    EX_FAILED,
+    EX_OK,
+    CommandError,
+    Context,
+    console,
+    print_json,
+    print_table,
+)
 from maild.routing.load import RulesError, load_rules
 from maild.routing.model import Rules
 
@@ -80,4 +88,68 @@ def show(context: Context, args: argparse.Namespace) -> int:
                   ", ".join(p.required)] for p in rules.policies.values()])
     out.print(f"no agreement: policy {rules.no_agreement.policy}, queue "
               f"{rules.no_agreement.queue}; private mail providers known: {len(rules.private)}")
+    return EX_OK
+
+
+def _synthetic_message(sender: str, to: str, subject: str) -> bytes:
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = "<rules-explain@maild.invalid>"
+    message.set_content("(maild rules explain)\n")
+    return message.as_bytes()
+
+
+def explain(context: Context, args: argparse.Namespace) -> int:
+    """Route a sender address through the rules and show every rule tried."""
+    from maild.models import utcnow
+    from maild.parse import parse_mail
+    from maild.pipeline import Envelope, decide, identity_of
+    from maild.routing.load import valid_address
+    from maild.tickets.correlate import NoTickets
+    from maild.tickets.numbering import TicketNumbering
+
+    rules = load_rules(context.config.rules_dir)
+    if not valid_address(args.address):
+        raise CommandError(f"'{args.address}' is not an e-mail address")
+    to = args.to or rules.default_address.address
+    if rules.support_address(to) is None:
+        raise CommandError(f"maild does not serve {to}; served addresses: "
+                           + ", ".join(a.address for a in rules.addresses))
+    raw = _synthetic_message(args.address, to, args.subject or "")
+    envelope = Envelope(sender=args.address, recipients=(to,), received_at=utcnow())
+    decision = decide(parse_mail(raw), envelope, rules, lookup=NoTickets(),
+                      numbering=TicketNumbering(context.config.ticket_prefix),
+                      identity=identity_of(rules, context.config.mail_domain))
+    record = decision.to_json()
+    keys = ("kind", "sender", "sender_domain", "private", "support_address", "customer",
+            "customer_name", "customer_status", "policy", "queue", "priority",
+            "priority_reason", "language", "route_reason", "signal", "rules_version",
+            "rules_tried")
+    result = {key: record.get(key) for key in keys}
+    if args.json:
+        print_json(result)
+        return EX_OK
+    out = console()
+    out.print(f"{result['sender']} → {result['support_address']}", markup=False)
+    if result["kind"] != "new":
+        out.print(f"  machine mail ({result['kind']}): {result['signal']}", markup=False)
+        return EX_OK
+    for step in result["rules_tried"] or []:
+        mark = "matched    " if step["matched"] else "not matched"
+        out.print(f"  {mark}  {step['rule']}: {step['detail']}", markup=False)
+    customer = result["customer"] or "(none)"
+    if result["customer_name"]:
+        customer += f" ({result['customer_name']}, {result['customer_status']})"
+    for label, value in (("customer", customer), ("policy", result["policy"]),
+                         ("queue", result["queue"]),
+                         ("priority", f"{result['priority']} ({result['priority_reason']})"),
+                         ("private", "yes" if result["private"] else "no"),
+                         ("language", result["language"]),
+                         ("rules version", result["rules_version"])):
+        out.print(f"{label}: {value}", markup=False)
     return EX_OK

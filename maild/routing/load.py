@@ -394,9 +394,10 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
         normalized.append(clean)
     policy = table.get("policy", str, "a policy id (a file name in policies/)", default="")
     queue = table.get("queue", str, "a queue id from queues.toml", required=False)
-    language = table.get("language", str, "sv or en", default="sv")
+    language = table.get("language", str, "sv or en", required=False, default="sv")
     _check_choice(table, "language", language, LANGUAGES)
-    status = table.get("status", str, "active, suspended or no-agreement", default="active")
+    status = table.get("status", str, "active, suspended or no-agreement", required=False,
+                       default="active")
     _check_choice(table, "status", status, CUSTOMER_STATUSES)
     contacts: list[Contact] = []
     anchor = 0
@@ -488,7 +489,7 @@ def _cross_check(
         if queues and address.queue not in queues:
             problems.add(source, line, f"support address '{address.address}': unknown queue "
                          f"'{address.queue}' (defined: {', '.join(queues)})")
-    owners: dict[str, str] = {}
+    owners: dict[str, tuple[str, str]] = {}
     contact_owner: dict[str, str] = {}
     for loaded in customers:
         customer, source = loaded.customer, loaded.source
@@ -513,10 +514,11 @@ def _cross_check(
             if domain in private:
                 problems.add(source, line, f"customer '{customer.id}': '{domain}' is a private "
                              "mail provider; register the person as a [[contact]] instead")
-            elif domain in owners and owners[domain] != customer.id:
+            elif domain in owners and owners[domain][0] != customer.id:
+                owner, where = owners[domain]
                 problems.add(source, line, f"customer '{customer.id}': domain '{domain}' is "
-                             f"already claimed by customer '{owners[domain]}'")
-            owners.setdefault(domain, customer.id)
+                             f"already claimed by customer '{owner}' ({where})")
+            owners.setdefault(domain, (customer.id, f"{source.path}:{line}"))
         for contact in customer.contacts:
             line = source.value_line(contact.address) or source.line_of(contact.address)
             if contact.address in contact_owner and contact_owner[contact.address] != customer.id:
