@@ -46,6 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
                              "warnings and errors unless this is given)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    run = sub.add_parser(
+        "run", help="run the daemon: SMTP/LMTP listeners, IMAP pollers, workers",
+        description="Run maild as a daemon until SIGTERM: listen for SMTP (and LMTP), fetch "
+                    "from the configured IMAP mailboxes, process and acknowledge mail. With no "
+                    "configuration it listens for SMTP on 127.0.0.1:2525. SIGHUP reloads the "
+                    "rules; SIGTERM drains and stops. Exit codes: 0 stopped, 69 a listener "
+                    "could not be opened, 75 database unavailable, 78 configuration or rules "
+                    "broken.")
+    run.add_argument("--smtp", action="append", metavar="HOST:PORT",
+                     help="listen for SMTP here instead of the configured addresses "
+                          "(repeat for several; 'off' for none)")
+    run.add_argument("--lmtp", action="append", metavar="HOST:PORT|unix:PATH",
+                     help="listen for LMTP here (repeat for several)")
+    run.add_argument("--no-imap", action="store_true", help="do not fetch from IMAP")
+    run.set_defaults(handler=daemon_command)
+
     ingest = sub.add_parser("ingest", help="store and process .eml files, mbox files, Maildirs",
                             description="Store every message found under PATH (.eml files, "
                             "directories of them, mbox files, Maildir folders), then process "
@@ -165,6 +181,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def daemon_command(context: Context, args: argparse.Namespace) -> int:
+    """`maild run`: the daemon, with command-line overrides of the listeners."""
+    from dataclasses import replace
+
+    from maild.config import ListenAddress
+    from maild.daemon import run
+    from maild.routing.reload import LiveRules
+
+    config = context.config
+
+    def listeners(values: list[str] | None, current: tuple[ListenAddress, ...],
+                  key: str) -> tuple[ListenAddress, ...]:
+        if values is None:
+            return current
+        if values == ["off"]:
+            return ()
+        overridden = load_config(args.config, overrides={key: ",".join(values)})
+        return overridden.smtp_listen if key == "smtp.listen" else overridden.lmtp_listen
+
+    try:
+        config = replace(
+            config,
+            smtp_listen=listeners(args.smtp, config.smtp_listen, "smtp.listen"),
+            lmtp_listen=listeners(args.lmtp, config.lmtp_listen, "lmtp.listen"),
+            imap=() if args.no_imap else config.imap,
+        )
+    except ConfigError as error:
+        raise CommandError(f"configuration error: {error}", code=EX_CONFIG) from error
+    return run(config, lambda: LiveRules(config.rules_dir))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `maild` with `argv`; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -175,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"maild: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
     level = config.log_level
-    if not args.verbose and args.command != "deliver" and level in ("debug", "info"):
+    if not args.verbose and args.command not in ("deliver", "run") and level in ("debug",
+                                                                                "info"):
         level = "warning"
     configure_logging(level, config.log_format)
     context = Context(config)

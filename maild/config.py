@@ -22,6 +22,47 @@ class ConfigError(Exception):
     """A configuration value is missing, unknown or of the wrong form."""
 
 
+class _Invalid(ValueError):
+    """A value is wrong in a way more precise than the setting's general expectation."""
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where a listener accepts connections: a TCP host and port, or a Unix socket path."""
+
+    host: str | None
+    port: int | None
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    """One mailbox maild fetches from, and what it does with a message once stored."""
+
+    name: str
+    host: str
+    port: int
+    security: str                      # "tls", "starttls" or "none"
+    user: str
+    password: str | None = None
+    password_file: Path | None = None
+    oauth2_token_file: Path | None = None
+    oauth2_token_command: str | None = None
+    folders: tuple[str, ...] = ("INBOX",)
+    after: str = "seen"                # "seen", "move" or "delete"
+    move_to: str | None = None
+    poll_interval: float = 60.0
+    batch_size: int = 50
+    recipient: str | None = None
+    ca_file: Path | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     """The validated settings of one maild instance."""
@@ -38,6 +79,17 @@ class Config:
     log_level: str
     log_format: str
     source: str
+    smtp_listen: tuple[ListenAddress, ...] = ()
+    lmtp_listen: tuple[ListenAddress, ...] = ()
+    smtp_hostname: str | None = None
+    max_message_size: int = 26_214_400
+    smtp_timeout: int = 300
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    drain_seconds: int = 30
+    worker_interval: float = 5.0
+    outbox_interval: float = 30.0
+    imap: tuple[ImapAccount, ...] = ()
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -86,6 +138,119 @@ def _choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def _listen(value: Any) -> tuple[ListenAddress, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise TypeError
+    addresses = []
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError
+        text = item.strip()
+        if not text:
+            continue
+        if text.startswith("unix:"):
+            addresses.append(ListenAddress(None, None, Path(text[5:])))
+            continue
+        host, _, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise _Invalid(f"HOST:PORT or unix:PATH, got {text!r}")
+        addresses.append(ListenAddress(host, int(port)))
+    return tuple(addresses)
+
+
+def _optional_path(value: Any) -> Path | None:
+    text = _optional_text(value)
+    return Path(text) if text else None
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError
+    number = float(value)
+    if number <= 0:
+        raise ValueError
+    return number
+
+
+def _imap_accounts(value: Any) -> tuple[ImapAccount, ...]:
+    if not isinstance(value, list):
+        raise _Invalid("[[imap]] tables, one per mailbox")
+    accounts: list[ImapAccount] = []
+    names: set[str] = set()
+    for index, entry in enumerate(value):
+        accounts.append(_imap_account(index, entry))
+        if accounts[-1].name in names:
+            raise _Invalid(f"a unique name per account; imap[{index}] repeats "
+                           f"{accounts[-1].name!r}")
+        names.add(accounts[-1].name)
+    return tuple(accounts)
+
+
+_IMAP_KEYS = ("name", "host", "port", "security", "user", "password", "password_file",
+              "oauth2_token_file", "oauth2_token_command", "folders", "after", "move_to",
+              "poll_interval", "batch_size", "recipient", "ca_file")
+
+
+def _imap_account(index: int, entry: Any) -> ImapAccount:
+    where = f"imap[{index}]"
+    if not isinstance(entry, dict):
+        raise _Invalid(f"{where} to be a table")
+    for key in entry:
+        if key not in _IMAP_KEYS:
+            raise _Invalid(f"{where}: no unknown key {key!r} (known: {', '.join(_IMAP_KEYS)})")
+
+    def need(key: str, parse: Callable[[Any], Any], expected: str, default: Any = None) -> Any:
+        if key not in entry:
+            if default is None:
+                raise _Invalid(f"{where}.{key}: {expected} (missing)")
+            return parse(default)
+        try:
+            return parse(entry[key])
+        except (ValueError, TypeError):
+            raise _Invalid(f"{where}.{key}: {expected}, got {entry[key]!r}") from None
+
+    security = need("security", _choice("tls", "starttls", "none"),
+                    "one of: tls, starttls, none", "tls")
+    after = need("after", _choice("seen", "move", "delete"), "one of: seen, move, delete",
+                 "seen")
+    account = ImapAccount(
+        name=need("name", _text, "a name for the account", f"imap{index}"),
+        host=need("host", _text, "the server's host name"),
+        port=need("port", _positive_int, "a port number", 993 if security == "tls" else 143),
+        security=security,
+        user=need("user", _text, "the login name"),
+        password=need("password", _optional_text, "the password as text", ""),
+        password_file=need("password_file", _optional_path, "a file path", ""),
+        oauth2_token_file=need("oauth2_token_file", _optional_path, "a file path", ""),
+        oauth2_token_command=need("oauth2_token_command", _optional_text, "a command", ""),
+        folders=tuple(need("folders", _string_list, "a list of folder names", ["INBOX"])),
+        after=after,
+        move_to=need("move_to", _optional_text, "a folder name", ""),
+        poll_interval=need("poll_interval", _seconds, "seconds, more than 0", 60.0),
+        batch_size=need("batch_size", _positive_int, "a whole number of at least 1", 50),
+        recipient=need("recipient", _optional_text, "a support address", ""),
+        ca_file=need("ca_file", _optional_path, "a file path", ""),
+    )
+    secrets = [account.password, account.password_file, account.oauth2_token_file,
+               account.oauth2_token_command]
+    if sum(1 for secret in secrets if secret) != 1:
+        raise _Invalid(f"{where}: exactly one of password, password_file, oauth2_token_file, "
+                       "oauth2_token_command")
+    if after == "move" and not account.move_to:
+        raise _Invalid(f"{where}.move_to: the folder to move stored messages to "
+                       "(after = \"move\")")
+    return account
+
+
+def _string_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(
+            isinstance(item, str) and item.strip() for item in value):
+        raise ValueError
+    return [item.strip() for item in value]
+
+
 def _ticket_prefix(value: Any) -> str:
     text = _text(value).upper()
     if not text.isascii() or not text.isalpha() or len(text) > 6:
@@ -107,6 +272,17 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("log.level", _choice("debug", "info", "warning", "error"),
              "one of: debug, info, warning, error"),
     _Setting("log.format", _choice("auto", "console", "json"), "one of: auto, console, json"),
+    _Setting("smtp.listen", _listen, "a list of HOST:PORT or unix:PATH"),
+    _Setting("smtp.hostname", _optional_text, "the host name maild greets with"),
+    _Setting("smtp.max_message_size", _positive_int, "a size in bytes, at least 1"),
+    _Setting("smtp.timeout", _positive_int, "seconds, at least 1"),
+    _Setting("smtp.tls_cert", _optional_path, "the certificate file (PEM)"),
+    _Setting("smtp.tls_key", _optional_path, "the private key file (PEM)"),
+    _Setting("lmtp.listen", _listen, "a list of HOST:PORT or unix:PATH"),
+    _Setting("daemon.drain_seconds", _positive_int, "seconds, at least 1"),
+    _Setting("daemon.worker_interval", _seconds, "seconds, more than 0"),
+    _Setting("daemon.outbox_interval", _seconds, "seconds, more than 0"),
+    _Setting("imap", _imap_accounts, "[[imap]] tables"),
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -121,6 +297,17 @@ _DEFAULTS: dict[str, Any] = {
     "processing.lease_seconds": 300,
     "log.level": "info",
     "log.format": "auto",
+    "smtp.listen": ["127.0.0.1:2525"],
+    "smtp.hostname": None,
+    "smtp.max_message_size": 26_214_400,
+    "smtp.timeout": 300,
+    "smtp.tls_cert": None,
+    "smtp.tls_key": None,
+    "lmtp.listen": [],
+    "daemon.drain_seconds": 30,
+    "daemon.worker_interval": 5.0,
+    "daemon.outbox_interval": 30.0,
+    "imap": [],
 }
 
 
@@ -198,6 +385,8 @@ def load_config(
         if raw is not None:
             try:
                 values[setting.key] = setting.parse(raw)
+            except _Invalid as error:
+                raise ConfigError(f"{origin}: expected {error}") from None
             except (ValueError, TypeError):
                 raise ConfigError(
                     f"{origin}: expected {setting.expected}, got {raw!r}"
@@ -223,6 +412,13 @@ def load_config(
     outbox_maildir = (
         path_of("outbox.maildir") if values["outbox.maildir"] else data_dir / "outbox"
     )
+
+    def optional_path(key: str) -> Path | None:
+        return path_of(key) if values[key] is not None else None
+
+    if (values["smtp.tls_cert"] is None) != (values["smtp.tls_key"] is None):
+        raise ConfigError(f"{origins['smtp.tls_cert']}: smtp.tls_cert and smtp.tls_key go "
+                          "together: give both or neither")
     return Config(
         data_dir=data_dir,
         database_url=database_url,
@@ -236,4 +432,27 @@ def load_config(
         log_level=values["log.level"],
         log_format=values["log.format"],
         source=str(file) if file is not None else "defaults",
+        smtp_listen=values["smtp.listen"],
+        lmtp_listen=values["lmtp.listen"],
+        smtp_hostname=values["smtp.hostname"],
+        max_message_size=values["smtp.max_message_size"],
+        smtp_timeout=values["smtp.timeout"],
+        tls_cert=optional_path("smtp.tls_cert"),
+        tls_key=optional_path("smtp.tls_key"),
+        drain_seconds=values["daemon.drain_seconds"],
+        worker_interval=values["daemon.worker_interval"],
+        outbox_interval=values["daemon.outbox_interval"],
+        imap=tuple(_resolve_account(account, base_dirs["imap"]) for account in values["imap"]),
     )
+
+
+def _resolve_account(account: ImapAccount, base: Path) -> ImapAccount:
+    """The account with its file paths made absolute against `base`."""
+    from dataclasses import replace
+
+    def absolute(path: Path | None) -> Path | None:
+        return path if path is None or path.is_absolute() else base / path
+
+    return replace(account, password_file=absolute(account.password_file),
+                   oauth2_token_file=absolute(account.oauth2_token_file),
+                   ca_file=absolute(account.ca_file))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -162,3 +162,15 @@ class TicketCounter(SQLModel, table=True):
 
     scope: str = Field(primary_key=True, max_length=16)
     last: int = 0
+
+
+class ImapCursor(SQLModel, table=True):
+    """How far maild has read one IMAP folder: the UIDVALIDITY and the last UID stored."""
+
+    __tablename__ = "imap_cursor"
+
+    account: str = Field(primary_key=True, max_length=128)
+    folder: str = Field(primary_key=True, max_length=512)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

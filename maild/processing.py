@@ -177,7 +177,8 @@ class Processor:
                            ticket=applied.ticket)
 
     def run_pending(self, limit: int | None = None,
-                    progress: Callable[[Outcome], None] | None = None) -> Counter[str]:
+                    progress: Callable[[Outcome], None] | None = None,
+                    stop: Callable[[], bool] | None = None) -> Counter[str]:
         """One pass over the waiting messages (each tried at most once); counts outcomes by state.
 
         A message that fails is left for the next pass, so three failures take three passes.
@@ -186,7 +187,7 @@ class Processor:
         counts: Counter[str] = Counter()
         done = 0
         cursor = 0
-        while limit is None or done < limit:
+        while (limit is None or done < limit) and not (stop is not None and stop()):
             inbound_id = self.claim(after_id=cursor)
             if inbound_id is None:
                 break

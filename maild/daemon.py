@@ -1,0 +1,298 @@
+"""`maild run`: one asyncio process with the listeners, pollers and workers the config enables.
+
+Start-up is assembled in one AsyncExitStack, so whatever started is stopped
+again in reverse order. Blocking work (database, imapclient, fsync) runs in
+threads. SIGHUP reloads the rules; SIGTERM (or SIGINT) drains: listeners stop
+accepting, messages being stored are committed and answered, IMAP pollers
+finish their message, the worker finishes its message, then maild exits 0.
+
+Exit codes: 0 stopped cleanly, 69 a listener could not be opened,
+75 the database is unavailable, 78 the configuration or rules are broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import ssl
+import threading
+import weakref
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from maild import systemd
+from maild.config import Config, ListenAddress
+from maild.db import StorageError, open_database
+from maild.intake import Stored, store_inbound
+from maild.log import get_logger
+from maild.processing import Processor
+from maild.respond.maildir import MaildirTransport
+from maild.respond.outbox import flush_outbox
+from maild.routing.reload import LiveRules
+from maild.tickets.numbering import TicketNumbering
+from maild.transports.imap import FolderPoller
+from maild.transports.smtp import IntakeHandler, make_server_factory, tls_context
+
+log = get_logger("maild.daemon")
+
+EX_UNAVAILABLE = 69
+
+
+class ListenError(Exception):
+    """A listening socket could not be opened."""
+
+
+@dataclass
+class Counters:
+    """What the daemon has done since it started, for STATUS= and logs."""
+
+    stored: int = 0
+    processed: int = 0
+    quarantined: int = 0
+    sent: int = 0
+
+    def status(self, listening: str) -> str:
+        return (f"{listening}; stored {self.stored}, processed {self.processed}, "
+                f"quarantined {self.quarantined}, sent {self.sent}")
+
+
+@dataclass
+class Daemon:
+    """The running maild: its parts and the events that drive them."""
+
+    config: Config
+    live: LiveRules
+    processor: Processor
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    work: asyncio.Event = field(default_factory=asyncio.Event)
+    counters: Counters = field(default_factory=Counters)
+    handlers: list[IntakeHandler] = field(default_factory=list)
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    sessions: weakref.WeakSet[SMTP] = field(default_factory=weakref.WeakSet)
+    listening: list[str] = field(default_factory=list)
+    stop_threads: threading.Event = field(default_factory=threading.Event)
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+
+    # -- intake ---------------------------------------------------------------------------
+    async def store(self, raw: bytes, sender: str | None, recipients: list[str],
+                    transport: str, source: str) -> Stored:
+        stored = await asyncio.to_thread(
+            store_inbound, self.processor.engine, raw, transport=transport,
+            envelope_sender=sender, recipients=recipients, source=source)
+        self.counters.stored += 0 if stored.duplicate else 1
+        return stored
+
+    def wake_worker(self) -> None:
+        self.work.set()
+
+    def wake_from_thread(self) -> None:
+        """Wake the worker from a poller thread."""
+        self.loop.call_soon_threadsafe(self.work.set)
+
+    async def open_listener(self, address: ListenAddress, protocol: str) -> None:
+        hostname = self.config.smtp_hostname or socket.getfqdn()
+        handler = IntakeHandler(store=self.store, rules=lambda: self.live.current,
+                                hostname=hostname, protocol=protocol, on_stored=self.wake_worker)
+        tls: ssl.SSLContext | None = None
+        if self.config.tls_cert and self.config.tls_key and protocol == "smtp":
+            tls = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
+        make = make_server_factory(handler, hostname=hostname,
+                                   max_size=self.config.max_message_size,
+                                   timeout=self.config.smtp_timeout, tls=tls)
+
+        def factory() -> SMTP:
+            session = make()
+            self.sessions.add(session)
+            return session
+
+        loop = asyncio.get_running_loop()
+        try:
+            if address.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    address.path.unlink()
+                server = await loop.create_unix_server(factory, str(address.path))
+            else:
+                server = await loop.create_server(factory, address.host, address.port or 25)
+        except OSError as error:
+            raise ListenError(f"cannot listen for {protocol.upper()} on {address}: "
+                              f"{error.strerror or error}") from error
+        self.handlers.append(handler)
+        self.servers.append(server)
+        self.listening.append(f"{protocol} {address}")
+        log.info("listener.started", protocol=protocol, address=str(address),
+                 starttls=tls is not None)
+
+    # -- workers ----------------------------------------------------------------------------
+    async def process_loop(self) -> None:
+        """Process stored messages whenever woken, and every worker interval anyway."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.work.wait(), self.config.worker_interval)
+            self.work.clear()
+            counts = await asyncio.to_thread(self.processor.run_pending,
+                                             stop=self.stopping.is_set)
+            self.counters.processed += counts["processed"]
+            self.counters.quarantined += counts["quarantined"]
+            if counts["processed"]:
+                await self.flush()
+            self.status()
+
+    async def flush(self) -> None:
+        transport = MaildirTransport(self.config.outbox_maildir)
+        report = await asyncio.to_thread(flush_outbox, self.processor.engine, transport)
+        self.counters.sent += report.sent
+
+    async def outbox_loop(self) -> None:
+        """Deliver due outbox items (retries included) every outbox interval."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.config.outbox_interval)
+            await self.flush()
+
+    async def watchdog_loop(self, interval: float) -> None:
+        while not self.stopping.is_set():
+            systemd.notify("WATCHDOG=1")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), interval)
+
+    def status(self) -> None:
+        systemd.notify("STATUS=" + self.counters.status(", ".join(self.listening) or "no "
+                                                        "listeners"))
+
+    def start_pollers(self) -> list[threading.Thread]:
+        threads = []
+        for account in self.config.imap:
+            recipient = account.recipient or account.user
+            for folder in account.folders:
+                poller = FolderPoller(account, folder, self.processor.engine,
+                                      recipients=[recipient], on_stored=self.wake_from_thread,
+                                      stop=self.stop_threads)
+                thread = threading.Thread(target=poller.run, daemon=True,
+                                          name=f"imap-{account.name}-{folder}")
+                thread.start()
+                threads.append(thread)
+                log.info("imap.poller_started", account=account.name, folder=folder)
+        return threads
+
+    # -- reload and drain -------------------------------------------------------------------
+    async def reload(self) -> None:
+        changed = await asyncio.to_thread(self.live.reload)
+        log.info("rules.sighup", changed=changed, version=self.live.current.version)
+
+    async def drain(self, pollers: list[threading.Thread]) -> None:
+        """Stop accepting; let what is being stored finish and be answered; then close."""
+        systemd.notify("STOPPING=1")
+        log.info("daemon.draining", seconds=self.config.drain_seconds)
+        for server in self.servers:
+            server.close()
+        self.stop_threads.set()
+
+        async def settle() -> None:
+            for handler in self.handlers:
+                await handler.in_flight.wait_idle()
+            while pollers and any(thread.is_alive() for thread in pollers):
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(settle(), self.config.drain_seconds)
+        except TimeoutError:
+            log.warning("daemon.drain_timeout", seconds=self.config.drain_seconds)
+        for session in list(self.sessions):
+            transport: Any = getattr(session, "transport", None)
+            if transport is not None:
+                transport.close()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1)
+
+
+async def serve(config: Config, live: LiveRules) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit code."""
+    try:
+        engine = await asyncio.to_thread(open_database, config.database_url)
+    except StorageError as error:
+        log.error("daemon.database_unavailable", error=str(error))
+        return 75
+    processor = Processor(engine=engine, rules=lambda: live.current,
+                          numbering=TicketNumbering(config.ticket_prefix),
+                          mail_domain=config.mail_domain, max_attempts=config.max_attempts)
+    daemon = Daemon(config=config, live=live, processor=processor)
+    loop = asyncio.get_running_loop()
+    async with AsyncExitStack() as stack:
+        stack.callback(engine.dispose)
+        try:
+            for address in config.smtp_listen:
+                await daemon.open_listener(address, "smtp")
+            for address in config.lmtp_listen:
+                await daemon.open_listener(address, "lmtp")
+        except ListenError as error:
+            log.error("daemon.listen_failed", error=str(error))
+            for server in daemon.servers:
+                server.close()
+            return EX_UNAVAILABLE
+        pollers = daemon.start_pollers()
+        tasks = [asyncio.create_task(daemon.process_loop(), name="process"),
+                 asyncio.create_task(daemon.outbox_loop(), name="outbox"),
+                 asyncio.create_task(live.watch(), name="rules-watch")]
+        interval = systemd.watchdog_interval()
+        if interval:
+            tasks.append(asyncio.create_task(daemon.watchdog_loop(interval), name="watchdog"))
+        stack.push_async_callback(_cancel, tasks)
+
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_hup() -> None:
+            task = asyncio.create_task(daemon.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, daemon.stopping.set)
+        stack.callback(_remove_signal_handlers, loop)
+
+        daemon.work.set()  # process what waited while maild was down
+        systemd.notify("READY=1")
+        daemon.status()
+        log.info("daemon.ready", listening=daemon.listening, imap=len(pollers),
+                 rules_version=live.current.version, database=_safe_url(config.database_url))
+        await daemon.stopping.wait()
+        await daemon.drain(pollers)
+        with contextlib.suppress(TimeoutError):  # the worker finishes its current message
+            await asyncio.wait_for(asyncio.shield(tasks[0]), timeout=config.drain_seconds)
+        await daemon.flush()
+    log.info("daemon.stopped", stored=daemon.counters.stored,
+             processed=daemon.counters.processed)
+    return 0
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without a password, for logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+
+
+def run(config: Config, live_factory: Callable[[], LiveRules]) -> int:
+    """Start the daemon (rules must load first) and run it to the end; returns the exit code."""
+    live = live_factory()
+    return asyncio.run(serve(config, live))

@@ -1,0 +1,1 @@
+"""Ways mail reaches maild: SMTP and LMTP listeners, IMAP mailboxes."""
