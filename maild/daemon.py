@@ -29,7 +29,8 @@ from aiosmtpd.smtp import SMTP
 from maild import systemd
 from maild.config import Config, ListenAddress
 from maild.db import StorageError, open_database
-from maild.intake import Stored, store_inbound
+from maild.group_commit import GroupCommitter
+from maild.intake import Stored
 from maild.log import get_logger
 from maild.processing import Processor
 from maild.respond.maildir import MaildirTransport
@@ -78,13 +79,15 @@ class Daemon:
     listening: list[str] = field(default_factory=list)
     stop_threads: threading.Event = field(default_factory=threading.Event)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    committer: GroupCommitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.committer = GroupCommitter(self.processor.engine)
 
     # -- intake ---------------------------------------------------------------------------
     async def store(self, raw: bytes, sender: str | None, recipients: list[str],
                     transport: str, source: str) -> Stored:
-        stored = await asyncio.to_thread(
-            store_inbound, self.processor.engine, raw, transport=transport,
-            envelope_sender=sender, recipients=recipients, source=source)
+        stored = await self.committer.store(raw, sender, recipients, transport, source)
         self.counters.stored += 0 if stored.duplicate else 1
         return stored
 
@@ -236,6 +239,8 @@ async def serve(config: Config, live: LiveRules) -> int:
             for server in daemon.servers:
                 server.close()
             return EX_UNAVAILABLE
+        daemon.committer.start()
+        stack.push_async_callback(daemon.committer.stop)
         pollers = daemon.start_pollers()
         tasks = [asyncio.create_task(daemon.process_loop(), name="process"),
                  asyncio.create_task(daemon.outbox_loop(), name="outbox"),
@@ -281,6 +286,9 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)
+    # Shutting down already: a repeated SIGTERM must not cut the last commits short
+    # (systemd sends SIGKILL itself when TimeoutStopSec runs out).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _safe_url(url: str) -> str:

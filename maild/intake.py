@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine, select
@@ -107,23 +107,15 @@ def store_inbound(
     key = idempotency_key(raw)
     recipients = [r.strip().lower() for r in recipients if r.strip()]
     try:
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             existing = session.scalars(select(Inbound).where(
                 col(Inbound.idempotency_key) == key)).first()
             if existing is not None:
                 return _record_duplicate(session, existing, recipients)
-            row = Inbound(
-                received_at=received_at or utcnow(),
-                transport=transport,
-                source=source,
-                envelope_sender=_clip(envelope_sender, 512),
-                envelope_recipients=recipients,
-                raw=raw,
-                size=len(raw),
-                idempotency_key=key,
-                message_id=raw_message_id(raw),
-                state=InboundState.RECEIVED,
-            )
+            row = _new_row(Arrival(raw, transport, envelope_sender, recipients, source), key,
+                           recipients)
+            if received_at is not None:
+                row.received_at = received_at
             session.add(row)
             try:
                 session.commit()
@@ -154,3 +146,83 @@ def _record_duplicate(session: Session, existing: Inbound, recipients: list[str]
     log.info("inbound.duplicate", inbound_id=existing.id, message_id=existing.message_id,
              duplicates=existing.duplicates)
     return Stored(inbound_id=existing.id, duplicate=True)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One message waiting to be stored, with its envelope."""
+
+    raw: bytes
+    transport: str
+    envelope_sender: str | None = None
+    recipients: Sequence[str] = field(default=())
+    source: str | None = None
+
+
+def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | StorageError]:
+    """Commit several messages in one transaction (one sync to disk), in order.
+
+    Copies within the batch and messages already stored come back as duplicates. If
+    the shared transaction fails, each message is stored on its own, so one bad
+    message does not fail the others.
+    """
+    if len(arrivals) == 1:
+        return [_store_one(engine, arrivals[0])]
+    keys = [idempotency_key(arrival.raw) for arrival in arrivals]
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            existing = {row.idempotency_key: row for row in session.scalars(
+                select(Inbound).where(col(Inbound.idempotency_key).in_(set(keys))))}
+            new_rows: dict[str, Inbound] = {}
+            for arrival, key in zip(arrivals, keys, strict=True):
+                recipients = [r.strip().lower() for r in arrival.recipients if r.strip()]
+                earlier = existing.get(key)
+                if earlier is not None:
+                    earlier.duplicates += 1
+                    earlier.envelope_recipients = list(dict.fromkeys(
+                        [*(earlier.envelope_recipients or []), *recipients]))
+                    session.add(earlier)
+                elif key not in new_rows:
+                    new_rows[key] = _new_row(arrival, key, recipients)
+                    session.add(new_rows[key])
+            session.commit()
+            results: list[Stored | StorageError] = []
+            seen: set[str] = set()
+            for key in keys:
+                if key in existing:
+                    row = existing[key]
+                    results.append(Stored(inbound_id=int(row.id or 0), duplicate=True))
+                else:
+                    row = new_rows[key]
+                    results.append(Stored(inbound_id=int(row.id or 0), duplicate=key in seen))
+                    seen.add(key)
+            log.info("inbound.stored_batch", count=len(arrivals), new=len(new_rows))
+            return results
+    except (OperationalError, SQLAlchemyError, OSError) as error:
+        log.warning("inbound.batch_failed", count=len(arrivals),
+                    error=f"{type(error).__name__}: {getattr(error, 'orig', None) or error}")
+        return [_store_one(engine, arrival) for arrival in arrivals]
+
+
+def _store_one(engine: Engine, arrival: Arrival) -> Stored | StorageError:
+    try:
+        return store_inbound(engine, arrival.raw, transport=arrival.transport,
+                             envelope_sender=arrival.envelope_sender,
+                             recipients=arrival.recipients, source=arrival.source)
+    except StorageError as error:
+        return error
+
+
+def _new_row(arrival: Arrival, key: str, recipients: list[str]) -> Inbound:
+    return Inbound(
+        received_at=utcnow(),
+        transport=arrival.transport,
+        source=arrival.source,
+        envelope_sender=_clip(arrival.envelope_sender, 512),
+        envelope_recipients=recipients,
+        raw=arrival.raw,
+        size=len(arrival.raw),
+        idempotency_key=key,
+        message_id=raw_message_id(arrival.raw),
+        state=InboundState.RECEIVED,
+    )

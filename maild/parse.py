@@ -191,9 +191,9 @@ def _attachment_from_mailparser(item: dict[str, Any]) -> Attachment:
     )
 
 
-def _bodies_with_mailparser(raw: bytes) -> tuple[str, str | None, tuple[Attachment, ...],
-                                                 list[str]]:
-    parsed = mailparser.parse_from_bytes(raw)
+def _bodies_with_mailparser(message: email.message.Message) -> tuple[
+        str, str | None, tuple[Attachment, ...], list[str]]:
+    parsed = mailparser.MailParser(message)  # reuses the parse, does not read the bytes again
     text = "\n".join(part for part in parsed.text_plain if part)
     html_parts = [part for part in parsed.text_html if part]
     html = "\n".join(html_parts) if html_parts else None
@@ -238,7 +238,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     defects = [type(defect).__name__ for defect in message.defects]
     parser = "mail-parser"
     try:
-        text, html, attachments, extra = _bodies_with_mailparser(raw)
+        text, html, attachments, extra = _bodies_with_mailparser(message)
         defects.extend(extra)
     except Exception as error:
         log.info("parse.fallback", reason=f"{type(error).__name__}: {error}"[:300])

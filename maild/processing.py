@@ -67,6 +67,17 @@ class Processor:
 
     def claim(self, only_id: int | None = None, after_id: int = 0) -> int | None:
         """Claim the oldest waiting message after `after_id` (or `only_id`); None if none waits."""
+        claimed = self.claim_batch(only_id=only_id, after_id=after_id, size=1)
+        return claimed[0] if claimed else None
+
+    def claim_batch(self, *, only_id: int | None = None, after_id: int = 0,
+                    size: int = 32) -> list[int]:
+        """Lease up to `size` waiting messages after `after_id` in one transaction, in id order.
+
+        A message that has used up its attempts is quarantined instead of claimed. The
+        attempt itself is counted per message, just before it is processed (`process`), so
+        a message that kills the process never uses up the attempts of its batch-mates.
+        """
         while True:
             now = self.clock()
             with Session(self.engine) as session:
@@ -76,40 +87,40 @@ class Processor:
                     query = query.where(col(Inbound.id) == only_id)
                 else:
                     query = query.where(col(Inbound.id) > after_id)
-                query = query.order_by(col(Inbound.id)).limit(1)
+                query = query.order_by(col(Inbound.id)).limit(size)
                 if session.get_bind().dialect.name == "postgresql":
                     query = query.with_for_update(skip_locked=True)
-                row = session.execute(query).first()
-                if row is None:
-                    return None
-                inbound_id, state, attempts, last_error = row
-                if attempts >= self.max_attempts:
-                    reason = last_error or "the process stopped while processing it"
-                    session.execute(update(Inbound).where(
-                        col(Inbound.id) == inbound_id).values(
-                        state=InboundState.QUARANTINED, claimed_until=None,
-                        last_error=f"processing failed {attempts} times; last: {reason}"))
-                    session.commit()
-                    log.error("inbound.quarantined", inbound_id=inbound_id, attempts=attempts,
-                              reason=reason)
-                    if only_id is not None:
-                        return None
-                    after_id = inbound_id
-                    continue
-                claimed = session.execute(update(Inbound).where(
-                    col(Inbound.id) == inbound_id,
-                    col(Inbound.state) == state,
-                    col(Inbound.attempts) == attempts,
-                ).values(state=InboundState.PROCESSING, attempts=attempts + 1,
-                         claimed_until=now + self.lease))
+                rows = session.execute(query).all()
+                if not rows:
+                    return []
+                claimed: list[int] = []
+                for inbound_id, state, attempts, last_error in rows:
+                    after_id = max(after_id, inbound_id)
+                    if attempts >= self.max_attempts:
+                        reason = last_error or "the process stopped while processing it"
+                        session.execute(update(Inbound).where(
+                            col(Inbound.id) == inbound_id).values(
+                            state=InboundState.QUARANTINED, claimed_until=None,
+                            last_error=f"processing failed {attempts} times; last: {reason}"))
+                        log.error("inbound.quarantined", inbound_id=inbound_id,
+                                  attempts=attempts, reason=reason)
+                        continue
+                    result = session.execute(update(Inbound).where(
+                        col(Inbound.id) == inbound_id,
+                        col(Inbound.state) == state,
+                        col(Inbound.attempts) == attempts,
+                    ).values(state=InboundState.PROCESSING, claimed_until=now + self.lease))
+                    if cast("CursorResult[Any]", result).rowcount == 1:
+                        claimed.append(int(inbound_id))
                 session.commit()
-                if cast("CursorResult[Any]", claimed).rowcount == 1:
-                    return int(inbound_id)
+            if claimed or only_id is not None:
+                return claimed
 
     def process(self, inbound_id: int) -> Outcome:
         """Run the pipeline on a claimed message and commit its ticket, or record the failure."""
         bound = log.bind(inbound_id=inbound_id)
         try:
+            self.count_attempt(inbound_id)
             return self._process(inbound_id)
         except Exception as error:
             summary = f"{type(error).__name__}: {error}"[:500]
@@ -188,18 +199,38 @@ class Processor:
         done = 0
         cursor = 0
         while (limit is None or done < limit) and not (stop is not None and stop()):
-            inbound_id = self.claim(after_id=cursor)
-            if inbound_id is None:
+            size = 32 if limit is None else max(1, min(32, limit - done))
+            batch = self.claim_batch(after_id=cursor, size=size)
+            if not batch:
                 break
-            cursor = inbound_id
-            outcome = self.process(inbound_id)
-            done += 1
-            counts[outcome.state] += 1
-            if outcome.kind:
-                counts[f"kind:{outcome.kind}"] += 1
-            if progress is not None:
-                progress(outcome)
+            for position, inbound_id in enumerate(batch):
+                if stop is not None and stop():
+                    self.release(batch[position:])
+                    return counts
+                cursor = inbound_id
+                outcome = self.process(inbound_id)
+                done += 1
+                counts[outcome.state] += 1
+                if outcome.kind:
+                    counts[f"kind:{outcome.kind}"] += 1
+                if progress is not None:
+                    progress(outcome)
         return counts
+
+    def release(self, inbound_ids: list[int]) -> None:
+        """Give leased, unprocessed messages back for the next pass."""
+        with Session(self.engine) as session:
+            session.execute(update(Inbound).where(
+                col(Inbound.id).in_(inbound_ids),
+                col(Inbound.state) == InboundState.PROCESSING,
+            ).values(state=InboundState.RECEIVED, claimed_until=None))
+            session.commit()
+
+    def count_attempt(self, inbound_id: int) -> None:
+        """Commit that processing of `inbound_id` starts now, so even a crash counts."""
+        with self.engine.begin() as connection:
+            connection.execute(update(Inbound).where(col(Inbound.id) == inbound_id).values(
+                attempts=col(Inbound.attempts) + 1))
 
     def process_now(self, inbound_id: int) -> Outcome | None:
         """Claim and process one message at once; None when it is not waiting."""

@@ -118,3 +118,12 @@ def test_auto_submitted_no_is_a_person(sqlite_runtime: Runtime) -> None:
     outcome = receive(sqlite_runtime, support_mail(headers={"Auto-Submitted": "no"}))
     assert outcome.kind == "new"
     assert len(acks(sqlite_runtime)) == 1
+
+
+def test_non_ascii_subject_and_long_subject_decode_cleanly(sqlite_runtime: Runtime) -> None:
+    subject = ("SV: Räksmörgås — en väldigt lång ämnesrad som fortsätter och fortsätter "
+               "bortom sjuttioåtta tecken")
+    outcome = receive(sqlite_runtime, support_mail(subject=subject))
+    [ack] = acks(sqlite_runtime)
+    assert ack["Subject"] == f"[{outcome.ticket}] {subject[4:]}"
+    assert all(len(line) <= 78 for line in ack.as_string().splitlines()[:20])

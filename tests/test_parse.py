@@ -90,10 +90,10 @@ def test_display_name_is_not_the_address() -> None:
 
 
 def test_mailparser_failure_falls_back_to_stdlib(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(raw: bytes) -> None:
+    def broken(message: object) -> None:
         raise RuntimeError("mail-parser gave up")
 
-    monkeypatch.setattr(parse_module.mailparser, "parse_from_bytes", broken)
+    monkeypatch.setattr(parse_module.mailparser, "MailParser", broken)
     mail = parse_mail(b"From: a@kund.se\r\nSubject: hej\r\n\r\nSidan laddar inte.\r\n")
     assert mail.parser == "stdlib"
     assert "Sidan laddar inte." in mail.text
@@ -103,7 +103,7 @@ def test_message_no_parser_reads_is_unparseable(monkeypatch: pytest.MonkeyPatch)
     def broken(*args: object) -> None:
         raise RuntimeError("cannot read")
 
-    monkeypatch.setattr(parse_module.mailparser, "parse_from_bytes", broken)
+    monkeypatch.setattr(parse_module.mailparser, "MailParser", broken)
     monkeypatch.setattr(parse_module, "_bodies_with_stdlib", broken)
     with pytest.raises(UnparseableMail, match="mail-parser failed"):
         parse_mail(b"From: a@kund.se\r\n\r\nx")

@@ -105,11 +105,27 @@ def test_a_process_killed_mid_way_is_recovered_after_the_lease(runtime: Runtime)
     assert len(tickets(runtime)) == 1
 
 
+def test_a_poison_message_does_not_use_up_the_attempts_of_its_batch(
+        runtime: Runtime) -> None:
+    poison = store_inbound(runtime.engine, support_mail(subject="gift"), transport="smtp")
+    innocent = store_inbound(runtime.engine, support_mail(subject="oskyldig"), transport="smtp")
+    processor = runtime.processor()
+    for death in range(1, 4):
+        assert processor.claim_batch(size=10) == [poison.inbound_id, innocent.inbound_id]
+        processor.count_attempt(poison.inbound_id)  # the first one kills the process
+        later = utcnow() + timedelta(minutes=6) * death
+        processor.clock = lambda moment=later: moment
+    assert processor.claim_batch(size=10) == [innocent.inbound_id]
+    assert inbound(runtime, poison.inbound_id).state == "quarantined"
+    assert inbound(runtime, innocent.inbound_id).attempts == 0
+
+
 def test_dead_three_times_means_quarantine(runtime: Runtime) -> None:
     stored = store_inbound(runtime.engine, support_mail(), transport="smtp")
     processor = runtime.processor()
     for death in range(1, 4):
-        assert processor.claim() == stored.inbound_id  # claimed, then "the process dies"
+        assert processor.claim() == stored.inbound_id
+        processor.count_attempt(stored.inbound_id)  # processing starts, then the process dies
         later = utcnow() + timedelta(minutes=6) * death
         processor.clock = lambda moment=later: moment
     assert processor.claim() is None
@@ -125,7 +141,7 @@ def test_unparseable_message_is_quarantined_with_its_bytes(
     def broken(*args: object) -> None:
         raise RuntimeError("cannot read")
 
-    monkeypatch.setattr(parse_module.mailparser, "parse_from_bytes", broken)
+    monkeypatch.setattr(parse_module.mailparser, "MailParser", broken)
     monkeypatch.setattr(parse_module, "_bodies_with_stdlib", broken)
     raw = b"From: a@kund.se\r\n\r\n\x00\xff"
     outcome = receive(runtime, raw)

@@ -1,0 +1,236 @@
+"""maild's performance, measured against its own building blocks on the same machine.
+
+For a small text mail and for a mail with a 100 KB attachment it measures:
+  (a) aiosmtpd with a handler that does nothing (the ceiling for SMTP intake),
+  (b) maild's SMTP accept path: DATA → durable commit → 250,
+  (c) maild's processing: parse → classify → correlate → route → ticket → ack queued,
+  (d) bare mail-parser parsing of the same messages,
+and prints throughput, p50/p99 accept latency, peak memory, the ratios b/a and
+c/d, and as its last line one JSON object. Usage: python bench/run.py [--messages N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+from typing import Any
+
+import mailparser
+from aiosmtpd.smtp import SMTP
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from maild.config import load_config  # noqa: E402
+from maild.group_commit import GroupCommitter  # noqa: E402
+from maild.log import configure_logging  # noqa: E402
+from maild.routing.reload import LiveRules  # noqa: E402
+from maild.runtime import open_runtime  # noqa: E402
+from maild.transports.smtp import IntakeHandler, make_server_factory  # noqa: E402
+
+
+def make_message(index: int, attachment: bool) -> bytes:
+    """A realistic support mail; with `attachment`, a 100 KB PNG-like file rides along."""
+    message = EmailMessage()
+    message["From"] = "Anna Lind <anna.lind@bergstromsbygg.se>"
+    message["To"] = "support@example.se"
+    message["Subject"] = f"Bokningssidan visar fel pris ({index})"
+    message["Message-ID"] = f"<bench-{attachment}-{index}-{time.time_ns()}@bergstromsbygg.se>"
+    message["Date"] = "Mon, 16 Nov 2026 10:12:00 +0100"
+    message.set_content("Hej!\n\nNär vi bokar ett rum visas fel pris i kassan sedan i morse, "
+                        "kl 09.45. Chrome 131 på Windows 11.\n\nMed vänliga hälsningar\n"
+                        "Anna Lind\nIT-ansvarig, Bergströms Bygg AB\n070-330 11 89\n")
+    if attachment:
+        message.add_attachment(os.urandom(100_000), maintype="image", subtype="png",
+                               filename="skarmbild.png")
+    return message.as_bytes(policy=SMTP_POLICY)
+
+
+class NullHandler:
+    """An aiosmtpd handler that accepts everything and keeps nothing."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+def serve_in_thread(factory: Callable[[], SMTP], on_start: Callable[[], Any] | None = None
+                    ) -> tuple[int, Callable[[], None]]:
+    """Start an SMTP server on a free loopback port in its own event loop thread."""
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        holder.update(port=server.sockets[0].getsockname()[1], loop=loop,
+                      done=asyncio.Event())
+        started = on_start() if on_start is not None else None
+        ready.set()
+        await holder["done"].wait()
+        server.close()
+        if started is not None and hasattr(started, "cancel"):
+            started.cancel()
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    ready.wait()
+
+    def stop() -> None:
+        holder["loop"].call_soon_threadsafe(holder["done"].set)
+        thread.join(5)
+
+    return int(holder["port"]), stop
+
+
+_CLIENT = """
+import json, smtplib, sys, threading, time
+port, clients, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+messages = [m.encode("latin-1") for m in json.load(open(path))]
+chunks = [messages[i::clients] for i in range(clients)]
+latencies, lock = [], threading.Lock()
+def client(chunk):
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        smtp.ehlo("bench.client")
+        for raw in chunk:
+            smtp.mail("anna.lind@bergstromsbygg.se")
+            smtp.rcpt("support@example.se")
+            started = time.perf_counter()
+            code, _ = smtp.data(raw)
+            elapsed = time.perf_counter() - started
+            assert code == 250, code
+            with lock:
+                latencies.append(elapsed)
+started = time.perf_counter()
+threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps({"seconds": time.perf_counter() - started, "latencies": latencies}))
+"""
+
+
+def send_all(port: int, messages: list[bytes], clients: int = 4) -> tuple[float, list[float]]:
+    """Send every message from a separate client process over `clients` connections.
+
+    Returns (seconds for all, latency of each DATA → reply). The clients run in their own
+    process so that they do not compete with the server for this process's GIL.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump([raw.decode("latin-1") for raw in messages], handle)
+    try:
+        done = subprocess.run([sys.executable, "-c", _CLIENT, str(port), str(clients),
+                               handle.name], capture_output=True, text=True, check=True,
+                              timeout=600)
+    finally:
+        os.unlink(handle.name)
+    result = json.loads(done.stdout)
+    return float(result["seconds"]), [float(value) for value in result["latencies"]]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
+    attachment = kind == "attachment"
+    config = load_config(env={}, overrides={"data_dir": str(workdir / kind),
+                                            "rules_dir": str(ROOT / "rules")})
+    runtime = open_runtime(config)
+    live = LiveRules(config.rules_dir)
+
+    # (a) aiosmtpd with a null handler
+    null_factory: Callable[[], SMTP] = lambda: SMTP(NullHandler(), hostname="bench")  # noqa: E731
+    port, stop = serve_in_thread(null_factory)
+    null_seconds, null_latencies = send_all(port, [make_message(i, attachment)
+                                                   for i in range(count)])
+    stop()
+
+    # (b) maild's accept path, as the daemon runs it: DATA → group commit → 250
+    committer = GroupCommitter(runtime.engine)
+    handler = IntakeHandler(store=committer.store, rules=lambda: live.current, hostname="bench",
+                            protocol="smtp")
+    port, stop = serve_in_thread(make_server_factory(
+        handler, hostname="bench", max_size=config.max_message_size, timeout=300, tls=None),
+        on_start=lambda: committer.start() or committer.task)
+    accepted = [make_message(i, attachment) for i in range(count)]
+    accept_seconds, accept_latencies = send_all(port, accepted)
+    stop()
+
+    # (c) processing everything that was accepted
+    processor = runtime.processor()
+    started = time.perf_counter()
+    counts = processor.run_pending()
+    process_seconds = time.perf_counter() - started
+    assert counts["processed"] == count, counts
+
+    # (d) bare mail-parser on the same bytes
+    started = time.perf_counter()
+    for raw in accepted:
+        mailparser.parse_from_bytes(raw)
+    parse_seconds = time.perf_counter() - started
+    runtime.engine.dispose()
+
+    return {
+        "null_per_s": count / null_seconds,
+        "accept_per_s": count / accept_seconds,
+        "process_per_s": count / process_seconds,
+        "parse_per_s": count / parse_seconds,
+        "p50_null_ms": percentile(null_latencies, 0.5) * 1000,
+        "p50_accept_ms": percentile(accept_latencies, 0.5) * 1000,
+        "p99_accept_ms": percentile(accept_latencies, 0.99) * 1000,
+        "mean_accept_ms": statistics.fmean(accept_latencies) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=300, help="messages per measurement")
+    args = parser.parse_args()
+    configure_logging("error", "json")
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for kind in ("small", "attachment"):
+            results[kind] = measure(kind, args.messages, Path(directory))
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"{'':12} {'null SMTP/s':>12} {'accept/s':>10} {'b/a':>6} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'process/s':>10} {'parse/s':>9} {'c/d':>6}")
+    for kind, r in results.items():
+        print(f"{kind:12} {r['null_per_s']:12.0f} {r['accept_per_s']:10.0f} "
+              f"{r['accept_per_s'] / r['null_per_s']:6.2f} {r['p50_accept_ms']:8.2f} "
+              f"{r['p99_accept_ms']:8.2f} {r['process_per_s']:10.0f} {r['parse_per_s']:9.0f} "
+              f"{r['process_per_s'] / r['parse_per_s']:6.2f}")
+    print(f"peak RSS {peak_rss_mb:.0f} MB; {args.messages} messages per measurement, "
+          "4 SMTP clients, SQLite (WAL, synchronous=FULL)")
+    worst = min(results.values(), key=lambda r: r["accept_per_s"] / r["null_per_s"])
+    slowest = min(results.values(), key=lambda r: r["process_per_s"] / r["parse_per_s"])
+    summary = {
+        "accept_vs_null": round(min(r["accept_per_s"] / r["null_per_s"]
+                                    for r in results.values()), 3),
+        "process_vs_parse": round(min(r["process_per_s"] / r["parse_per_s"]
+                                      for r in results.values()), 3),
+        "accept_per_s": round(worst["accept_per_s"], 1),
+        "process_per_s": round(slowest["process_per_s"], 1),
+        "p99_accept_ms": round(max(r["p99_accept_ms"] for r in results.values()), 2),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "by_kind": {kind: {key: round(value, 2) for key, value in r.items()}
+                    for kind, r in results.items()},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
