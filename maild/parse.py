@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import email
 import email.message
 import logging
@@ -75,6 +76,7 @@ class ParsedMail:
     content_type: str
     defects: tuple[str, ...] = field(default=())
     parser: str = "mail-parser"
+    part_types: tuple[str, ...] = field(default=())
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), decoded, or None."""
@@ -285,4 +287,16 @@ def parse_mail(raw: bytes) -> ParsedMail:
         content_type=message.get_content_type(),
         defects=tuple(dict.fromkeys(defects)),
         parser=parser,
+        part_types=_part_types(message),
     )
+
+
+def _part_types(message: email.message.Message, limit: int = 200) -> tuple[str, ...]:
+    """The content type of every MIME part (the first `limit`), nested ones included."""
+    types: list[str] = []
+    with contextlib.suppress(Exception):  # a broken structure still yields what was read
+        for part in message.walk():
+            types.append(part.get_content_type())
+            if len(types) >= limit:
+                break
+    return tuple(types)

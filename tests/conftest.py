@@ -15,6 +15,8 @@ import pytest
 from maild.config import Config, load_config
 from maild.runtime import Runtime, open_runtime
 
+pytest_plugins = ["tests.dovecot"]  # the `dovecot` and `dovecot_tls` fixtures (real Dovecot)
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 FIXTURES = ROOT / "fixtures" / "emails"
