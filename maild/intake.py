@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col
 
@@ -170,34 +170,44 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
         return [_store_one(engine, arrivals[0])]
     keys = [idempotency_key(arrival.raw) for arrival in arrivals]
     try:
-        with Session(engine, expire_on_commit=False) as session:
-            existing = {row.idempotency_key: row for row in session.scalars(
-                select(Inbound).where(col(Inbound.idempotency_key).in_(set(keys))))}
-            new_rows: dict[str, Inbound] = {}
+        with engine.begin() as connection:
+            existing = {row.idempotency_key: row for row in connection.execute(
+                select(col(Inbound.id), col(Inbound.idempotency_key),
+                       col(Inbound.envelope_recipients), col(Inbound.duplicates))
+                .where(col(Inbound.idempotency_key).in_(set(keys))))}
+            fresh: dict[str, dict[str, object]] = {}
+            repeats: dict[str, list[str]] = {}
+            now = utcnow()
             for arrival, key in zip(arrivals, keys, strict=True):
                 recipients = [r.strip().lower() for r in arrival.recipients if r.strip()]
-                earlier = existing.get(key)
-                if earlier is not None:
-                    earlier.duplicates += 1
-                    earlier.envelope_recipients = list(dict.fromkeys(
-                        [*(earlier.envelope_recipients or []), *recipients]))
-                    session.add(earlier)
-                elif key not in new_rows:
-                    new_rows[key] = _new_row(arrival, key, recipients)
-                    session.add(new_rows[key])
-            session.commit()
-            results: list[Stored | StorageError] = []
-            seen: set[str] = set()
-            for key in keys:
+                if key in existing or key in fresh:
+                    repeats.setdefault(key, []).extend(recipients)
+                else:
+                    fresh[key] = _row_values(arrival, key, recipients, now)
+            ids: dict[str, int] = {}
+            if fresh:
+                inserted = connection.execute(
+                    insert(Inbound).returning(col(Inbound.id), col(Inbound.idempotency_key),
+                                              sort_by_parameter_order=True),
+                    list(fresh.values()))
+                ids = {row.idempotency_key: int(row.id) for row in inserted}
+            for key, recipients in repeats.items():
                 if key in existing:
                     row = existing[key]
-                    results.append(Stored(inbound_id=int(row.id or 0), duplicate=True))
-                else:
-                    row = new_rows[key]
-                    results.append(Stored(inbound_id=int(row.id or 0), duplicate=key in seen))
-                    seen.add(key)
-            log.info("inbound.stored_batch", count=len(arrivals), new=len(new_rows))
-            return results
+                    merged = list(dict.fromkeys([*(row.envelope_recipients or []), *recipients]))
+                    connection.execute(update(Inbound).where(col(Inbound.id) == row.id).values(
+                        duplicates=col(Inbound.duplicates) + keys.count(key),
+                        envelope_recipients=merged))
+        results: list[Stored | StorageError] = []
+        first_seen: set[str] = set()
+        for key in keys:
+            if key in existing:
+                results.append(Stored(inbound_id=int(existing[key].id), duplicate=True))
+            else:
+                results.append(Stored(inbound_id=ids[key], duplicate=key in first_seen))
+                first_seen.add(key)
+        log.info("inbound.stored_batch", count=len(arrivals), new=len(fresh))
+        return results
     except (OperationalError, SQLAlchemyError, OSError) as error:
         log.warning("inbound.batch_failed", count=len(arrivals),
                     error=f"{type(error).__name__}: {getattr(error, 'orig', None) or error}")
@@ -213,16 +223,23 @@ def _store_one(engine: Engine, arrival: Arrival) -> Stored | StorageError:
         return error
 
 
+def _row_values(arrival: Arrival, key: str, recipients: list[str],
+                now: datetime) -> dict[str, object]:
+    return {
+        "received_at": now,
+        "transport": arrival.transport,
+        "source": arrival.source,
+        "envelope_sender": _clip(arrival.envelope_sender, 512),
+        "envelope_recipients": recipients,
+        "raw": arrival.raw,
+        "size": len(arrival.raw),
+        "idempotency_key": key,
+        "message_id": raw_message_id(arrival.raw),
+        "state": InboundState.RECEIVED,
+        "attempts": 0,
+        "duplicates": 0,
+    }
+
+
 def _new_row(arrival: Arrival, key: str, recipients: list[str]) -> Inbound:
-    return Inbound(
-        received_at=utcnow(),
-        transport=arrival.transport,
-        source=arrival.source,
-        envelope_sender=_clip(arrival.envelope_sender, 512),
-        envelope_recipients=recipients,
-        raw=arrival.raw,
-        size=len(arrival.raw),
-        idempotency_key=key,
-        message_id=raw_message_id(arrival.raw),
-        state=InboundState.RECEIVED,
-    )
+    return Inbound.model_validate(_row_values(arrival, key, recipients, utcnow()))
