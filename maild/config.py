@@ -42,6 +42,20 @@ class ListenAddress:
 
 
 @dataclass(frozen=True)
+class RelaySettings:
+    """The SMTP relay the outbox delivers through."""
+
+    host: str
+    port: int
+    security: str                      # "none", "starttls" or "tls"
+    user: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class ImapAccount:
     """One mailbox maild fetches from, and what it does with a message once stored."""
 
@@ -90,6 +104,12 @@ class Config:
     worker_interval: float = 5.0
     outbox_interval: float = 30.0
     imap: tuple[ImapAccount, ...] = ()
+    relay: RelaySettings | None = None
+    outbox_lifetime_hours: float = 48.0
+    ack_max_per_hour: int = 5
+    ack_max_per_day: int = 20
+    ack_duplicate_window_hours: float = 24.0
+    bounce_suppression_days: int = 60
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -263,7 +283,20 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("database_url", _text, "a database URL such as sqlite:///var/maild.db "
              "or postgresql+psycopg://user@host/db"),
     _Setting("rules_dir", _text, "a directory path"),
-    _Setting("outbox.transport", _choice("maildir"), "one of: maildir"),
+    _Setting("outbox.transport", _choice("maildir", "smtp"), "one of: maildir, smtp"),
+    _Setting("outbox.relay_host", _optional_text, "the relay's host name"),
+    _Setting("outbox.relay_port", _positive_int, "a port number"),
+    _Setting("outbox.relay_security", _choice("none", "starttls", "tls"),
+             "one of: none, starttls, tls"),
+    _Setting("outbox.relay_user", _optional_text, "a user name"),
+    _Setting("outbox.relay_password", _optional_text, "a password"),
+    _Setting("outbox.relay_password_file", _optional_path, "a file path"),
+    _Setting("outbox.relay_ca_file", _optional_path, "a file path (PEM)"),
+    _Setting("outbox.lifetime_hours", _seconds, "hours, more than 0"),
+    _Setting("ack.max_per_hour", _positive_int, "a whole number of at least 1"),
+    _Setting("ack.max_per_day", _positive_int, "a whole number of at least 1"),
+    _Setting("ack.duplicate_window_hours", _seconds, "hours, more than 0"),
+    _Setting("ack.bounce_suppression_days", _positive_int, "a whole number of days"),
     _Setting("outbox.maildir", _text, "a directory path"),
     _Setting("mail.domain", _optional_text, "a domain name such as example.se"),
     _Setting("tickets.prefix", _ticket_prefix, "one to six letters, such as MD"),
@@ -290,6 +323,18 @@ _DEFAULTS: dict[str, Any] = {
     "database_url": None,
     "rules_dir": "rules",
     "outbox.transport": "maildir",
+    "outbox.relay_host": None,
+    "outbox.relay_port": 25,
+    "outbox.relay_security": "starttls",
+    "outbox.relay_user": None,
+    "outbox.relay_password": None,
+    "outbox.relay_password_file": None,
+    "outbox.relay_ca_file": None,
+    "outbox.lifetime_hours": 48.0,
+    "ack.max_per_hour": 5,
+    "ack.max_per_day": 20,
+    "ack.duplicate_window_hours": 24.0,
+    "ack.bounce_suppression_days": 60,
     "outbox.maildir": None,
     "mail.domain": None,
     "tickets.prefix": "MD",
@@ -416,6 +461,17 @@ def load_config(
     def optional_path(key: str) -> Path | None:
         return path_of(key) if values[key] is not None else None
 
+    relay: RelaySettings | None = None
+    if values["outbox.transport"] == "smtp":
+        if not values["outbox.relay_host"]:
+            raise ConfigError(f"{origins['outbox.transport']}: outbox.transport = \"smtp\" "
+                              "needs outbox.relay_host, the relay to deliver through")
+        relay = RelaySettings(
+            host=values["outbox.relay_host"], port=values["outbox.relay_port"],
+            security=values["outbox.relay_security"], user=values["outbox.relay_user"],
+            password=values["outbox.relay_password"],
+            password_file=optional_path("outbox.relay_password_file"),
+            ca_file=optional_path("outbox.relay_ca_file"))
     if (values["smtp.tls_cert"] is None) != (values["smtp.tls_key"] is None):
         raise ConfigError(f"{origins['smtp.tls_cert']}: smtp.tls_cert and smtp.tls_key go "
                           "together: give both or neither")
@@ -443,6 +499,12 @@ def load_config(
         worker_interval=values["daemon.worker_interval"],
         outbox_interval=values["daemon.outbox_interval"],
         imap=tuple(_resolve_account(account, base_dirs["imap"]) for account in values["imap"]),
+        relay=relay,
+        outbox_lifetime_hours=values["outbox.lifetime_hours"],
+        ack_max_per_hour=values["ack.max_per_hour"],
+        ack_max_per_day=values["ack.max_per_day"],
+        ack_duplicate_window_hours=values["ack.duplicate_window_hours"],
+        bounce_suppression_days=values["ack.bounce_suppression_days"],
     )
 
 

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -33,9 +34,8 @@ from maild.group_commit import GroupCommitter
 from maild.intake import Stored
 from maild.log import get_logger
 from maild.processing import Processor
-from maild.respond.maildir import MaildirTransport
-from maild.respond.outbox import flush_outbox
 from maild.routing.reload import LiveRules
+from maild.runtime import ack_limits, deliver_due
 from maild.tickets.numbering import TicketNumbering
 from maild.transports.imap import FolderPoller
 from maild.transports.smtp import IntakeHandler, make_server_factory, tls_context
@@ -147,8 +147,7 @@ class Daemon:
             self.status()
 
     async def flush(self) -> None:
-        transport = MaildirTransport(self.config.outbox_maildir)
-        report = await asyncio.to_thread(flush_outbox, self.processor.engine, transport)
+        report = await asyncio.to_thread(deliver_due, self.config, self.processor.engine)
         self.counters.sent += report.sent
 
     async def outbox_loop(self) -> None:
@@ -224,7 +223,9 @@ async def serve(config: Config, live: LiveRules) -> int:
         return 75
     processor = Processor(engine=engine, rules=lambda: live.current,
                           numbering=TicketNumbering(config.ticket_prefix),
-                          mail_domain=config.mail_domain, max_attempts=config.max_attempts)
+                          mail_domain=config.mail_domain, max_attempts=config.max_attempts,
+                          lease=timedelta(seconds=config.lease_seconds),
+                          limits=ack_limits(config))
     daemon = Daemon(config=config, live=live, processor=processor)
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:

@@ -208,7 +208,14 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
                 first_seen.add(key)
         log.info("inbound.stored_batch", count=len(arrivals), new=len(fresh))
         return results
-    except (OperationalError, SQLAlchemyError, OSError) as error:
+    except (OperationalError, OSError) as error:
+        # The database is locked or unreachable: storing one by one would only wait again.
+        reason = getattr(error, "orig", None) or error
+        log.error("inbound.store_failed", count=len(arrivals),
+                  error=f"{type(error).__name__}: {reason}")
+        return [StorageError(f"the message could not be stored: {reason}")] * len(arrivals)
+    except SQLAlchemyError as error:
+        # A conflict with another writer, or one bad row: store each on its own.
         log.warning("inbound.batch_failed", count=len(arrivals),
                     error=f"{type(error).__name__}: {getattr(error, 'orig', None) or error}")
         return [_store_one(engine, arrival) for arrival in arrivals]

@@ -119,9 +119,10 @@ class TicketMessage(SQLModel, table=True):
     direction: str = Field(max_length=8)       # "in" or "out"
     role: str = Field(max_length=16)           # "opening", "followup", "ack", ...
     message_id: str | None = Field(default=None, max_length=998, index=True)
-    sender: str | None = Field(default=None, max_length=512)
+    sender: str | None = Field(default=None, max_length=512, index=True)
     subject: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    body_digest: str | None = Field(default=None, max_length=64, index=True)
 
 
 class OutboxState:
@@ -130,8 +131,9 @@ class OutboxState:
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
+    BOUNCED = "bounced"
 
-    ALL = (QUEUED, SENT, FAILED)
+    ALL = (QUEUED, SENT, FAILED, BOUNCED)
 
 
 class Outbox(SQLModel, table=True):
@@ -153,6 +155,19 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime | None = _ts(index=True)
     sent_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    bounce_token: str | None = Field(default=None, max_length=32, index=True)
+    history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class Suppression(SQLModel, table=True):
+    """An address that bounced permanently: no acknowledgement goes there for a while."""
+
+    __tablename__ = "suppression"
+
+    address: str = Field(primary_key=True, max_length=512)
+    bounced_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    inbound_id: int | None = Field(default=None, foreign_key="inbound.id")
 
 
 class TicketCounter(SQLModel, table=True):

@@ -77,6 +77,8 @@ class ParsedMail:
     defects: tuple[str, ...] = field(default=())
     parser: str = "mail-parser"
     part_types: tuple[str, ...] = field(default=())
+    report_text: str = ""                                  # delivery-status parts, as text
+    embedded_message_ids: tuple[str, ...] = field(default=())  # of returned messages
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), decoded, or None."""
@@ -288,7 +290,35 @@ def parse_mail(raw: bytes) -> ParsedMail:
         defects=tuple(dict.fromkeys(defects)),
         parser=parser,
         part_types=_part_types(message),
+        **_returned_message(message),
     )
+
+
+_REPORT_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status",
+                           "text/rfc822-headers", "message/rfc822-headers"})
+_MAX_REPORT_TEXT = 32 * 1024
+
+
+def _returned_message(message: email.message.Message) -> dict[str, Any]:
+    """What a bounce carries of the message it returns: report text and Message-IDs."""
+    texts: list[str] = []
+    ids: list[str] = []
+    with contextlib.suppress(Exception):  # a broken structure yields what was read
+        for part in message.walk():
+            content_type = part.get_content_type()
+            if content_type in _REPORT_TYPES:
+                text = part.as_string()[:_MAX_REPORT_TEXT]
+                texts.append(text)
+                ids += _MSGID.findall(" ".join(re.findall(r"(?im)^message-id:\s*(.*)$", text)))
+            elif content_type in ("message/rfc822", "message/global"):
+                payload = part.get_payload()
+                inner = payload[0] if isinstance(payload, list) and payload else None
+                if isinstance(inner, email.message.Message):
+                    ids += _message_ids(decode_header_value(inner.get("Message-ID", "")))
+            if sum(len(text) for text in texts) > _MAX_REPORT_TEXT:
+                break
+    return {"report_text": "\n".join(texts)[:_MAX_REPORT_TEXT],
+            "embedded_message_ids": tuple(dict.fromkeys(ids))}
 
 
 def _part_types(message: email.message.Message, limit: int = 200) -> tuple[str, ...]:

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from maild.classify.language import guess_language
 from maild.classify.machine import classify_machine
 from maild.classify.sender import address_domain, registrable_domain
 from maild.parse import Address, ParsedMail
+from maild.respond.bounces import OutboxLookup, find_bounced, permanence
+from maild.respond.policy import AckHistory, AckLimits, ack_verdict, text_digest
 from maild.routing.chain import route
 from maild.routing.model import Rules, SupportAddress
 from maild.tickets.correlate import TicketLookup, correlate
 from maild.tickets.numbering import TicketNumbering
+
+
+class Lookups(TicketLookup, AckHistory, OutboxLookup, Protocol):
+    """Everything the decision reads from what maild already stored."""
 
 DECISION_KEYS = (
     "kind", "sender", "sender_domain", "private", "customer", "policy", "queue", "priority",
@@ -126,9 +132,10 @@ def decide(
     envelope: Envelope,
     rules: Rules,
     *,
-    lookup: TicketLookup,
+    lookup: Lookups,
     numbering: TicketNumbering,
     identity: Identity,
+    limits: AckLimits = AckLimits(),  # noqa: B008 - an immutable value
 ) -> Decision:
     """Classify, correlate and route `mail`; say whether it gets an acknowledgement."""
     support = support_address_of(envelope, mail, rules)
@@ -156,6 +163,8 @@ def decide(
         decision.ack_reason = f"machine mail ({verdict.kind}): {verdict.signal}"
         details["signal"] = verdict.signal
         details["language"] = None
+        if verdict.kind == "bounce":
+            _match_bounce(decision, mail, envelope, identity, lookup)
         return decision
     details["signal"] = "no machine-mail signal: a person wrote it"
 
@@ -195,9 +204,27 @@ def decide(
 
     recipient, recipient_rule = ack_recipient(mail, rules)
     details["ack_to"] = recipient
+    details["text_digest"] = text_digest(mail.text)
     if recipient is None:
         decision.ack_reason = "no sender address that an acknowledgement could go to"
-    else:
-        decision.ack = True
-        decision.ack_reason = f"new ticket from a person; answered at {recipient_rule}"
+        return decision
+    decision.ack, reason = ack_verdict(recipient, sender=sender_address,
+                                       digest=details["text_digest"],
+                                       now=envelope.received_at, history=lookup, limits=limits)
+    decision.ack_reason = f"{reason}; answered at {recipient_rule}" if decision.ack else reason
     return decision
+
+
+def _match_bounce(decision: Decision, mail: ParsedMail, envelope: Envelope, identity: Identity,
+                  lookup: Lookups) -> None:
+    """Attach a bounce of maild's own mail to the ticket it concerns, if it is one."""
+    found = find_bounced(mail, envelope.recipients, identity.domains, lookup)
+    if found is None:
+        decision.details["bounce_of"] = None
+        return
+    item, how = found
+    permanent, evidence = permanence(mail)
+    decision.ticket = item.ticket
+    decision.details["bounce_of"] = {"outbox": item.id, "recipient": item.recipient,
+                                     "matched_by": how, "permanent": permanent,
+                                     "evidence": evidence}

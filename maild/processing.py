@@ -12,7 +12,7 @@ from __future__ import annotations
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -24,6 +24,7 @@ from maild.log import get_logger
 from maild.models import Inbound, InboundState, utcnow
 from maild.parse import UnparseableMail, parse_mail
 from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
+from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.service import DatabaseTickets, apply_decision
@@ -53,6 +54,7 @@ class Processor:
     max_attempts: int = 3
     lease: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = utcnow
+    limits: AckLimits = field(default_factory=AckLimits)
 
     def domain(self, rules: Rules) -> str:
         """The domain of maild's Message-IDs and loop marker."""
@@ -169,7 +171,8 @@ class Processor:
                                error=str(error))
             decision = decide(mail, envelope, rules, lookup=DatabaseTickets(session),
                               numbering=self.numbering,
-                              identity=identity_of(rules, self.mail_domain))
+                              identity=identity_of(rules, self.mail_domain),
+                              limits=self.limits)
             applied = apply_decision(session, inbound, mail, decision, rules=rules,
                                      numbering=self.numbering, domain=self.domain(rules),
                                      now=now)

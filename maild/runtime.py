@@ -10,8 +10,11 @@ from sqlalchemy import Engine
 from maild.config import Config
 from maild.db import open_database
 from maild.processing import Processor
+from maild.respond.delivery import Transport
 from maild.respond.maildir import MaildirTransport
-from maild.respond.outbox import Transport
+from maild.respond.outbox import FlushReport, flush_outbox
+from maild.respond.policy import AckLimits
+from maild.respond.relay import SmtpRelayTransport
 from maild.routing.load import load_rules
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
@@ -42,11 +45,36 @@ class Runtime:
             mail_domain=self.config.mail_domain,
             max_attempts=self.config.max_attempts,
             lease=timedelta(seconds=self.config.lease_seconds),
+            limits=ack_limits(self.config),
         )
 
     def transport(self) -> Transport:
         """The outbound transport the configuration names."""
-        return MaildirTransport(self.config.outbox_maildir)
+        return make_transport(self.config)
+
+    def flush_outbox(self) -> FlushReport:
+        """Deliver what is due in the outbox, with the configured transport and lifetime."""
+        return deliver_due(self.config, self.engine)
+
+
+def ack_limits(config: Config) -> AckLimits:
+    """The acknowledgement limits the configuration sets."""
+    return AckLimits(max_per_hour=config.ack_max_per_hour, max_per_day=config.ack_max_per_day,
+                     duplicate_window=timedelta(hours=config.ack_duplicate_window_hours),
+                     suppression=timedelta(days=config.bounce_suppression_days))
+
+
+def make_transport(config: Config) -> Transport:
+    """The maildir transport, or the SMTP relay when `outbox.transport = "smtp"`."""
+    if config.relay is not None:
+        return SmtpRelayTransport(config.relay, hostname=config.smtp_hostname)
+    return MaildirTransport(config.outbox_maildir)
+
+
+def deliver_due(config: Config, engine: Engine) -> FlushReport:
+    """One pass of the outbox worker under `config`."""
+    return flush_outbox(engine, make_transport(config),
+                        lifetime=timedelta(hours=config.outbox_lifetime_hours))
 
 
 def open_runtime(config: Config) -> Runtime:

@@ -15,7 +15,10 @@ import pytest
 from maild.config import Config, load_config
 from maild.runtime import Runtime, open_runtime
 
-pytest_plugins = ["tests.dovecot"]  # the `dovecot` and `dovecot_tls` fixtures (real Dovecot)
+pytest_plugins = [
+    "tests.dovecot",  # `dovecot` and `dovecot_tls`: a real Dovecot on loopback
+    "tests.sink",  # `sink`: a recording SMTP relay on loopback
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -26,14 +26,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "",
+               log: Callable[[], str] | None = None) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds (with `log`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+    tail = "\n".join(log().splitlines()[-30:]) if log is not None else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {what or condition}\n{tail}")
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:

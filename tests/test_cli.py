@@ -179,11 +179,13 @@ def test_ingest_reads_eml_mbox_and_maildir_and_is_idempotent(maild: MaildCLI) ->
     mbox_path = maild.cwd / "old.mbox"
     box = mailbox.mbox(mbox_path)
     for index in range(3):
-        box.add(support_mail(subject=f"från mbox {index}", body=f"Fråga {index} ur arkivet.\n"))
+        box.add(support_mail(subject=f"från mbox {index}", body=f"Fråga {index} ur arkivet.\n",
+                             sender=f"kollega{index}@bergstromsbygg.se"))
     box.close()
     maildir = mailbox.Maildir(maild.cwd / "Maildir", create=True)
     for index in range(2):
-        maildir.add(support_mail(subject=f"från maildir {index}", body=f"Maildir {index}.\n"))
+        maildir.add(support_mail(subject=f"från maildir {index}", body=f"Maildir {index}.\n",
+                                 sender=f"person{index}@lindqvistlogistik.se"))
     (maild.cwd / "one.eml").write_bytes(support_mail(subject="en fil"))
 
     first = maild("ingest", str(mbox_path), str(maild.cwd / "Maildir"), "one.eml")

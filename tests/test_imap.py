@@ -151,7 +151,8 @@ def test_daemon_fetches_with_idle_and_survives_a_dovecot_restart(
         dovecot.restart()
         dovecot.append(USER, support_mail(subject="efter omstart", message_id="<after@b.se>"))
         wait_until(lambda: running.count("inbound", "message_id = 'after@b.se'") == 1,
-                   timeout=20, what="the message after the Dovecot restart")
+                   timeout=40, what="the message after the Dovecot restart",
+                   log=running.log)
         assert "imap.disconnected" in running.log()
         wait_until(lambda: running.count("ticket") == 3)
         assert all("\\Seen" in message.flags for message in dovecot.messages(USER))

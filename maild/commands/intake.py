@@ -29,10 +29,10 @@ from maild.intake import store_inbound
 from maild.log import get_logger
 from maild.models import Inbound, utcnow
 from maild.parse import UnparseableMail, parse_mail
-from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
-from maild.respond.outbox import flush_outbox
+from maild.pipeline import Envelope, Lookups, decide, identity_of, unparseable_decision
 from maild.routing.load import RulesError
-from maild.tickets.correlate import NoTickets, TicketLookup
+from maild.runtime import ack_limits
+from maild.tickets.correlate import NoTickets
 from maild.tickets.service import DatabaseTickets
 
 log = get_logger("maild.commands")
@@ -133,7 +133,7 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
             work = progress.add_task("processing", total=counts["stored"] or None)
             outcome = processor.run_pending(progress=lambda _: progress.advance(work))
             counts.update(outcome)
-            report = flush_outbox(runtime.engine, runtime.transport())
+            report = runtime.flush_outbox()
             counts["sent"] += report.sent
             counts["retried"] += report.retried
     summary = (f"stored {counts['stored']}, duplicates {counts['duplicates']}, "
@@ -168,7 +168,7 @@ def deliver(context: Context, args: argparse.Namespace) -> int:
     try:
         processor = runtime.processor()
         outcome = processor.process_now(stored.inbound_id)
-        flush_outbox(runtime.engine, runtime.transport())
+        runtime.flush_outbox()
     except (RulesError, StorageError, SQLAlchemyError, OSError) as error:
         print(f"stored as inbound {stored.inbound_id}; processing deferred: "
               f"{str(error).splitlines()[0]}")
@@ -192,7 +192,7 @@ def deliver(context: Context, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _lookup_for_route(context: Context) -> tuple[TicketLookup, Session | None]:
+def _lookup_for_route(context: Context) -> tuple[Lookups, Session | None]:
     config = context.config
     path = config.sqlite_path
     if path is not None and not path.exists():
@@ -230,7 +230,8 @@ def route(context: Context, args: argparse.Namespace) -> int:
             decision = unparseable_decision(str(error), envelope, rules)
         else:
             decision = decide(mail, envelope, rules, lookup=lookup, numbering=numbering,
-                              identity=identity_of(rules, context.config.mail_domain))
+                              identity=identity_of(rules, context.config.mail_domain),
+                              limits=ack_limits(context.config))
     finally:
         if session is not None:
             session.rollback()
@@ -255,7 +256,7 @@ def process(context: Context, args: argparse.Namespace) -> int:
     """Process every stored message that waits, then deliver what is due."""
     runtime = context.runtime
     counts = runtime.processor().run_pending()
-    report = flush_outbox(runtime.engine, runtime.transport())
+    report = runtime.flush_outbox()
     console().print(f"processed {counts['processed']}, quarantined {counts['quarantined']}, "
                     f"to retry {counts['received']}; delivered {report.sent}")
     return EX_OK

@@ -20,7 +20,7 @@ from maild.commands.common import (
     print_table,
 )
 from maild.models import Inbound, InboundState, Outbox, Ticket, TicketMessage
-from maild.respond.outbox import flush_outbox, retry_item
+from maild.respond.outbox import retry_item
 
 
 def _ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -192,7 +192,7 @@ def quarantine_retry(context: Context, args: argparse.Namespace) -> int:
             detail = outcome.ticket or outcome.kind or outcome.error or ""
             console().print(f"inbound {outcome.inbound_id}: {outcome.state} {detail}",
                             markup=False)
-    flush_outbox(runtime.engine, runtime.transport())
+    runtime.flush_outbox()
     for inbound_id in missing:
         print(f"maild: inbound {inbound_id} is not in quarantine", file=sys.stderr)
     return EX_FAILED if missing else EX_OK
@@ -242,6 +242,6 @@ def outbox_retry(context: Context, args: argparse.Namespace) -> int:
 
 def outbox_flush(context: Context, args: argparse.Namespace) -> int:
     """Deliver every queued message that is due."""
-    report = flush_outbox(context.runtime.engine, context.runtime.transport())
+    report = context.runtime.flush_outbox()
     console().print(f"delivered {report.sent}, to retry {report.retried}, failed {report.failed}")
     return EX_FAILED if report.failed else EX_OK

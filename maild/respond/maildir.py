@@ -33,7 +33,8 @@ class MaildirTransport:
         return (self.root / "new" / name).exists() or any(
             (self.root / "cur").glob(f"{name}:*")) or (self.root / "cur" / name).exists()
 
-    def deliver(self, item_id: int, raw: bytes) -> str:
+    def deliver(self, item_id: int, raw: bytes, envelope_sender: str = "",
+                recipient: str = "") -> str:
         """Write `raw` for item `item_id` durably into `new/`; returns the file path."""
         self._prepare()
         name = self.file_name(item_id)

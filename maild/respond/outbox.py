@@ -13,26 +13,19 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import Engine, or_, select
 from sqlmodel import Session, col
 
 from maild.log import get_logger
 from maild.models import Outbox, OutboxState, Ticket, utcnow
+from maild.respond.delivery import PermanentFailure, TemporaryFailure, Transport
 
 log = get_logger("maild.outbox")
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
 LIFETIME = timedelta(days=2)
-
-
-class Transport(Protocol):
-    """Something that takes a composed message for delivery."""
-
-    def deliver(self, item_id: int, raw: bytes) -> str:
-        """Deliver `raw`; return where it went. Raise on failure."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +45,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def flush_outbox(engine: Engine, transport: Transport, now: datetime | None = None,
-                 limit: int = 500) -> FlushReport:
+                 limit: int = 500, lifetime: timedelta = LIFETIME) -> FlushReport:
     """Deliver every queued item whose next attempt is due."""
     now = now or utcnow()
     counts: Counter[str] = Counter()
@@ -68,11 +61,12 @@ def flush_outbox(engine: Engine, transport: Transport, now: datetime | None = No
     for item_id in ids:
         if item_id is None:
             continue
-        counts[_deliver_one(engine, transport, item_id, now)] += 1
+        counts[_deliver_one(engine, transport, item_id, now, lifetime)] += 1
     return FlushReport(sent=counts["sent"], retried=counts["retried"], failed=counts["failed"])
 
 
-def _deliver_one(engine: Engine, transport: Transport, item_id: int, now: datetime) -> str:
+def _deliver_one(engine: Engine, transport: Transport, item_id: int, now: datetime,
+                 lifetime: timedelta) -> str:
     with Session(engine) as session:
         item = session.get(Outbox, item_id)
         if item is None or item.state != OutboxState.QUEUED:
@@ -82,24 +76,33 @@ def _deliver_one(engine: Engine, transport: Transport, item_id: int, now: dateti
                          message_id=item.message_id, recipient=item.recipient)
         item.attempts += 1
         try:
-            where = transport.deliver(item_id, item.raw)
-        except Exception as error:
-            item.last_error = f"{type(error).__name__}: {error}"[:2000]
-            if now - item.created_at > LIFETIME:
+            where = transport.deliver(item_id, item.raw, item.envelope_sender, item.recipient)
+        except PermanentFailure as error:
+            item.state = OutboxState.FAILED
+            item.last_error = f"permanent: {error}"[:2000]
+            bound.error("outbox.failed", error=item.last_error, attempts=item.attempts)
+            outcome, detail = "failed", item.last_error
+        except (TemporaryFailure, OSError) as error:
+            item.last_error = f"temporary: {error}"[:2000]
+            if now - item.created_at >= lifetime:
                 item.state = OutboxState.FAILED
-                bound.error("outbox.failed", error=item.last_error, attempts=item.attempts)
+                item.last_error += f"; gave up after {item.attempts} attempts"
+                bound.error("outbox.expired", error=item.last_error, attempts=item.attempts)
                 outcome = "failed"
             else:
                 item.next_attempt_at = now + retry_delay(item.attempts)
                 bound.warning("outbox.retry", error=item.last_error, attempts=item.attempts,
                               next_attempt_at=item.next_attempt_at.isoformat())
                 outcome = "retried"
+            detail = item.last_error
         else:
             item.state = OutboxState.SENT
             item.sent_at = now
             item.last_error = None
             bound.info("outbox.sent", to=where, attempts=item.attempts)
-            outcome = "sent"
+            outcome, detail = "sent", where
+        item.history = [*(item.history or []), {"at": now.isoformat(), "attempt": item.attempts,
+                                                 "result": outcome, "detail": detail}]
         session.add(item)
         session.commit()
         return outcome

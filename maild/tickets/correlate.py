@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from maild.classify.sender import address_domain, registrable_domain
 from maild.parse import ParsedMail
+from maild.respond.bounces import OutboxRef
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
 
@@ -56,7 +58,7 @@ class TicketLookup(Protocol):
 
 
 class NoTickets:
-    """A lookup that knows no tickets: for dry runs without a database."""
+    """A lookup that knows nothing stored: for dry runs without a database."""
 
     def by_number(self, number: str) -> TicketRef | None:
         """No ticket has any number."""
@@ -64,6 +66,26 @@ class NoTickets:
 
     def by_message_ids(self, message_ids: Sequence[str]) -> MessageMatch | None:
         """No message belongs to a ticket."""
+        return None
+
+    def acks_sent_to(self, address: str, since: datetime) -> int:
+        """Nothing was sent."""
+        return 0
+
+    def same_text_acknowledged(self, sender: str, digest: str, since: datetime) -> str | None:
+        """No text was acknowledged."""
+        return None
+
+    def suppressed(self, address: str, since: datetime) -> str | None:
+        """Nothing bounced."""
+        return None
+
+    def outbox_by_token(self, token: str) -> OutboxRef | None:
+        """Nothing was sent."""
+        return None
+
+    def outbox_by_message_ids(self, message_ids: Sequence[str]) -> OutboxRef | None:
+        """Nothing was sent."""
         return None
 
 

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from maild.models import Inbound, Outbox, OutboxState, Ticket, TicketMessage
+from maild.models import Inbound, Outbox, OutboxState, Suppression, Ticket, TicketMessage
 from maild.parse import ParsedMail
 from maild.pipeline import Decision
 from maild.respond.ack import compose_ack
+from maild.respond.bounces import OutboxRef, new_token, verp_address
 from maild.routing.model import Rules
 from maild.tickets.correlate import MessageMatch, TicketRef
 from maild.tickets.numbering import TicketNumbering, allocate_number
@@ -67,6 +68,47 @@ class DatabaseTickets:
                     return MessageMatch(ticket_ref(ticket), message_id, ours)
         return None
 
+    def acks_sent_to(self, address: str, since: datetime) -> int:
+        """Acknowledgements queued or sent to `address` since `since`."""
+        return int(self.session.scalar(
+            select(func.count()).select_from(Outbox)
+            .where(col(Outbox.recipient) == address, col(Outbox.purpose) == "ack",
+                   col(Outbox.created_at) >= since)) or 0)
+
+    def same_text_acknowledged(self, sender: str, digest: str, since: datetime) -> str | None:
+        """The ticket opened by `sender` with this text since `since` that got an ack."""
+        row = self.session.execute(
+            select(col(Ticket.number))
+            .join(TicketMessage, col(TicketMessage.ticket_id) == col(Ticket.id))
+            .join(Outbox, col(Outbox.ticket_id) == col(Ticket.id))
+            .where(col(TicketMessage.sender) == sender, col(TicketMessage.role) == "opening",
+                   col(TicketMessage.body_digest) == digest,
+                   col(TicketMessage.created_at) >= since, col(Outbox.purpose) == "ack")
+            .limit(1)).first()
+        return str(row[0]) if row else None
+
+    def suppressed(self, address: str, since: datetime) -> str | None:
+        """The reason `address` bounced permanently since `since`, if it did."""
+        row = self.session.get(Suppression, address.lower())
+        return row.reason if row is not None and row.bounced_at >= since else None
+
+    def _outbox_ref(self, item: Outbox | None) -> OutboxRef | None:
+        if item is None or item.id is None:
+            return None
+        ticket = self.session.get(Ticket, item.ticket_id) if item.ticket_id else None
+        return OutboxRef(id=item.id, ticket_id=item.ticket_id,
+                         ticket=ticket.number if ticket else None, recipient=item.recipient)
+
+    def outbox_by_token(self, token: str) -> OutboxRef | None:
+        """The outbox item with VERP token `token`."""
+        return self._outbox_ref(self.session.scalars(
+            select(Outbox).where(col(Outbox.bounce_token) == token)).first())
+
+    def outbox_by_message_ids(self, message_ids: Sequence[str]) -> OutboxRef | None:
+        """The outbox item that had one of `message_ids`."""
+        return self._outbox_ref(self.session.scalars(
+            select(Outbox).where(col(Outbox.message_id).in_(list(message_ids)[:20]))).first())
+
 
 @dataclass(frozen=True)
 class Applied:
@@ -96,6 +138,8 @@ def apply_decision(
 ) -> Applied:
     """Write what `decision` says inside the caller's transaction; fills in `decision.ticket`."""
     assert inbound.id is not None
+    if decision.kind == "bounce" and decision.details.get("bounce_of"):
+        return _apply_bounce(session, inbound, mail, decision, now)
     if decision.kind == "followup":
         ticket = session.scalars(select(Ticket).where(
             col(Ticket.number) == decision.ticket)).one()
@@ -140,7 +184,7 @@ def apply_decision(
     session.add(TicketMessage(
         ticket_id=ticket.id, inbound_id=inbound.id, direction="in", role="opening",
         message_id=mail.message_id, sender=decision.sender, subject=mail.subject,
-        created_at=inbound.received_at))
+        created_at=inbound.received_at, body_digest=decision.details.get("text_digest")))
     inbound.ticket_id = ticket.id
     outbox_id: int | None = None
     if decision.ack:
@@ -148,10 +192,13 @@ def apply_decision(
             rules=rules, decision=decision, ticket=number,
             original_message_id=mail.message_id, original_references=mail.references,
             numbering=numbering, domain=domain, now=now)
+        token = new_token()
+        support = decision.details.get("support_address") or ""
         item = Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="ack",
-                      envelope_sender=composed.envelope_sender, recipient=composed.recipient,
-                      message_id=composed.message_id, raw=composed.raw,
-                      state=OutboxState.QUEUED, created_at=now)
+                      envelope_sender=verp_address(support, token) if support else "",
+                      recipient=composed.recipient, message_id=composed.message_id,
+                      raw=composed.raw, state=OutboxState.QUEUED, created_at=now,
+                      bounce_token=token)
         session.add(item)
         session.flush()
         outbox_id = item.id
@@ -162,3 +209,35 @@ def apply_decision(
     ticket.decision = decision.to_json()
     session.add(ticket)
     return Applied(ticket=number, outbox_id=outbox_id)
+
+
+def _apply_bounce(session: Session, inbound: Inbound, mail: ParsedMail, decision: Decision,
+                  now: datetime) -> Applied:
+    """Attach a bounce to its ticket, mark the item bounced, suppress a dead address."""
+    bounce = decision.details["bounce_of"]
+    item = session.get(Outbox, bounce["outbox"])
+    if item is None:
+        return Applied(ticket=None, outbox_id=None)
+    result = "bounced" if bounce["permanent"] else "delayed"
+    detail = f"{result} ({bounce['evidence']}), report in inbound {inbound.id}"
+    if bounce["permanent"]:
+        item.state = OutboxState.BOUNCED
+    item.last_error = detail
+    item.history = [*(item.history or []), {"at": now.isoformat(), "result": result,
+                                             "detail": detail}]
+    session.add(item)
+    if bounce["permanent"]:
+        address = item.recipient.lower()
+        existing = session.get(Suppression, address)
+        if existing is None:
+            existing = Suppression(address=address, bounced_at=now, reason="", inbound_id=None)
+        existing.bounced_at, existing.inbound_id = now, inbound.id
+        existing.reason = f"{bounce['evidence']} on {now.date().isoformat()}"
+        session.add(existing)
+    if item.ticket_id is not None:
+        session.add(TicketMessage(
+            ticket_id=item.ticket_id, inbound_id=inbound.id, direction="in", role="bounce",
+            message_id=mail.message_id, sender=decision.sender, subject=mail.subject,
+            created_at=now))
+        inbound.ticket_id = item.ticket_id
+    return Applied(ticket=decision.ticket, outbox_id=item.id)

@@ -1,0 +1,71 @@
+"""The SMTP relay transport: hands composed messages to the configured relay.
+
+A 4xx reply or a connection problem is a temporary failure (the outbox tries
+again later); a 5xx reply is permanent. The envelope sender is the item's VERP
+address, so a bounce names the exact message it concerns.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+
+from maild.config import RelaySettings
+from maild.respond.delivery import PermanentFailure, TemporaryFailure
+
+
+class SmtpRelayTransport:
+    """Delivers through an SMTP relay with STARTTLS, implicit TLS or none, and optional AUTH."""
+
+    def __init__(self, settings: RelaySettings, hostname: str | None = None) -> None:
+        self.settings = settings
+        self.hostname = hostname
+
+    def _context(self) -> ssl.SSLContext:
+        ca = str(self.settings.ca_file) if self.settings.ca_file else None
+        return ssl.create_default_context(cafile=ca)
+
+    def _password(self) -> str | None:
+        if self.settings.password:
+            return self.settings.password
+        if self.settings.password_file:
+            return self.settings.password_file.read_text(encoding="utf-8").strip()
+        return None
+
+    def deliver(self, item_id: int, raw: bytes, envelope_sender: str, recipient: str) -> str:
+        """Send `raw` to `recipient`; raises TemporaryFailure or PermanentFailure."""
+        settings = self.settings
+        try:
+            client: smtplib.SMTP
+            if settings.security == "tls":
+                client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
+                                          local_hostname=self.hostname, context=self._context())
+            else:
+                client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout,
+                                      local_hostname=self.hostname)
+            with client:
+                client.ehlo()
+                if settings.security == "starttls":
+                    client.starttls(context=self._context())
+                    client.ehlo()
+                if settings.user:
+                    client.login(settings.user, self._password() or "")
+                refused = client.sendmail(envelope_sender, [recipient], raw)
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = next(iter(error.recipients.values()))
+            raise _failure(code, text, recipient) from error
+        except smtplib.SMTPResponseException as error:
+            raise _failure(error.smtp_code, error.smtp_error, recipient) from error
+        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as error:
+            raise TemporaryFailure(f"relay {settings.host}:{settings.port}: "
+                                   f"{type(error).__name__}: {error}") from error
+        if refused:
+            code, text = refused[recipient]
+            raise _failure(code, text, recipient)
+        return f"relay {settings.host}:{settings.port} accepted it for {recipient}"
+
+
+def _failure(code: int, text: bytes | str, recipient: str) -> TemporaryFailure | PermanentFailure:
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    detail = f"{code} {message} ({recipient})"
+    return PermanentFailure(detail) if 500 <= code < 600 else TemporaryFailure(detail)

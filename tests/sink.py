@@ -1,0 +1,60 @@
+"""A recording SMTP sink on loopback: the relay maild delivers to, showing exactly what it sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from email.policy import default
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.daemon_helpers import free_port
+
+
+@dataclass
+class Delivery:
+    """One message the sink accepted."""
+
+    sender: str
+    recipients: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> Message:
+        return message_from_bytes(self.raw, policy=default)
+
+
+@dataclass
+class RecordingSink:
+    """Accepts (or refuses, as scripted) everything, and records what it accepted."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)  # scripted replies, used first
+    attempts: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.attempts += 1
+        if self.replies:
+            reply = self.replies.pop(0)
+            if not reply.startswith("250"):
+                return reply
+        self.deliveries.append(Delivery(envelope.mail_from, list(envelope.rcpt_tos),
+                                        envelope.original_content))
+        return "250 2.0.0 OK recorded"
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[RecordingSink, int]]:
+    """A running recording sink and its port on 127.0.0.1."""
+    recorder = RecordingSink()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield recorder, port
+    finally:
+        controller.stop()
