@@ -43,7 +43,8 @@ def test_a_bounce_at_the_verp_address_marks_the_item_and_suppresses_the_address(
         sqlite_runtime: Runtime) -> None:
     opened = receive(sqlite_runtime, support_mail())
     item = _ack_item(sqlite_runtime)
-    assert item.bounce_token and item.envelope_sender == f"support+bounce-{item.bounce_token}@example.se"
+    assert item.bounce_token
+    assert item.envelope_sender == f"support+bounce-{item.bounce_token}@example.se"
     bounce = receive(sqlite_runtime, _dsn(item.envelope_sender, item.message_id), sender="",
                      to=(item.envelope_sender,))
     assert bounce.kind == "bounce" and bounce.ticket == opened.ticket
@@ -102,7 +103,8 @@ def test_a_thousand_messages_from_one_sender(sqlite_runtime: Runtime) -> None:
 
 def test_the_same_text_twice_gets_one_acknowledgement(sqlite_runtime: Runtime) -> None:
     receive(sqlite_runtime, support_mail(subject="Hjälp", body="Sidan är nere igen!\n"))
-    second = receive(sqlite_runtime, support_mail(subject="Hjälp!!", body="Sidan  är nere\nigen!\n"))
+    second = receive(sqlite_runtime, support_mail(subject="Hjälp!!",
+                                                  body="Sidan  är nere\nigen!\n"))
     decision = inbound(sqlite_runtime, second.inbound_id).decision
     assert decision is not None and decision["ack"] is False
     assert "the same text from anna.lind@bergstromsbygg.se was acknowledged" in \
