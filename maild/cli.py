@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from maild import __version__
 from maild.commands import intake as intake_commands
 from maild.commands import rules as rules_commands
+from maild.commands import sla as sla_commands
 from maild.commands import views
 from maild.commands.common import EX_CONFIG, EX_TEMPFAIL, CommandError, Context
 from maild.config import ConfigError, load_config
@@ -111,6 +112,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(show)
     show.set_defaults(handler=views.ticket_show)
 
+    respond = ticket_sub.add_parser("respond", help="record the first response (answered "
+                                    "outside maild)")
+    respond.add_argument("number", metavar="NUMBER")
+    respond.add_argument("--at", metavar="ISO", help="when (default: now), with UTC offset")
+    respond.set_defaults(handler=sla_commands.ticket_respond)
+
+    sla = sub.add_parser("sla", help="response deadlines, breaches and penalties")
+    sla_sub = sla.add_subparsers(dest="action", metavar="ACTION", required=True)
+    due = sla_sub.add_parser(
+        "due", help="when a response is due", description="Print the deadline as an ISO 8601 "
+        "time with its UTC offset, or 'none'. Use a policy from rules/ (--policy, --priority) "
+        "or a calendar given inline (--hours, --holidays, --tz, --target). --received "
+        "without an offset is read in the calendar's time zone.")
+    due.add_argument("--policy", metavar="NAME")
+    due.add_argument("--priority", metavar="P", help="default: the policy's default")
+    due.add_argument("--resolution", action="store_true", help="the resolution target instead")
+    due.add_argument("--hours", metavar="TEXT", help="e.g. 'mon-fri 09:00-17:00' or '24/7'")
+    due.add_argument("--holidays", metavar="SPEC", help="e.g. SE or SE+de_facto")
+    due.add_argument("--tz", default="Europe/Stockholm", metavar="ZONE")
+    due.add_argument("--target", metavar="T", help="30m, 2h, 1bd, none ...")
+    due.add_argument("--received", metavar="ISO", help="default: now")
+    due.set_defaults(handler=sla_commands.sla_due, needs_database=False)
+    report = sla_sub.add_parser("report", help="per customer: tickets, breaches, penalty")
+    report.add_argument("--month", required=True, metavar="YYYY-MM")
+    report.add_argument("--customer", metavar="ID")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument("--uptime", action="append", default=[], metavar="CUSTOMER=PERCENT",
+                        help="the month's measured uptime, for uptime-based penalties")
+    report.set_defaults(handler=sla_commands.sla_report)
+    check = sla_sub.add_parser("check", help="run the breach monitor once")
+    check.add_argument("--now", metavar="ISO", help="the moment to check at (default: now)")
+    check.set_defaults(handler=sla_commands.sla_check)
+
     inbound = sub.add_parser("inbound", help="stored raw messages")
     inbound_sub = inbound.add_subparsers(dest="action", metavar="ACTION", required=True)
     inbound_list = inbound_sub.add_parser("list", help="stored messages with their state")
@@ -160,9 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="check and show the routing rules")
     rules_sub = rules.add_subparsers(dest="action", metavar="ACTION", required=True)
-    check = rules_sub.add_parser("check", help="validate a rules directory (exit 0 or 1)")
-    check.add_argument("directory", nargs="?", metavar="DIR")
-    check.set_defaults(handler=rules_commands.check, needs_database=False)
+    rules_check = rules_sub.add_parser("check", help="validate a rules directory (exit 0 or 1)")
+    rules_check.add_argument("directory", nargs="?", metavar="DIR")
+    rules_check.set_defaults(handler=rules_commands.check, needs_database=False)
     show_rules = rules_sub.add_parser("show", help="customers, domains, queues, policies, "
                                       "served addresses")
     _add_json(show_rules)

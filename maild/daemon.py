@@ -33,9 +33,11 @@ from maild.db import StorageError, open_database
 from maild.group_commit import GroupCommitter
 from maild.intake import Stored
 from maild.log import get_logger
+from maild.models import utcnow
 from maild.processing import Processor
 from maild.routing.reload import LiveRules
 from maild.runtime import ack_limits, deliver_due
+from maild.sla.monitor import run_monitor
 from maild.tickets.numbering import TicketNumbering
 from maild.transports.imap import FolderPoller
 from maild.transports.smtp import IntakeHandler, make_server_factory, tls_context
@@ -72,6 +74,7 @@ class Daemon:
     processor: Processor
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     work: asyncio.Event = field(default_factory=asyncio.Event)
+    sla_wake: asyncio.Event = field(default_factory=asyncio.Event)
     counters: Counters = field(default_factory=Counters)
     handlers: list[IntakeHandler] = field(default_factory=list)
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
@@ -143,6 +146,7 @@ class Daemon:
             self.counters.processed += counts["processed"]
             self.counters.quarantined += counts["quarantined"]
             if counts["processed"]:
+                self.sla_wake.set()
                 await self.flush()
             self.status()
 
@@ -156,6 +160,19 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.config.outbox_interval)
             await self.flush()
+
+    async def sla_loop(self, interval: float = 60.0) -> None:
+        """Run the breach monitor every minute, and right after new tickets."""
+        domain = self.config.mail_domain or self.live.current.default_address.address.rpartition(
+            "@")[2]
+        while not self.stopping.is_set():
+            report = await asyncio.to_thread(run_monitor, self.processor.engine,
+                                             self.live.current, utcnow(), domain)
+            if report.escalated or report.warned:
+                await self.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sla_wake.wait(), interval)
+            self.sla_wake.clear()
 
     async def watchdog_loop(self, interval: float) -> None:
         while not self.stopping.is_set():
@@ -245,7 +262,8 @@ async def serve(config: Config, live: LiveRules) -> int:
         pollers = daemon.start_pollers()
         tasks = [asyncio.create_task(daemon.process_loop(), name="process"),
                  asyncio.create_task(daemon.outbox_loop(), name="outbox"),
-                 asyncio.create_task(live.watch(), name="rules-watch")]
+                 asyncio.create_task(live.watch(), name="rules-watch"),
+                 asyncio.create_task(daemon.sla_loop(), name="sla-monitor")]
         interval = systemd.watchdog_interval()
         if interval:
             tasks.append(asyncio.create_task(daemon.watchdog_loop(interval), name="watchdog"))

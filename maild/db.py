@@ -67,6 +67,17 @@ def migrate(engine: Engine) -> None:
                            f"{error.orig if hasattr(error, 'orig') else error}") from error
 
 
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest schema revision (reads only)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return bool(current == head)
+
+
 def open_database(url: str) -> Engine:
     """An engine on `url` with the schema migrated to the newest revision."""
     engine = make_engine(url)

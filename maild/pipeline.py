@@ -19,6 +19,7 @@ from maild.respond.bounces import OutboxLookup, find_bounced, permanence
 from maild.respond.policy import AckHistory, AckLimits, ack_verdict, text_digest
 from maild.routing.chain import route
 from maild.routing.model import Rules, SupportAddress
+from maild.sla.policy_clock import deadlines
 from maild.tickets.correlate import TicketLookup, correlate
 from maild.tickets.numbering import TicketNumbering
 
@@ -182,6 +183,7 @@ def decide(
         decision.ack_reason = f"follow-up on {ticket.number}: no acknowledgement"
         details["language"] = ticket.language
         details["followup_via"] = correlation.via
+        details["staff"] = sender_address in rules.staff if sender_address else False
         return decision
     if correlation.refused is not None:
         details["refers_to"] = correlation.refused.number
@@ -201,6 +203,10 @@ def decide(
     language = customer.language if customer else guess_language(
         f"{mail.subject}\n{mail.text}") or "sv"
     details["language"] = language
+    policy = rules.policies[routed.policy]
+    response_due, resolution_due = deadlines(policy, decision.priority, envelope.received_at)
+    decision.response_due = response_due.isoformat() if response_due else None
+    details["resolution_due"] = resolution_due.isoformat() if resolution_due else None
 
     recipient, recipient_rule = ack_recipient(mail, rules)
     details["ack_to"] = recipient

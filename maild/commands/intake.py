@@ -24,7 +24,7 @@ from maild.commands.common import (
     console,
     print_json,
 )
-from maild.db import StorageError, make_engine
+from maild.db import StorageError, make_engine, schema_is_current
 from maild.intake import store_inbound
 from maild.log import get_logger
 from maild.models import Inbound, utcnow
@@ -200,6 +200,11 @@ def _lookup_for_route(context: Context) -> tuple[Lookups, Session | None]:
     try:
         engine = make_engine(config.database_url, create_dir=False)
         if not inspect(engine).has_table("ticket"):
+            return NoTickets(), None
+        if not schema_is_current(engine):
+            print("maild: the database schema is older than this maild (any other maild "
+                  "command upgrades it); deciding without looking at stored tickets",
+                  file=sys.stderr)
             return NoTickets(), None
         session = Session(engine)
         return DatabaseTickets(session), session

@@ -31,7 +31,7 @@ def format_when(moment: datetime, language: str) -> str:
     weekday = _WEEKDAYS[language][local.weekday()]
     month = _MONTHS[language][local.month - 1]
     if language == "sv":
-        return f"{weekday} {local.day} {month} kl. {local:%H.%M}"
+        return f"{weekday} {local.day} {month} kl. {local:%H:%M}"
     return f"{weekday} {local.day} {month} at {local:%H:%M}"
 
 

@@ -27,9 +27,11 @@ from maild.routing.model import (
     PriorityTarget,
     Queue,
     Rules,
+    Staff,
     SupportAddress,
     base_address,
 )
+from maild.sla import Calendar, PenaltySchedule, Target
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[^\s@]+\.[^\s@.]+$")
 _LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$", re.UNICODE)
@@ -283,7 +285,7 @@ def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTar
             continue
         inner = _Table(entry, table.source, table.problems,
                        f"{table.what}, priority {level}", line or 0)
-        inner.only(("response", "resolution", "hours", "holidays"))
+        inner.only(("response", "resolution", "hours", "holidays", "escalate_on_open"))
         response = inner.get("response", str, "a target such as 30m, 2h, 1bd or none")
         resolution = inner.get("resolution", str, "a target such as 8h or 5bd", required=False)
         for key, target in (("response", response), ("resolution", resolution)):
@@ -297,8 +299,11 @@ def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTar
                                f"{inner.what}: hours '{hours}' is not of the form "
                                "'mon-fri 09:00-17:00' (parts separated by ;) or '24/7'")
         holidays = inner.get("holidays", str, "a holiday calendar such as SE", required=False)
+        escalate = inner.get("escalate_on_open", bool, "true or false", required=False,
+                             default=False)
         targets[level] = PriorityTarget(response=response or "none", resolution=resolution,
-                                        hours=hours, holidays=holidays)
+                                        hours=hours, holidays=holidays,
+                                        escalate_on_open=bool(escalate))
     for level in priorities:
         if level not in targets and level not in section:
             table.problems.add(table.source, table.line("priorities"),
@@ -315,7 +320,8 @@ def _load_policy(path: Path, problems: _Collector) -> Policy | None:
     policy_id = path.stem
     table = _Table(data, source, problems, f"policy '{policy_id}'")
     table.only(("name", "hours", "holidays", "priorities", "default_priority", "required",
-                "max_contacts", "priority"))
+                "max_contacts", "priority", "closed", "timezone", "escalation",
+                "warn_at_percent", "penalty"))
     name = table.get("name", str, "the contract's name as text", default=policy_id)
     hours = table.get("hours", str, "opening hours such as 'mon-fri 09:00-17:00' or '24/7'",
                       default="24/7")
@@ -354,9 +360,63 @@ def _load_policy(path: Path, problems: _Collector) -> Policy | None:
         problems.add(source, table.line("max_contacts"),
                      f"policy '{policy_id}': max_contacts cannot be negative")
     targets = _load_targets(table, priorities)
+    closed = [str(item) for item in table.get("closed", list, "a list of dates and ranges such "
+                                              "as \"2026-07-13..2026-07-31\"", required=False,
+                                              default=[])]
+    timezone = table.get("timezone", str, "a time zone such as Europe/Stockholm",
+                         required=False, default="Europe/Stockholm")
+    calendars = _calendars(table, hours, holidays, closed, timezone=timezone, targets=targets)
+    escalation = table.strings("escalation", "a list of e-mail addresses", required=False)
+    for address in escalation:
+        if not valid_address(address):
+            problems.add(source, source.value_line(address) or table.line("escalation"),
+                         f"policy '{policy_id}': escalation address '{address}' is not a valid "
+                         "e-mail address")
+    warn_at = table.get("warn_at_percent", int, "a whole number from 1 to 99", required=False)
+    if warn_at is not None and not 0 < warn_at < 100:
+        problems.add(source, table.line("warn_at_percent"),
+                     f"policy '{policy_id}': warn_at_percent must be from 1 to 99, not {warn_at}")
+    penalty = None
+    penalty_table = table.get("penalty", dict, "a [penalty] table", required=False)
+    if penalty_table is not None:
+        try:
+            penalty = PenaltySchedule.parse(penalty_table)
+        except ValueError as error:
+            problems.add(source, table.line("penalty"), f"policy '{policy_id}': penalty: {error}")
     return Policy(id=policy_id, name=name, hours=hours, holidays=holidays,
                   priorities=tuple(priorities), default_priority=default,
-                  required=tuple(required), targets=targets, max_contacts=max_contacts)
+                  required=tuple(required), targets=targets, max_contacts=max_contacts,
+                  closed=tuple(closed), timezone=timezone, escalation=tuple(escalation),
+                  warn_at_percent=warn_at, penalty=penalty, calendars=calendars)
+
+
+def _calendars(table: _Table, hours: str, holidays: str, closed: list[str], *, timezone: str,
+               targets: dict[str, PriorityTarget]) -> dict[str, Calendar]:
+    """The policy's calendar (key "") and one per priority that has its own hours."""
+    calendars: dict[str, Calendar] = {}
+    wanted: list[tuple[str, str, str, str]] = [("", hours, holidays, "hours")]
+    for level, target in targets.items():
+        if target.hours is not None or target.holidays is not None:
+            wanted.append((level, target.hours or hours,
+                           holidays if target.holidays is None else target.holidays, level))
+    for level, level_hours, level_holidays, key in wanted:
+        try:
+            calendars[level] = Calendar.parse(level_hours, level_holidays, closed, tz=timezone)
+        except ValueError as error:
+            where = f", priority {level}" if level else ""
+            table.problems.add(table.source, table.line(key),
+                               f"{table.what}{where}: {error}")
+            calendars[level] = Calendar.parse("24/7")
+    for level, target in targets.items():
+        for key, text in (("response", target.response), ("resolution", target.resolution)):
+            if text is None:
+                continue
+            try:
+                Target.parse(text)
+            except ValueError as error:
+                table.problems.add(table.source, table.line(level),
+                                   f"{table.what}, priority {level}: {key}: {error}")
+    return calendars
 
 
 @dataclass(frozen=True)
@@ -554,6 +614,7 @@ def load_rules(directory: Path) -> Rules:
                  if (loaded := _load_customer(path, problems)) is not None]
     private = _load_private(directory, problems)
     no_agreement = _load_no_agreement(directory, problems, policies, queues)
+    staff = _load_staff(directory, problems)
     templates = _load_templates(directory, problems)
     _cross_check(problems, customers=customers, policies=policies, queues=queues,
                  addresses=addresses, private=private)
@@ -574,6 +635,7 @@ def load_rules(directory: Path) -> Rules:
         no_agreement=no_agreement,
         private=private,
         templates=templates,
+        staff=staff,
         _domain_index=domain_index,
         _contact_index=contact_index,
     )
@@ -586,7 +648,7 @@ def _load_no_agreement(directory: Path, problems: _Collector, policies: dict[str
         return None
     data, source = loaded
     top = _Table(data, source, problems, "routing.toml")
-    top.only(("no_agreement",))
+    top.only(("no_agreement", "staff"))
     section = top.get("no_agreement", dict, "a [no_agreement] table with policy and queue",
                       default=None)
     if section is None:
@@ -607,3 +669,31 @@ def _load_no_agreement(directory: Path, problems: _Collector, policies: dict[str
     if policy is None or queue is None:
         return None
     return NoAgreementRoute(policy=policy, queue=queue)
+
+
+def _load_staff(directory: Path, problems: _Collector) -> Staff:
+    """The [staff] table of routing.toml: addresses and domains whose mail is a response."""
+    path = directory / "routing.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return Staff()  # reported by _load_no_agreement already
+    section = data.get("staff", {})
+    source = _Source(path, path.read_text(encoding="utf-8"))
+    if not isinstance(section, dict):
+        problems.add(source, source.key_line("staff"), "[staff] must be a table")
+        return Staff()
+    table = _Table(section, source, problems, "[staff]", source.key_line("staff") or 0)
+    table.only(("addresses", "domains"))
+    addresses = table.strings("addresses", "a list of e-mail addresses", required=False)
+    domains = table.strings("domains", "a list of domains", required=False)
+    for address in addresses:
+        if not valid_address(address):
+            problems.add(source, source.value_line(address), f"[staff]: '{address}' is not a "
+                         "valid e-mail address")
+    for domain in domains:
+        if not valid_domain(normalize_domain(domain)):
+            problems.add(source, source.value_line(domain), f"[staff]: '{domain}' is not a "
+                         "valid domain name")
+    return Staff(addresses=frozenset(a.lower() for a in addresses),
+                 domains=frozenset(normalize_domain(d) for d in domains))

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maild.classify.sender import PrivateDomains, parent_domains
+from maild.classify.sender import PrivateDomains, address_domain, parent_domains
+from maild.sla import Calendar, PenaltySchedule
 
 CUSTOMER_STATUSES = ("active", "suspended", "no-agreement")
 LANGUAGES = ("sv", "en")
@@ -48,6 +49,7 @@ class PriorityTarget:
     resolution: str | None = None
     hours: str | None = None
     holidays: str | None = None
+    escalate_on_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,21 @@ class Policy:
     required: tuple[str, ...]
     targets: Mapping[str, PriorityTarget]
     max_contacts: int | None = None
+    closed: tuple[str, ...] = ()
+    timezone: str = "Europe/Stockholm"
+    escalation: tuple[str, ...] = ()
+    warn_at_percent: int | None = None
+    penalty: PenaltySchedule | None = None
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
 
     @property
     def lowest_priority(self) -> str:
         """The least urgent level (priorities are listed most urgent first)."""
         return self.priorities[-1]
+
+    def calendar(self, priority: str | None = None) -> Calendar:
+        """The opening hours that count for `priority` (its own, or the policy's)."""
+        return self.calendars.get(priority or "", self.calendars[""])
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,21 @@ def base_address(address: str) -> str:
 
 
 @dataclass(frozen=True)
+class Staff:
+    """Who answers for the support organisation: their mail on a ticket is a response."""
+
+    addresses: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+
+    def __contains__(self, address: object) -> bool:
+        if not isinstance(address, str):
+            return False
+        address = address.strip().lower()
+        return address in self.addresses or any(
+            domain in self.domains for domain in parent_domains(address_domain(address)))
+
+
+@dataclass(frozen=True)
 class Rules:
     """A complete, validated set of rules; replaced whole on reload, never changed."""
 
@@ -116,6 +143,7 @@ class Rules:
     no_agreement: NoAgreementRoute
     private: PrivateDomains
     templates: Mapping[str, str] = field(default_factory=dict)
+    staff: Staff = field(default_factory=Staff)
     _domain_index: Mapping[str, str] = field(default_factory=dict)
     _contact_index: Mapping[str, tuple[str, Contact]] = field(default_factory=dict)
 

@@ -102,6 +102,8 @@ class Correlation:
 def _may_join(ticket: TicketRef, sender: str, rules: Rules, ours: bool) -> tuple[bool, str]:
     if ours:
         return True, "replies to a message maild sent for this ticket"
+    if sender in rules.staff:
+        return True, f"{sender} is staff"
     if sender in ticket.participants or sender == ticket.requester:
         return True, f"{sender} is a participant of the ticket"
     contact = rules.contact(sender)

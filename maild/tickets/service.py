@@ -144,14 +144,18 @@ def apply_decision(
         ticket = session.scalars(select(Ticket).where(
             col(Ticket.number) == decision.ticket)).one()
         ticket.updated_at = now
-        ticket.participants = _participants(mail, rules, ticket.participants or [])
+        staff = bool(decision.details.get("staff"))
+        if staff and ticket.first_response_at is None:
+            ticket.first_response_at = inbound.received_at
+        if not staff:
+            ticket.participants = _participants(mail, rules, ticket.participants or [])
         session.add(ticket)
         session.flush()
         assert ticket.id is not None
         session.add(TicketMessage(
-            ticket_id=ticket.id, inbound_id=inbound.id, direction="in", role="followup",
-            message_id=mail.message_id, sender=decision.sender, subject=mail.subject,
-            created_at=now))
+            ticket_id=ticket.id, inbound_id=inbound.id, direction="in",
+            role="staff" if staff else "followup", message_id=mail.message_id,
+            sender=decision.sender, subject=mail.subject, created_at=now))
         inbound.ticket_id = ticket.id
         return Applied(ticket=ticket.number, outbox_id=None)
     if decision.kind != "new":
@@ -173,8 +177,8 @@ def apply_decision(
         status="new",
         created_at=inbound.received_at,
         updated_at=now,
-        response_due=datetime.fromisoformat(decision.response_due)
-        if decision.response_due else None,
+        response_due=_when(decision.response_due),
+        resolution_due=_when(decision.details.get("resolution_due")),
         missing=decision.missing,
         participants=_participants(mail, rules, []),
     )
@@ -241,3 +245,7 @@ def _apply_bounce(session: Session, inbound: Inbound, mail: ParsedMail, decision
             created_at=now))
         inbound.ticket_id = item.ticket_id
     return Applied(ticket=decision.ticket, outbox_id=item.id)
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
