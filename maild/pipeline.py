@@ -19,6 +19,7 @@ from maild.respond.bounces import OutboxLookup, find_bounced, permanence
 from maild.respond.policy import AckHistory, AckLimits, ack_verdict, text_digest
 from maild.routing.chain import route
 from maild.routing.model import Rules, SupportAddress
+from maild.routing.priority import choose_priority
 from maild.sla.policy_clock import deadlines
 from maild.tickets.correlate import TicketLookup, correlate
 from maild.tickets.numbering import TicketNumbering
@@ -190,15 +191,17 @@ def decide(
 
     routed = route(sender_address, support, rules)
     customer = routed.customer
+    chosen = choose_priority(mail, rules.policies[routed.policy], customer=customer,
+                             sender=sender_address, private=routed.private)
     decision.customer = customer.id if customer else None
     decision.policy = routed.policy
     decision.queue = routed.queue
-    decision.priority = routed.priority
+    decision.priority = chosen.level
     decision.private = routed.private
     details["customer_name"] = customer.name if customer else None
     details["customer_status"] = customer.status if customer else None
     details["route_reason"] = routed.reason
-    details["priority_reason"] = routed.priority_reason
+    details["priority_reason"] = chosen.reason
     details["rules_tried"] = list(routed.trace)
     language = customer.language if customer else guess_language(
         f"{mail.subject}\n{mail.text}") or "sv"

@@ -1,4 +1,4 @@
-"""The routing chain: which customer, policy, queue and priority a new message gets.
+"""The routing chain: which customer, policy and queue a new message gets.
 
 Each rule is a small named check, tried in order; every hit and miss is
 written to the trace, so `maild rules explain` and the decision record can
@@ -21,8 +21,6 @@ class Route:
     customer: Customer | None
     policy: str
     queue: str
-    priority: str
-    priority_reason: str
     private: bool
     sender_domain: str
     reason: str
@@ -71,21 +69,15 @@ def route(sender: str | None, support: SupportAddress, rules: Rules) -> Route:
         queue, queue_reason = _queue_for(customer, support)
         policy = rules.policies[customer.policy]
         tried("queue", True, f"{queue} ({queue_reason})")
-        return Route(customer=customer, policy=policy.id, queue=queue,
-                     priority=policy.default_priority,
-                     priority_reason=f"default priority of policy {policy.id}",
-                     private=private, sender_domain=domain, reason=reason, trace=tuple(trace))
+        return Route(customer=customer, policy=policy.id, queue=queue, private=private,
+                     sender_domain=domain, reason=reason, trace=tuple(trace))
 
     fallback = rules.no_agreement
-    policy = rules.policies[fallback.policy]
     if private:
         reason = (f"private address at {domain} that is no registered contact: no-agreement "
                   "route at the lowest priority")
-        priority_reason = "private sender: lowest priority (not prioritised)"
     else:
         reason = f"unknown sender domain {domain or '(none)'}: no-agreement route"
-        priority_reason = "no agreement: lowest priority"
     tried("no-agreement", True, reason)
-    return Route(customer=None, policy=policy.id, queue=fallback.queue,
-                 priority=policy.lowest_priority, priority_reason=priority_reason,
-                 private=private, sender_domain=domain, reason=reason, trace=tuple(trace))
+    return Route(customer=None, policy=fallback.policy, queue=fallback.queue, private=private,
+                 sender_domain=domain, reason=reason, trace=tuple(trace))

@@ -285,7 +285,8 @@ def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTar
             continue
         inner = _Table(entry, table.source, table.problems,
                        f"{table.what}, priority {level}", line or 0)
-        inner.only(("response", "resolution", "hours", "holidays", "escalate_on_open"))
+        inner.only(("response", "resolution", "hours", "holidays", "escalate_on_open",
+                    "markers", "keywords"))
         response = inner.get("response", str, "a target such as 30m, 2h, 1bd or none")
         resolution = inner.get("resolution", str, "a target such as 8h or 5bd", required=False)
         for key, target in (("response", response), ("resolution", resolution)):
@@ -301,9 +302,14 @@ def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTar
         holidays = inner.get("holidays", str, "a holiday calendar such as SE", required=False)
         escalate = inner.get("escalate_on_open", bool, "true or false", required=False,
                              default=False)
+        markers = inner.strings("markers", "a list of phrases the customer writes to choose "
+                                "this priority", required=False)
+        keywords = inner.strings("keywords", "a list of words that mean this priority",
+                                 required=False)
         targets[level] = PriorityTarget(response=response or "none", resolution=resolution,
                                         hours=hours, holidays=holidays,
-                                        escalate_on_open=bool(escalate))
+                                        escalate_on_open=bool(escalate),
+                                        markers=tuple(markers), keywords=tuple(keywords))
     for level in priorities:
         if level not in targets and level not in section:
             table.problems.add(table.source, table.line("priorities"),
@@ -321,7 +327,7 @@ def _load_policy(path: Path, problems: _Collector) -> Policy | None:
     table = _Table(data, source, problems, f"policy '{policy_id}'")
     table.only(("name", "hours", "holidays", "priorities", "default_priority", "required",
                 "max_contacts", "priority", "closed", "timezone", "escalation",
-                "warn_at_percent", "penalty"))
+                "warn_at_percent", "penalty", "trust_priority_headers", "confirm_complete"))
     name = table.get("name", str, "the contract's name as text", default=policy_id)
     hours = table.get("hours", str, "opening hours such as 'mon-fri 09:00-17:00' or '24/7'",
                       default="24/7")
@@ -383,11 +389,20 @@ def _load_policy(path: Path, problems: _Collector) -> Policy | None:
             penalty = PenaltySchedule.parse(penalty_table)
         except ValueError as error:
             problems.add(source, table.line("penalty"), f"policy '{policy_id}': penalty: {error}")
+    trusted = table.get("trust_priority_headers", str, "the priority that X-Priority/Importance "
+                        "high selects", required=False)
+    if trusted is not None and trusted not in priorities:
+        problems.add(source, table.line("trust_priority_headers"),
+                     f"policy '{policy_id}': trust_priority_headers '{trusted}' is not one of "
+                     f"priorities ({', '.join(priorities)})")
+    confirm = table.get("confirm_complete", bool, "true or false", required=False,
+                        default=False)
     return Policy(id=policy_id, name=name, hours=hours, holidays=holidays,
                   priorities=tuple(priorities), default_priority=default,
                   required=tuple(required), targets=targets, max_contacts=max_contacts,
                   closed=tuple(closed), timezone=timezone, escalation=tuple(escalation),
-                  warn_at_percent=warn_at, penalty=penalty, calendars=calendars)
+                  warn_at_percent=warn_at, penalty=penalty, calendars=calendars,
+                  trust_priority_headers=trusted, confirm_complete=bool(confirm))
 
 
 def _calendars(table: _Table, hours: str, holidays: str, closed: list[str], *, timezone: str,

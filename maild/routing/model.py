@@ -50,6 +50,8 @@ class PriorityTarget:
     hours: str | None = None
     holidays: str | None = None
     escalate_on_open: bool = False
+    markers: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Policy:
     warn_at_percent: int | None = None
     penalty: PenaltySchedule | None = None
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    trust_priority_headers: str | None = None
+    confirm_complete: bool = False
 
     @property
     def lowest_priority(self) -> str:
