@@ -12,14 +12,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from maild import __version__
+from maild.commands import checkinfo, team, views
 from maild.commands import intake as intake_commands
 from maild.commands import rules as rules_commands
 from maild.commands import sla as sla_commands
-from maild.commands import views
 from maild.commands.common import EX_CONFIG, EX_TEMPFAIL, CommandError, Context
 from maild.config import ConfigError, load_config
 from maild.db import StorageError
 from maild.log import configure_logging
+from maild.models import TicketStatus
 from maild.routing.load import RulesError
 
 Handler = Callable[[Context, argparse.Namespace], int]
@@ -97,13 +98,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(route)
     route.set_defaults(handler=intake_commands.route)
 
+    check_info = sub.add_parser(
+        "check-info", help="which required information a message has, with evidence",
+        description="Run the required-information detectors on FILE and print each item as "
+                    "present (with the matched text or attachment) or missing.")
+    check_info.add_argument("file", metavar="FILE.eml")
+    check_info.add_argument("--items", metavar="LIST",
+                            help="comma-separated: description,screenshot,occurred_at,browser,"
+                                 "os,campaign_number,company,contact_name_title,contact_details")
+    check_info.add_argument("--policy", metavar="NAME", help="the items a policy requires")
+    _add_json(check_info)
+    check_info.set_defaults(handler=checkinfo.check_info, needs_database=False)
+
     process = sub.add_parser("process", help="process stored messages that wait")
     process.set_defaults(handler=intake_commands.process)
 
-    tickets = sub.add_parser("tickets", help="list tickets")
-    tickets.add_argument("--limit", type=int, default=200, help="at most this many (newest)")
+    queues = sub.add_parser("queues", help="each queue: new, open, waiting, overdue, due today",
+                            description="One line per queue with the number of tickets that "
+                            "are new, open, waiting on the customer, answered, overdue (the "
+                            "response deadline passed without an answer) and due today.")
+    _add_json(queues)
+    queues.set_defaults(handler=team.queues)
+
+    tickets = sub.add_parser("tickets", help="list tickets (filter, sort)",
+                             description="The tickets with priority, response deadline (red "
+                             "when overdue, yellow within two hours), customer, a mark for "
+                             "private senders, and missing information.")
+    tickets.add_argument("--queue", metavar="Q", help="only this queue")
+    tickets.add_argument("--status", choices=list(TicketStatus.ALL), help="only this status")
+    tickets.add_argument("--customer", metavar="C", help="only this customer id")
+    tickets.add_argument("--overdue", action="store_true", help="only overdue tickets")
+    tickets.add_argument("--sort", choices=["due", "priority", "received"], default="received",
+                         help="order: deadline first, most urgent first, or newest first")
+    tickets.add_argument("--limit", type=int, default=200, help="at most this many")
     _add_json(tickets)
-    tickets.set_defaults(handler=views.tickets)
+    tickets.set_defaults(handler=team.tickets)
 
     ticket = sub.add_parser("ticket", help="work with one ticket")
     ticket_sub = ticket.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -112,10 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(show)
     show.set_defaults(handler=views.ticket_show)
 
+    for name, helptext, handler in (("close", "close a ticket", team.close),
+                                    ("reopen", "open a closed ticket again", team.reopen)):
+        action = ticket_sub.add_parser(name, help=helptext)
+        action.add_argument("number", metavar="NUMBER")
+        action.add_argument("--reason", metavar="TEXT", help="recorded on the ticket")
+        action.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+        _add_json(action)
+        action.set_defaults(handler=handler)
+    assign = ticket_sub.add_parser("assign", help="give a ticket to someone")
+    assign.add_argument("number", metavar="NUMBER")
+    assign.add_argument("who", metavar="WHO", help="a name or address")
+    assign.add_argument("--by", metavar="NAME", help="who assigns (default: your user name)")
+    _add_json(assign)
+    assign.set_defaults(handler=team.assign)
+    note = ticket_sub.add_parser("note", help="add an internal note to a ticket")
+    note.add_argument("number", metavar="NUMBER")
+    note.add_argument("text", metavar="TEXT")
+    note.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    _add_json(note)
+    note.set_defaults(handler=team.note)
     respond = ticket_sub.add_parser("respond", help="record the first response (answered "
                                     "outside maild)")
     respond.add_argument("number", metavar="NUMBER")
     respond.add_argument("--at", metavar="ISO", help="when (default: now), with UTC offset")
+    respond.add_argument("--by", metavar="NAME", help="who (default: your user name)")
     respond.set_defaults(handler=sla_commands.ticket_respond)
 
     sla = sub.add_parser("sla", help="response deadlines, breaches and penalties")

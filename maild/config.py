@@ -110,6 +110,7 @@ class Config:
     ack_max_per_day: int = 20
     ack_duplicate_window_hours: float = 24.0
     bounce_suppression_days: int = 60
+    reopen_days: int = 14
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -300,6 +301,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("outbox.maildir", _text, "a directory path"),
     _Setting("mail.domain", _optional_text, "a domain name such as example.se"),
     _Setting("tickets.prefix", _ticket_prefix, "one to six letters, such as MD"),
+    _Setting("tickets.reopen_days", _positive_int, "a whole number of days, at least 1"),
     _Setting("processing.max_attempts", _positive_int, "a whole number of at least 1"),
     _Setting("processing.lease_seconds", _positive_int, "a whole number of seconds, at least 1"),
     _Setting("log.level", _choice("debug", "info", "warning", "error"),
@@ -338,6 +340,7 @@ _DEFAULTS: dict[str, Any] = {
     "outbox.maildir": None,
     "mail.domain": None,
     "tickets.prefix": "MD",
+    "tickets.reopen_days": 14,
     "processing.max_attempts": 3,
     "processing.lease_seconds": 300,
     "log.level": "info",
@@ -505,6 +508,7 @@ def load_config(
         ack_max_per_day=values["ack.max_per_day"],
         ack_duplicate_window_hours=values["ack.duplicate_window_hours"],
         bounce_suppression_days=values["ack.bounce_suppression_days"],
+        reopen_days=values["tickets.reopen_days"],
     )
 
 

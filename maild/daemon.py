@@ -242,7 +242,8 @@ async def serve(config: Config, live: LiveRules) -> int:
                           numbering=TicketNumbering(config.ticket_prefix),
                           mail_domain=config.mail_domain, max_attempts=config.max_attempts,
                           lease=timedelta(seconds=config.lease_seconds),
-                          limits=ack_limits(config))
+                          limits=ack_limits(config),
+                          reopen_within=timedelta(days=config.reopen_days))
     daemon = Daemon(config=config, live=live, processor=processor)
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:

@@ -98,6 +98,8 @@ class Ticket(SQLModel, table=True):
     private: bool = False
     language: str = Field(default="sv", max_length=8)
     status: str = Field(default="new", max_length=32, index=True)
+    assignee: str | None = Field(default=None, max_length=512)
+    refers_to: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     response_due: datetime | None = _ts(index=True)
@@ -195,3 +197,28 @@ class ImapCursor(SQLModel, table=True):
     uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class TicketStatus:
+    """The life of a ticket."""
+
+    NEW = "new"                            # opened, nobody has looked at it yet
+    OPEN = "open"                          # someone works on it
+    WAITING = "waiting-on-customer"        # missing information asked for
+    ANSWERED = "answered"                  # staff answered; the customer's turn
+    CLOSED = "closed"
+
+    ALL = (NEW, OPEN, WAITING, ANSWERED, CLOSED)
+
+
+class TicketEvent(SQLModel, table=True):
+    """One change to a ticket: who or what did it, when, and what changed (the audit trail)."""
+
+    __tablename__ = "ticket_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    actor: str = Field(max_length=512)
+    kind: str = Field(max_length=32)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))

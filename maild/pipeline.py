@@ -8,9 +8,10 @@ priority, no acknowledgement?" always has its answer in the record.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from maild.checks import check_items
 from maild.classify.language import guess_language
 from maild.classify.machine import classify_machine
 from maild.classify.sender import address_domain, registrable_domain
@@ -138,6 +139,7 @@ def decide(
     numbering: TicketNumbering,
     identity: Identity,
     limits: AckLimits = AckLimits(),  # noqa: B008 - an immutable value
+    reopen_within: timedelta = timedelta(days=14),
 ) -> Decision:
     """Classify, correlate and route `mail`; say whether it gets an acknowledgement."""
     support = support_address_of(envelope, mail, rules)
@@ -170,7 +172,8 @@ def decide(
         return decision
     details["signal"] = "no machine-mail signal: a person wrote it"
 
-    correlation = correlate(mail, sender_address, rules, lookup, numbering)
+    correlation = correlate(mail, sender_address, rules, lookup, numbering,
+                            now=envelope.received_at, reopen_within=reopen_within)
     details["correlation"] = correlation.reason
     if correlation.ticket is not None:
         ticket = correlation.ticket
@@ -185,6 +188,11 @@ def decide(
         details["language"] = ticket.language
         details["followup_via"] = correlation.via
         details["staff"] = sender_address in rules.staff if sender_address else False
+        details["ack_to"] = ack_recipient(mail, rules)[0]
+        policy = rules.policies.get(ticket.policy or "")
+        if policy is not None and policy.required and not details["staff"]:
+            details["supplied"] = [result.item for result in check_items(mail, policy.required)
+                                   if result.present]
         return decision
     if correlation.refused is not None:
         details["refers_to"] = correlation.refused.number
@@ -207,6 +215,9 @@ def decide(
         f"{mail.subject}\n{mail.text}") or "sv"
     details["language"] = language
     policy = rules.policies[routed.policy]
+    results = check_items(mail, policy.required)
+    decision.missing = [result.item for result in results if not result.present]
+    details["evidence"] = {result.item: result.evidence for result in results if result.present}
     response_due, resolution_due = deadlines(policy, decision.priority, envelope.received_at)
     decision.response_due = response_due.isoformat() if response_due else None
     details["resolution_due"] = resolution_due.isoformat() if resolution_due else None

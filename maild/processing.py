@@ -55,6 +55,7 @@ class Processor:
     lease: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = utcnow
     limits: AckLimits = field(default_factory=AckLimits)
+    reopen_within: timedelta = timedelta(days=14)
 
     def domain(self, rules: Rules) -> str:
         """The domain of maild's Message-IDs and loop marker."""
@@ -172,7 +173,7 @@ class Processor:
             decision = decide(mail, envelope, rules, lookup=DatabaseTickets(session),
                               numbering=self.numbering,
                               identity=identity_of(rules, self.mail_domain),
-                              limits=self.limits)
+                              limits=self.limits, reopen_within=self.reopen_within)
             applied = apply_decision(session, inbound, mail, decision, rules=rules,
                                      numbering=self.numbering, domain=self.domain(rules),
                                      now=now)

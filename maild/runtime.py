@@ -46,6 +46,7 @@ class Runtime:
             max_attempts=self.config.max_attempts,
             lease=timedelta(seconds=self.config.lease_seconds),
             limits=ack_limits(self.config),
+            reopen_within=timedelta(days=self.config.reopen_days),
         )
 
     def transport(self) -> Transport:

@@ -41,5 +41,6 @@ def tickets(runtime: Runtime) -> list[Ticket]:
 def acks(runtime: Runtime) -> list[Message]:
     """Every queued or sent acknowledgement, parsed, oldest first."""
     with Session(runtime.engine) as session:
-        items = session.exec(select(Outbox).order_by(col(Outbox.id))).all()
+        items = session.exec(select(Outbox).where(col(Outbox.purpose) == "ack")
+                             .order_by(col(Outbox.id))).all()
         return [message_from_bytes(item.raw, policy=default) for item in items]

@@ -33,13 +33,15 @@ class RecordingSink:
     """Accepts (or refuses, as scripted) everything, and records what it accepted."""
 
     deliveries: list[Delivery] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)  # scripted replies, used first
-    attempts: int = 0
+    replies: dict[str, list[str]] = field(default_factory=dict)  # per recipient, used first
+    attempts: dict[str, int] = field(default_factory=dict)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.attempts += 1
-        if self.replies:
-            reply = self.replies.pop(0)
+        recipient = envelope.rcpt_tos[0]
+        self.attempts[recipient] = self.attempts.get(recipient, 0) + 1
+        scripted = self.replies.get(recipient)
+        if scripted:
+            reply = scripted.pop(0)
             if not reply.startswith("250"):
                 return reply
         self.deliveries.append(Delivery(envelope.mail_from, list(envelope.rcpt_tos),

@@ -11,6 +11,7 @@ from tests.conftest import MaildCLI
 from tests.mailmaker import support_mail
 
 NUMBER = re.compile(r"^MD-\d{4}-\d{5}-\d$")
+ACKS = "outbox WHERE purpose = 'ack'"
 
 
 def _count(maild: MaildCLI, table: str) -> int:
@@ -31,10 +32,12 @@ def test_deliver_prints_the_ticket_number_and_redelivery_is_one_ticket(maild: Ma
     assert again.code == 0
     assert again.stdout.strip() == number
     assert _count(maild, "ticket") == 1
-    assert _count(maild, "outbox") == 1
-    delivered = list((maild.cwd / "var" / "outbox" / "new").iterdir())
-    assert len(delivered) == 1
-    assert number.encode() in delivered[0].read_bytes()
+    assert _count(maild, ACKS) == 1
+    delivered = [path.read_bytes() for path in (maild.cwd / "var" / "outbox" / "new").iterdir()]
+    [ack] = [raw for raw in delivered if b"Auto-Submitted: auto-replied" in raw]
+    assert number.encode() in ack
+    [team] = [raw for raw in delivered if b"X-Maild-Queue: web" in raw]
+    assert b"To: webb@example.se" in team
 
 
 def test_deliver_machine_mail_says_no_ticket(maild: MaildCLI) -> None:
@@ -140,7 +143,7 @@ def test_inbound_raw_is_byte_identical_and_views_work(maild: MaildCLI) -> None:
     assert number in tickets.stdout
     assert "bergstroms-bygg" in tickets.stdout
     outbox = maild("outbox")
-    assert "sent 1" in outbox.stdout
+    assert "sent 2" in outbox.stdout  # the acknowledgement and the team's copy
     assert "no stored messages" in maild("quarantine").stdout
 
 
@@ -198,8 +201,8 @@ def test_ingest_reads_eml_mbox_and_maildir_and_is_idempotent(maild: MaildCLI) ->
     assert again.code == 0
     assert "stored 0, duplicates 6" in again.stdout
     assert "acknowledgements delivered 0" in again.stdout
-    assert (_count(maild, "ticket"), _count(maild, "outbox")) == (6, 6)
-    assert len(list((maild.cwd / "var" / "outbox" / "new").iterdir())) == 6
+    assert (_count(maild, "ticket"), _count(maild, ACKS)) == (6, 6)
+    assert len(list((maild.cwd / "var" / "outbox" / "new").iterdir())) == 12, "acks and copies"
 
 
 def test_ingest_exits_1_when_something_could_not_be_read(maild: MaildCLI) -> None:

@@ -86,7 +86,8 @@ def test_smtp_delivery_is_stored_ticketed_and_acknowledged(daemon: RunningMaild)
     assert code == 250
     assert message.startswith(b"2.0.0 Stored as ")
     wait_until(lambda: daemon.count("ticket") == 1, what="the ticket")
-    wait_until(lambda: daemon.count("outbox", "state = 'sent'") == 1, what="the ack")
+    wait_until(lambda: daemon.count("outbox", "state = 'sent' AND purpose = 'ack'") == 1,
+               what="the ack")
     [(stored,)] = daemon.query("SELECT raw FROM inbound")
     assert isinstance(stored, bytes)
     assert stored.startswith(b"Received: from client.bergstromsbygg.se ([127.0.0.1])")

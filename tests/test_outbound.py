@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from maild.models import Outbox, utcnow
 from maild.respond.outbox import flush_outbox
@@ -25,7 +25,7 @@ def _relay_runtime(tmp_path: Path, port: int) -> Runtime:
 
 def _items(runtime: Runtime) -> list[Outbox]:
     with Session(runtime.engine) as session:
-        return list(session.exec(select(Outbox)))
+        return list(session.exec(select(Outbox).where(col(Outbox.purpose) == "ack")))
 
 
 def test_acknowledgements_reach_the_relay_with_rfc3834_headers_in_both_languages(
@@ -37,8 +37,8 @@ def test_acknowledgements_reach_the_relay_with_rfc3834_headers_in_both_languages
         sender="Tom Hughes <tom@nordicparcel.co.uk>", subject="Re: Fwd: Delivery reports",
         body="Hi, our delivery reports stopped this morning. Regards, Tom\n",
         message_id="<en-1@nordicparcel.co.uk>"))
-    assert runtime.flush_outbox().sent == 2
-    [sv, en] = recorder.deliveries
+    assert runtime.flush_outbox().sent_by_purpose["ack"] == 2
+    [sv, en] = [d for d in recorder.deliveries if d.message["Auto-Submitted"] == "auto-replied"]
     assert sv.recipients == ["anna.lind@bergstromsbygg.se"]
     assert sv.sender.startswith("support+bounce-") and sv.sender.endswith("@example.se")
     for delivery, ticket, subject in ((sv, swedish.ticket, "Bokningssidan visar fel pris"),
@@ -55,24 +55,28 @@ def test_acknowledgements_reach_the_relay_with_rfc3834_headers_in_both_languages
     assert "registered it as case" in en.message.get_content()
     assert all(item.state == "sent" and item.history[-1]["result"] == "sent"
                for item in _items(runtime))
+    teams = {d.recipients[0] for d in recorder.deliveries} - {
+        "anna.lind@bergstromsbygg.se", "tom@nordicparcel.co.uk"}
+    assert teams == {"webb@example.se", "drift@example.se"}, "each queue's team got its copy"
 
 
 def test_451_then_250_is_delivered_once(tmp_path: Path,
                                         sink: tuple[RecordingSink, int]) -> None:
     recorder, port = sink
-    recorder.replies = ["451 4.3.2 Try again later"]
+    recorder.replies = {"anna.lind@bergstromsbygg.se": ["451 4.3.2 Try again later"]}
     runtime = _relay_runtime(tmp_path, port)
     receive(runtime, support_mail())
     first = runtime.flush_outbox()
-    assert (first.sent, first.retried) == (0, 1)
+    assert (first.sent_by_purpose.get("ack", 0), first.retried) == (0, 1)
     [item] = _items(runtime)
     assert item.state == "queued" and item.next_attempt_at is not None
     assert "451 4.3.2" in (item.last_error or "")
     assert runtime.flush_outbox().sent == 0, "the next attempt is not due yet"
     transport = SmtpRelayTransport(runtime.config.relay)  # type: ignore[arg-type]
     later = flush_outbox(runtime.engine, transport, now=utcnow() + timedelta(minutes=5))
-    assert later.sent == 1
-    assert len(recorder.deliveries) == 1 and recorder.attempts == 2
+    assert later.sent_by_purpose == {"ack": 1}
+    acks = [d for d in recorder.deliveries if d.recipients == ["anna.lind@bergstromsbygg.se"]]
+    assert len(acks) == 1 and recorder.attempts["anna.lind@bergstromsbygg.se"] == 2
     [item] = _items(runtime)
     assert item.state == "sent" and item.attempts == 2
     assert [entry["result"] for entry in item.history] == ["retried", "sent"]
@@ -81,14 +85,15 @@ def test_451_then_250_is_delivered_once(tmp_path: Path,
 def test_550_marks_the_acknowledgement_failed(tmp_path: Path,
                                               sink: tuple[RecordingSink, int]) -> None:
     recorder, port = sink
-    recorder.replies = ["550 5.1.1 <anna.lind@bergstromsbygg.se>: no such user"]
+    recorder.replies = {"anna.lind@bergstromsbygg.se": [
+        "550 5.1.1 <anna.lind@bergstromsbygg.se>: no such user"]}
     runtime = _relay_runtime(tmp_path, port)
     receive(runtime, support_mail())
     assert runtime.flush_outbox().failed == 1
-    [item] = _items(runtime)
+    [item] = _items(runtime)  # the acknowledgement; the team's copy went through
     assert item.state == "failed"
     assert (item.last_error or "").startswith("permanent: 550 5.1.1")
-    assert recorder.deliveries == []
+    assert [d.recipients for d in recorder.deliveries] == [["webb@example.se"]]
 
 
 def test_an_unreachable_relay_is_retried_until_the_lifetime_ends(tmp_path: Path) -> None:
@@ -96,9 +101,9 @@ def test_an_unreachable_relay_is_retried_until_the_lifetime_ends(tmp_path: Path)
 
     runtime = _relay_runtime(tmp_path, free_port())
     receive(runtime, support_mail())
-    assert runtime.flush_outbox().retried == 1
+    assert runtime.flush_outbox().retried == 2  # the acknowledgement and the team's copy
     transport = SmtpRelayTransport(runtime.config.relay)  # type: ignore[arg-type]
     late = flush_outbox(runtime.engine, transport, now=utcnow() + timedelta(days=3))
-    assert late.failed == 1
+    assert late.failed == 2
     [item] = _items(runtime)
     assert item.state == "failed" and "gave up after 2 attempts" in (item.last_error or "")

@@ -134,7 +134,8 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
             outcome = processor.run_pending(progress=lambda _: progress.advance(work))
             counts.update(outcome)
             report = runtime.flush_outbox()
-            counts["sent"] += report.sent
+            counts["sent"] += report.sent_by_purpose.get("ack", 0)
+            counts["team"] += report.sent_by_purpose.get("team", 0)
             counts["retried"] += report.retried
     summary = (f"stored {counts['stored']}, duplicates {counts['duplicates']}, "
                f"could not store {len(failures)}")
@@ -144,7 +145,8 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
                     f"to retry {counts['received']}")
         if kinds:
             summary += " (" + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) + ")"
-        summary += f"; acknowledgements delivered {counts['sent']}"
+        summary += (f"; acknowledgements delivered {counts['sent']}, "
+                    f"copies to teams {counts['team']}")
     out.print(summary)
     for failure in failures:
         print(f"maild: not stored: {failure}", file=sys.stderr)

@@ -21,10 +21,12 @@ from maild.commands.common import (
     print_json,
     print_table,
 )
-from maild.models import Ticket, utcnow
+from maild.commands.team import _actor
+from maild.models import Ticket, TicketStatus, utcnow
 from maild.routing.load import load_rules
 from maild.sla import Calendar, Target, due
 from maild.sla.monitor import run_monitor
+from maild.tickets.lifecycle import record, set_status
 
 
 def _received(text: str, calendar: Calendar) -> datetime:
@@ -190,6 +192,10 @@ def ticket_respond(context: Context, args: argparse.Namespace) -> int:
         ticket.first_response_at = at
         ticket.updated_at = utcnow()
         session.add(ticket)
+        actor = _actor(args)
+        record(session, ticket, actor=actor, kind="response", at=at, via="maild ticket respond")
+        set_status(session, ticket, TicketStatus.ANSWERED, actor=actor, at=at,
+                   reason="answered outside maild")
         session.commit()
         in_time = ticket.response_due is None or at <= ticket.response_due
         console().print(f"{ticket.number}: first response recorded {local_time(at)}"

@@ -19,6 +19,7 @@ from maild.commands.common import (
     print_json,
     print_table,
 )
+from maild.commands.team import events as team_events
 from maild.models import Inbound, InboundState, Outbox, Ticket, TicketMessage
 from maild.respond.outbox import retry_item
 
@@ -65,13 +66,16 @@ def ticket_show(context: Context, args: argparse.Namespace) -> int:
         ))
         data = _ticket_json(ticket)
         data["messages"] = [message.model_dump(mode="json") for message in messages]
+        trail = team_events(session, ticket.id or 0)
+        data["events"] = [event.model_dump(mode="json") for event in trail]
     if args.json:
         print_json(data)
         return EX_OK
     out = console()
     out.print(f"[bold]{ticket.number}[/bold]  {ticket.subject}")
-    for key in ("status", "customer", "policy", "queue", "priority", "private", "language",
-                "requester", "requester_name", "response_due", "missing"):
+    for key in ("status", "assignee", "customer", "policy", "queue", "priority", "private",
+                "language", "requester", "requester_name", "response_due", "missing",
+                "refers_to"):
         value = data.get(key)
         if key == "response_due":
             value = local_time(ticket.response_due) or "none"
@@ -84,6 +88,11 @@ def ticket_show(context: Context, args: argparse.Namespace) -> int:
                   else f"outbox {message.outbox_id}")
         out.print(f"  {local_time(message.created_at)}  {arrow}  {message.role:<9} "
                   f"{message.sender or ''}  ({source})", markup=False)
+    out.print("\nevents:")
+    for event in trail:
+        detail = ", ".join(f"{key}={value}" for key, value in (event.detail or {}).items())
+        out.print(f"  {local_time(event.at)}  {event.kind:<9} {event.actor}  {detail}",
+                  markup=False)
     out.print("\ndecision:")
     for key, value in (ticket.decision or {}).items():
         if key == "rules_tried":

@@ -21,6 +21,7 @@ from typing import cast
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
+from maild.checks import ITEM_WORDS
 from maild.classify.machine import LOOP_HEADER
 from maild.pipeline import Decision
 from maild.respond.wording import format_hours, format_when
@@ -54,12 +55,13 @@ def new_message_id(domain: str) -> str:
     return f"maild.{secrets.token_hex(12)}@{domain}"
 
 
-def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: datetime) -> str:
-    """The acknowledgement text in the ticket's language from `rules/templates/ack.LANG.txt`."""
+def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: datetime,
+                    kind: str = "ack") -> str:
+    """The text in the ticket's language from `rules/templates/KIND.LANG.txt` (ack, complete)."""
     language = decision.details.get("language") or "sv"
-    template = rules.templates.get(f"ack.{language}") or rules.templates.get("ack.sv")
+    template = rules.templates.get(f"{kind}.{language}") or rules.templates.get(f"{kind}.sv")
     if template is None:
-        raise TemplateMissing(f"no acknowledgement template ack.{language}.txt in "
+        raise TemplateMissing(f"no template {kind}.{language}.txt in "
                               f"{rules.directory / 'templates'}")
     customer = rules.customers.get(decision.customer or "")
     queue = rules.queues.get(decision.queue or "")
@@ -73,7 +75,7 @@ def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: dat
         "received": format_when(received, language),
         "response_due": format_when(datetime.fromisoformat(due), language) if due else None,
         "opening_hours": format_hours(policy.hours, language) if policy else "",
-        "missing": list(decision.missing or []),
+        "missing": [ITEM_WORDS[item][language] for item in decision.missing or []],
         "suspended": bool(customer and customer.status == "suspended"),
         "support_address": decision.details.get("support_address"),
     }
@@ -96,8 +98,9 @@ def compose_ack(
     numbering: TicketNumbering,
     domain: str,
     now: datetime,
+    kind: str = "ack",
 ) -> ComposedMail:
-    """The acknowledgement for `ticket`, addressed as the decision says (`ack_to`)."""
+    """The acknowledgement (or `kind` "complete") for `ticket`, to the decision's `ack_to`."""
     recipient = decision.details["ack_to"]
     support = decision.details["support_address"]
     queue = rules.queues.get(decision.queue or "")
@@ -108,7 +111,7 @@ def compose_ack(
     # compat32 building: the policy-based EmailMessage costs several milliseconds per
     # message in header parsing; these headers are made here and need none of it.
     # MIMEText takes a Charset object too (typeshed says str): it selects quoted-printable.
-    message = MIMEText(render_ack_body(rules, decision, ticket, received), "plain",
+    message = MIMEText(render_ack_body(rules, decision, ticket, received, kind), "plain",
                        cast("str", _UTF8_QP))
     headers: list[tuple[str, str | Header]] = [
         ("From", formataddr((queue.name if queue else "Support", support), charset="utf-8")),

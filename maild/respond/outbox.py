@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select
@@ -35,6 +35,7 @@ class FlushReport:
     sent: int
     retried: int
     failed: int
+    sent_by_purpose: dict[str, int] = field(default_factory=dict)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -61,16 +62,21 @@ def flush_outbox(engine: Engine, transport: Transport, now: datetime | None = No
     for item_id in ids:
         if item_id is None:
             continue
-        counts[_deliver_one(engine, transport, item_id, now, lifetime)] += 1
-    return FlushReport(sent=counts["sent"], retried=counts["retried"], failed=counts["failed"])
+        outcome, purpose = _deliver_one(engine, transport, item_id, now, lifetime)
+        counts[outcome] += 1
+        if outcome == "sent":
+            counts[f"sent:{purpose}"] += 1
+    return FlushReport(sent=counts["sent"], retried=counts["retried"], failed=counts["failed"],
+                       sent_by_purpose={key[5:]: value for key, value in counts.items()
+                                        if key.startswith("sent:")})
 
 
 def _deliver_one(engine: Engine, transport: Transport, item_id: int, now: datetime,
-                 lifetime: timedelta) -> str:
+                 lifetime: timedelta) -> tuple[str, str]:
     with Session(engine) as session:
         item = session.get(Outbox, item_id)
         if item is None or item.state != OutboxState.QUEUED:
-            return "skipped"
+            return "skipped", ""
         ticket = session.get(Ticket, item.ticket_id) if item.ticket_id is not None else None
         bound = log.bind(outbox_id=item_id, ticket=ticket.number if ticket else None,
                          message_id=item.message_id, recipient=item.recipient)
@@ -103,9 +109,10 @@ def _deliver_one(engine: Engine, transport: Transport, item_id: int, now: dateti
             outcome, detail = "sent", where
         item.history = [*(item.history or []), {"at": now.isoformat(), "attempt": item.attempts,
                                                  "result": outcome, "detail": detail}]
+        purpose = item.purpose
         session.add(item)
         session.commit()
-        return outcome
+        return outcome, purpose
 
 
 def retry_item(engine: Engine, item_id: int) -> bool:

@@ -525,6 +525,8 @@ def _load_templates(directory: Path, problems: _Collector) -> dict[str, str]:
     templates: dict[str, str] = {}
     folder = directory / "templates"
     if not folder.is_dir():
+        problems.add(folder, None, "the templates folder is missing (ack.sv.txt, ack.en.txt, "
+                     "complete.sv.txt, complete.en.txt)")
         return templates
     environment = SandboxedEnvironment()
     for path in sorted(folder.glob("*.txt")):
@@ -535,6 +537,10 @@ def _load_templates(directory: Path, problems: _Collector) -> dict[str, str]:
             problems.add(path, error.lineno, f"template syntax error: {error.message}")
             continue
         templates[path.stem] = text
+    for needed in ("ack.sv", "ack.en", "complete.sv", "complete.en"):
+        if needed not in templates and (folder / f"{needed}.txt").exists() is False:
+            problems.add(folder / f"{needed}.txt", None, "template is missing; maild needs it "
+                         "to write to customers")
     return templates
 
 

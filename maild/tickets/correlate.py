@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from maild.classify.sender import address_domain, registrable_domain
@@ -36,6 +36,8 @@ class TicketRef:
     requester: str | None
     participants: tuple[str, ...]
     private: bool
+    status: str = "new"
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,13 @@ def _may_join(ticket: TicketRef, sender: str, rules: Rules, ours: bool) -> tuple
 
 
 def correlate(mail: ParsedMail, sender: str | None, rules: Rules, lookup: TicketLookup,
-              numbering: TicketNumbering) -> Correlation:
-    """Find the ticket `mail` follows up, checking that `sender` may add to it."""
+              numbering: TicketNumbering, *, now: datetime | None = None,
+              reopen_within: timedelta = timedelta(days=14)) -> Correlation:
+    """Find the ticket `mail` follows up, checking that `sender` may add to it.
+
+    A ticket closed longer than `reopen_within` before `now` is not joined: the mail
+    opens a new ticket that refers to it.
+    """
     candidates: list[tuple[TicketRef, str, bool]] = []
     ids = list(mail.in_reply_to) + list(reversed(mail.references))
     if ids:
@@ -140,6 +147,11 @@ def correlate(mail: ParsedMail, sender: str | None, rules: Rules, lookup: Ticket
             refused, refusal = ticket, "the message has no sender address"
             continue
         allowed, why = _may_join(ticket, sender, rules, ours)
+        if allowed and ticket.closed_at is not None and now is not None and (
+                now - ticket.closed_at > reopen_within) and sender not in rules.staff:
+            allowed = False
+            why = (f"{ticket.number} was closed more than {reopen_within.days} days ago "
+                   f"({ticket.closed_at.date().isoformat()})")
         if allowed:
             return Correlation(ticket, via, f"{via} names {ticket.number}; {why}")
         refused, refusal = ticket, why

@@ -9,13 +9,23 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from maild.models import Inbound, Outbox, OutboxState, Suppression, Ticket, TicketMessage
+from maild.models import (
+    Inbound,
+    Outbox,
+    OutboxState,
+    Suppression,
+    Ticket,
+    TicketMessage,
+    TicketStatus,
+)
 from maild.parse import ParsedMail
 from maild.pipeline import Decision
 from maild.respond.ack import compose_ack
 from maild.respond.bounces import OutboxRef, new_token, verp_address
+from maild.respond.team import compose_team_delivery
 from maild.routing.model import Rules
 from maild.tickets.correlate import MessageMatch, TicketRef
+from maild.tickets.lifecycle import record, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 
 
@@ -26,7 +36,7 @@ def ticket_ref(ticket: Ticket) -> TicketRef:
         id=ticket.id, number=ticket.number, customer=ticket.customer, policy=ticket.policy,
         queue=ticket.queue, priority=ticket.priority, language=ticket.language,
         requester=ticket.requester, participants=tuple(ticket.participants or ()),
-        private=ticket.private,
+        private=ticket.private, status=ticket.status, closed_at=ticket.closed_at,
     )
 
 
@@ -152,6 +162,25 @@ def apply_decision(
         session.add(ticket)
         session.flush()
         assert ticket.id is not None
+        actor = decision.sender or "(unknown sender)"
+        if staff:
+            record(session, ticket, actor=f"staff {actor}", kind="response", at=now,
+                   inbound=inbound.id)
+            set_status(session, ticket, TicketStatus.ANSWERED, actor=f"staff {actor}", at=now,
+                       reason="staff answered on the thread")
+        else:
+            record(session, ticket, actor=actor, kind="followup", at=now, inbound=inbound.id)
+            _take_supplied(session, ticket, inbound, mail, decision, rules=rules,
+                           numbering=numbering, domain=domain, now=now)
+            if ticket.status == TicketStatus.CLOSED:
+                set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
+                           reason="the customer wrote after the ticket was closed: reopened")
+            elif ticket.status == TicketStatus.ANSWERED:
+                set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
+                           reason="the customer answered")
+            # waiting-on-customer ends when nothing is missing any more (_take_supplied)
+            _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules,
+                             numbering=numbering, domain=domain, now=now, role="followup")
         session.add(TicketMessage(
             ticket_id=ticket.id, inbound_id=inbound.id, direction="in",
             role="staff" if staff else "followup", message_id=mail.message_id,
@@ -211,8 +240,66 @@ def apply_decision(
             message_id=composed.message_id, sender=decision.details.get("support_address"),
             subject=None, created_at=now))
     ticket.decision = decision.to_json()
+    ticket.refers_to = decision.details.get("refers_to")
     session.add(ticket)
+    record(session, ticket, actor="maild", kind="created", at=now, inbound=inbound.id,
+           customer=ticket.customer, queue=ticket.queue, priority=ticket.priority,
+           refers_to=ticket.refers_to, acknowledged=decision.ack)
+    if ticket.missing:
+        set_status(session, ticket, TicketStatus.WAITING, actor="maild", at=now,
+                   reason="missing information asked for: " + ", ".join(ticket.missing))
+    _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules, numbering=numbering,
+                     domain=domain, now=now, role="opening")
     return Applied(ticket=number, outbox_id=outbox_id)
+
+
+def _take_supplied(session: Session, ticket: Ticket, inbound: Inbound, mail: ParsedMail,
+                   decision: Decision, *, rules: Rules, numbering: TicketNumbering, domain: str,
+                   now: datetime) -> None:
+    """Strike what a follow-up supplied from the missing list; confirm once it is empty."""
+    supplied = [item for item in decision.details.get("supplied", [])
+                if item in (ticket.missing or [])]
+    if not supplied:
+        return
+    actor = decision.sender or "(unknown sender)"
+    ticket.missing = [item for item in ticket.missing or [] if item not in supplied]
+    session.add(ticket)
+    record(session, ticket, actor=actor, kind="supplied", at=now, items=supplied,
+           still_missing=ticket.missing)
+    if ticket.missing:
+        return
+    set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
+               reason="the missing information has arrived")
+    policy = rules.policies.get(ticket.policy or "")
+    if policy is None or not policy.confirm_complete or not decision.details.get("ack_to"):
+        return
+    assert ticket.id is not None
+    decision.response_due = ticket.response_due.isoformat() if ticket.response_due else None
+    composed = compose_ack(rules=rules, decision=decision, ticket=ticket.number,
+                           original_message_id=mail.message_id,
+                           original_references=mail.references, numbering=numbering,
+                           domain=domain, now=now, kind="complete")
+    session.add(Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="confirmation",
+                       envelope_sender="", recipient=composed.recipient,
+                       message_id=composed.message_id, raw=composed.raw,
+                       state=OutboxState.QUEUED, created_at=now))
+
+
+def _deliver_to_team(session: Session, ticket: Ticket, inbound: Inbound, mail: ParsedMail,
+                     decision: Decision, *, rules: Rules, numbering: TicketNumbering,
+                     domain: str, now: datetime, role: str) -> None:
+    """Queue the customer's message, with a summary on top, to the queue's team."""
+    assert ticket.id is not None
+    support = decision.details.get("support_address") or rules.default_address.address
+    reason = (ticket.decision or {}).get("priority_reason") or "as before"
+    for composed in compose_team_delivery(
+            ticket=ticket, rules=rules, raw=inbound.raw, original_subject=mail.subject,
+            sender=decision.sender, priority_reason=reason, role=role,
+            support_address=support, numbering=numbering, domain=domain, now=now):
+        session.add(Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="team",
+                           envelope_sender="", recipient=composed.recipient,
+                           message_id=composed.message_id, raw=composed.raw,
+                           state=OutboxState.QUEUED, created_at=now))
 
 
 def _apply_bounce(session: Session, inbound: Inbound, mail: ParsedMail, decision: Decision,

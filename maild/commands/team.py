@@ -1,0 +1,231 @@
+"""The support team's commands: queues, the ticket list, and working a ticket."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.table import Table
+from sqlmodel import Session, col, select
+
+from maild.commands.common import (
+    EX_OK,
+    CommandError,
+    Context,
+    console,
+    local_time,
+    print_json,
+)
+from maild.models import Ticket, TicketEvent, TicketStatus, utcnow
+from maild.respond.wording import LOCAL_ZONE
+from maild.routing.model import Rules
+from maild.tickets.lifecycle import record, set_status
+
+NEAR = timedelta(hours=2)
+
+
+def _actor(args: argparse.Namespace) -> str:
+    by = getattr(args, "by", None)
+    if by:
+        return str(by)
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def is_overdue(ticket: Ticket, now: datetime) -> bool:
+    """A response is due, none was given, and the deadline has passed."""
+    return (ticket.response_due is not None and ticket.first_response_at is None
+            and ticket.status != TicketStatus.CLOSED and ticket.response_due <= now)
+
+
+def _due_today(ticket: Ticket, now: datetime) -> bool:
+    if ticket.response_due is None or ticket.first_response_at is not None or \
+            ticket.status == TicketStatus.CLOSED:
+        return False
+    today = now.astimezone(LOCAL_ZONE).date()
+    return ticket.response_due.astimezone(LOCAL_ZONE).date() == today
+
+
+def queues(context: Context, args: argparse.Namespace) -> int:
+    """Each queue with counts: new, open, waiting, answered, overdue, due today."""
+    rules = context.runtime.rules
+    now = utcnow()
+    counts: dict[str, Counter[str]] = {queue: Counter() for queue in rules.queues}
+    with Session(context.runtime.engine) as session:
+        for ticket in session.exec(select(Ticket).where(
+                col(Ticket.status) != TicketStatus.CLOSED)):
+            row = counts.setdefault(ticket.queue or "-", Counter())
+            row[ticket.status] += 1
+            row["overdue"] += is_overdue(ticket, now)
+            row["due today"] += _due_today(ticket, now)
+    data = [{"queue": queue, "name": rules.queues[queue].name if queue in rules.queues else "",
+             "new": row[TicketStatus.NEW], "open": row[TicketStatus.OPEN],
+             "waiting": row[TicketStatus.WAITING], "answered": row[TicketStatus.ANSWERED],
+             "overdue": row["overdue"], "due_today": row["due today"]}
+            for queue, row in counts.items()]
+    if args.json:
+        print_json(data)
+        return EX_OK
+    table = Table(title="Köer", header_style="bold")
+    for column in ("queue", "name", "new", "open", "waiting", "answered", "overdue",
+                   "due today"):
+        table.add_column(column)
+    for line in data:
+        overdue = f"[bold red]{line['overdue']}[/]" if line["overdue"] else "0"
+        table.add_row(str(line["queue"]), str(line["name"]), str(line["new"]),
+                      str(line["open"]), str(line["waiting"]), str(line["answered"]), overdue,
+                      str(line["due_today"]))
+    console().print(table)
+    return EX_OK
+
+
+def _priority_rank(ticket: Ticket, rules: Rules) -> int:
+    policy = rules.policies.get(ticket.policy or "")
+    if policy is None or ticket.priority not in policy.priorities:
+        return 99
+    return policy.priorities.index(ticket.priority or "")
+
+
+def ticket_row(ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """A ticket as the list shows it, for tables and JSON."""
+    return {
+        "number": ticket.number, "status": ticket.status, "priority": ticket.priority,
+        "response_due": ticket.response_due.isoformat() if ticket.response_due else None,
+        "overdue": is_overdue(ticket, now), "customer": ticket.customer,
+        "private": ticket.private, "queue": ticket.queue, "requester": ticket.requester,
+        "assignee": ticket.assignee, "missing": ticket.missing or [],
+        "subject": ticket.subject, "received": ticket.created_at.isoformat(),
+        "first_response_at": ticket.first_response_at.isoformat()
+        if ticket.first_response_at else None,
+    }
+
+
+def tickets(context: Context, args: argparse.Namespace) -> int:
+    """The ticket list, filtered and sorted, with deadlines highlighted."""
+    runtime = context.runtime
+    now = utcnow()
+    with Session(runtime.engine) as session:
+        query = select(Ticket)
+        if args.queue:
+            query = query.where(col(Ticket.queue) == args.queue)
+        if args.status:
+            query = query.where(col(Ticket.status) == args.status)
+        if args.customer:
+            query = query.where(col(Ticket.customer) == args.customer)
+        rows = list(session.exec(query))
+    if args.overdue:
+        rows = [ticket for ticket in rows if is_overdue(ticket, now)]
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    if args.sort == "due":
+        rows.sort(key=lambda t: (t.response_due or far, t.id or 0))
+    elif args.sort == "priority":
+        rules = runtime.rules
+        rows.sort(key=lambda t: (_priority_rank(t, rules), t.response_due or far, t.id or 0))
+    else:
+        rows.sort(key=lambda t: (t.created_at, t.id or 0), reverse=True)
+    rows = rows[:args.limit]
+    if args.json:
+        print_json([ticket_row(ticket, now) for ticket in rows])
+        return EX_OK
+    if not rows:
+        console().print("no tickets match")
+        return EX_OK
+    table = Table(title=f"{len(rows)} tickets", header_style="bold")
+    for column in ("number", "status", "prio", "due", "customer", "queue", "from", "missing",
+                   "subject"):
+        table.add_column(column, overflow="fold")
+    for ticket in rows:
+        due = local_time(ticket.response_due) or "-"
+        if ticket.response_due and ticket.first_response_at is None and \
+                ticket.status != TicketStatus.CLOSED:
+            if ticket.response_due <= now:
+                due = f"[bold red]{due} overdue[/]"
+            elif ticket.response_due - now <= NEAR:
+                due = f"[yellow]{due}[/]"
+        customer = ticket.customer or "-"
+        if ticket.private:
+            customer += " [magenta](privat)[/]"
+        table.add_row(ticket.number, ticket.status, ticket.priority or "", due, customer,
+                      ticket.queue or "", ticket.requester or "",
+                      ", ".join(ticket.missing or []), (ticket.subject or "")[:60])
+    console().print(table)
+    return EX_OK
+
+
+def _load(session: Session, number: str) -> Ticket:
+    ticket = session.exec(select(Ticket).where(
+        col(Ticket.number) == number.strip().strip("[]").upper())).first()
+    if ticket is None:
+        raise CommandError(f"no ticket {number}")
+    return ticket
+
+
+def _change(context: Context, args: argparse.Namespace, action: str) -> int:
+    actor = _actor(args)
+    now = utcnow()
+    with Session(context.runtime.engine) as session:
+        ticket = _load(session, args.number)
+        if action == "assign":
+            record(session, ticket, actor=actor, kind="assigned", at=now, old=ticket.assignee,
+                   new=args.who)
+            ticket.assignee = args.who
+            ticket.updated_at = now
+            session.add(ticket)
+            if ticket.status == TicketStatus.NEW:
+                set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
+                           reason=f"assigned to {args.who}")
+            message = f"{ticket.number} assigned to {args.who}"
+        elif action == "close":
+            if not set_status(session, ticket, TicketStatus.CLOSED, actor=actor, at=now,
+                              reason=args.reason or "closed"):
+                raise CommandError(f"{ticket.number} is already closed")
+            message = f"{ticket.number} closed"
+        elif action == "reopen":
+            if not set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
+                              reason=args.reason or "reopened"):
+                raise CommandError(f"{ticket.number} is already open")
+            message = f"{ticket.number} reopened"
+        else:
+            record(session, ticket, actor=actor, kind="note", at=now, text=args.text)
+            ticket.updated_at = now
+            session.add(ticket)
+            message = f"note added to {ticket.number}"
+        session.commit()
+        data = ticket_row(ticket, now)
+    if getattr(args, "json", False):
+        print_json(data)
+    else:
+        console().print(message, markup=False)
+    return EX_OK
+
+
+def assign(context: Context, args: argparse.Namespace) -> int:
+    """Give the ticket to someone (a new ticket becomes open)."""
+    return _change(context, args, "assign")
+
+
+def close(context: Context, args: argparse.Namespace) -> int:
+    """Close the ticket."""
+    return _change(context, args, "close")
+
+
+def reopen(context: Context, args: argparse.Namespace) -> int:
+    """Open a closed ticket again."""
+    return _change(context, args, "reopen")
+
+
+def note(context: Context, args: argparse.Namespace) -> int:
+    """Add an internal note to the ticket's trail."""
+    return _change(context, args, "note")
+
+
+def events(session: Session, ticket_id: int) -> list[TicketEvent]:
+    """The ticket's trail, oldest first."""
+    return list(session.exec(select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id)
+                             .order_by(col(TicketEvent.at), col(TicketEvent.id))))

@@ -1,0 +1,42 @@
+"""The life of a ticket: its status changes, each recorded with who or what and when.
+
+new → open → waiting-on-customer (missing information asked for) → answered →
+closed. A customer's follow-up on a closed ticket reopens it within the
+reopen window; later it opens a new ticket that refers to the old one.
+Every change, and every message, assignment and note, is a `TicketEvent`:
+the ticket's trail from start to close.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from maild.models import Ticket, TicketEvent, TicketStatus
+
+
+def record(session: Session, ticket: Ticket, *, actor: str, kind: str, at: datetime,
+           **detail: Any) -> None:
+    """Add one event to the ticket's trail (in the caller's transaction)."""
+    assert ticket.id is not None
+    session.add(TicketEvent(ticket_id=ticket.id, at=at, actor=actor, kind=kind,
+                            detail={key: value for key, value in detail.items()
+                                    if value is not None}))
+
+
+def set_status(session: Session, ticket: Ticket, status: str, *, actor: str, at: datetime,
+               reason: str) -> bool:
+    """Move the ticket to `status` and record it; False when it already was there."""
+    if status not in TicketStatus.ALL:
+        raise ValueError(f"unknown status {status!r}; statuses: {', '.join(TicketStatus.ALL)}")
+    if ticket.status == status:
+        return False
+    record(session, ticket, actor=actor, kind="status", at=at, old=ticket.status, new=status,
+           reason=reason)
+    ticket.status = status
+    ticket.closed_at = at if status == TicketStatus.CLOSED else None
+    ticket.updated_at = at
+    session.add(ticket)
+    return True
