@@ -21,7 +21,7 @@ from maild.commands.common import (
     print_json,
     print_table,
 )
-from maild.commands.team import _actor
+from maild.commands.team import _actor, find_ticket
 from maild.models import Ticket, TicketStatus, utcnow
 from maild.routing.load import load_rules
 from maild.sla import Calendar, Target, due
@@ -181,10 +181,7 @@ def ticket_respond(context: Context, args: argparse.Namespace) -> int:
     if at.tzinfo is None:
         raise CommandError("--at needs a UTC offset, such as 2026-11-24T09:30+01:00")
     with Session(context.runtime.engine) as session:
-        ticket = session.exec(select(Ticket).where(
-            col(Ticket.number) == args.number.strip().upper())).first()
-        if ticket is None:
-            raise CommandError(f"no ticket {args.number}")
+        ticket = find_ticket(session, args.number)
         if ticket.first_response_at is not None:
             console().print(f"{ticket.number} was already answered "
                             f"{local_time(ticket.first_response_at)}")

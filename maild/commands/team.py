@@ -158,7 +158,8 @@ def tickets(context: Context, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _load(session: Session, number: str) -> Ticket:
+def find_ticket(session: Session, number: str) -> Ticket:
+    """The ticket with `number` (brackets and case forgiven); CommandError when there is none."""
     ticket = session.exec(select(Ticket).where(
         col(Ticket.number) == number.strip().strip("[]").upper())).first()
     if ticket is None:
@@ -170,7 +171,7 @@ def _change(context: Context, args: argparse.Namespace, action: str) -> int:
     actor = _actor(args)
     now = utcnow()
     with Session(context.runtime.engine) as session:
-        ticket = _load(session, args.number)
+        ticket = find_ticket(session, args.number)
         if action == "assign":
             record(session, ticket, actor=actor, kind="assigned", at=now, old=ticket.assignee,
                    new=args.who)

@@ -20,6 +20,7 @@ from maild.commands.common import (
     print_table,
 )
 from maild.commands.team import events as team_events
+from maild.commands.team import find_ticket
 from maild.models import Inbound, InboundState, Outbox, Ticket, TicketMessage
 from maild.respond.outbox import retry_item
 
@@ -48,18 +49,10 @@ def tickets(context: Context, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _find_ticket(session: Session, number: str) -> Ticket:
-    ticket = session.scalars(select(Ticket).where(
-        col(Ticket.number) == number.strip().strip("[]").upper())).first()
-    if ticket is None:
-        raise CommandError(f"no ticket {number}")
-    return ticket
-
-
 def ticket_show(context: Context, args: argparse.Namespace) -> int:
     """One ticket with its messages in order and its decision record."""
     with Session(context.runtime.engine) as session:
-        ticket = _find_ticket(session, args.number)
+        ticket = find_ticket(session, args.number)
         messages = list(session.scalars(
             select(TicketMessage).where(col(TicketMessage.ticket_id) == ticket.id)
             .order_by(col(TicketMessage.created_at), col(TicketMessage.id))

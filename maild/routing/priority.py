@@ -79,22 +79,14 @@ def choose_priority(mail: ParsedMail, policy: Policy, *, customer: Customer | No
     if customer.contacts and sender not in {contact.address for contact in customer.contacts}:
         return PriorityChoice(lowest, f"{sender} is not a registered contact of {customer.id}: "
                               "lowest priority")
-    subject = mail.subject
-    text = f"{subject}\n{_new_text(mail)}"
-    for level in policy.priorities:
-        target = policy.targets.get(level)
-        if target is None:
-            continue
-        hit = _found(target.markers, text)
-        if hit:
-            return PriorityChoice(level, f"the customer indicated {level}: '{hit}'")
-    for level in policy.priorities:
-        target = policy.targets.get(level)
-        if target is None:
-            continue
-        hit = _found(target.keywords, text)
-        if hit:
-            return PriorityChoice(level, f"keyword '{hit}' means {level}")
+    text = f"{mail.subject}\n{_new_text(mail)}"
+    for signal, describe in (("markers", "the customer indicated {level}: '{hit}'"),
+                             ("keywords", "keyword '{hit}' means {level}")):
+        for level in policy.priorities:
+            target = policy.targets.get(level)
+            hit = _found(getattr(target, signal), text) if target is not None else None
+            if hit:
+                return PriorityChoice(level, describe.format(level=level, hit=hit))
     if policy.trust_priority_headers:
         header = _header_says_high(mail)
         if header:
