@@ -36,7 +36,7 @@ def _dsn(to: str, original_id: str, status: str = "5.1.1", action: str = "failed
 
 def _ack_item(runtime: Runtime) -> Outbox:
     with Session(runtime.engine) as session:
-        return session.exec(select(Outbox)).one()
+        return session.exec(select(Outbox).where(col(Outbox.purpose) == "ack")).one()
 
 
 def test_a_bounce_at_the_verp_address_marks_the_item_and_suppresses_the_address(
@@ -172,8 +172,10 @@ class NaiveResponder:
         self.sent = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(envelope.original_content)
-        threading.Thread(target=self.reply, args=(envelope.original_content,)).start()
+        # This test's relay takes all of maild's mail; the robot answers what reaches it.
+        if envelope.rcpt_tos == ["robot@autosvar.test"]:
+            self.received.append(envelope.original_content)
+            threading.Thread(target=self.reply, args=(envelope.original_content,)).start()
         return "250 OK"
 
     def reply(self, raw: bytes) -> None:

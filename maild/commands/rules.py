@@ -51,8 +51,8 @@ def rules_json(rules: Rules) -> dict[str, Any]:
                          for p in c.contacts],
             "queue_by_address": dict(c.queue_by_address),
         } for c in rules.customers.values()],
-        "queues": [{"id": q.id, "name": q.name, "team": list(q.team)}
-                   for q in rules.queues.values()],
+        "queues": [{"id": q.id, "name": q.name, "team": list(q.team), "hours": q.hours,
+                    "escalation": list(q.escalation)} for q in rules.queues.values()],
         "policies": [{
             "id": p.id, "name": p.name, "hours": p.hours, "holidays": p.holidays,
             "priorities": list(p.priorities), "default_priority": p.default_priority,

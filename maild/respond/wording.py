@@ -44,15 +44,13 @@ def _day_words(days: str, language: str) -> str:
 
 
 def format_hours(hours: str, language: str) -> str:
-    """Opening hours text in words: "vardagar 09.00–17.00" / "weekdays 09:00–17:00"."""
+    """Opening hours text in words: "vardagar 09:00–17:00" / "weekdays 09:00–17:00"."""
     if hours.strip() == "24/7":
         return "dygnet runt, alla dagar" if language == "sv" else "around the clock, every day"
     parts = []
     for part in hours.split(";"):
         days, _, span = part.strip().partition(" ")
         start, _, end = span.strip().partition("-")
-        if language == "sv":
-            start, end = start.replace(":", "."), end.replace(":", ".")
         parts.append(f"{_day_words(days, language)} {start}–{end}")
     joiner = " och " if language == "sv" else " and "
     return joiner.join(parts)

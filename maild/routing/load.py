@@ -254,15 +254,22 @@ def _load_queues(directory: Path, problems: _Collector) -> dict[str, Queue]:
         if not _ID.match(queue_id):
             problems.add(source, line, f"queue id '{queue_id}' may only use a-z, 0-9, - and _")
         table = _Table(entry, source, problems, f"queue '{queue_id}'", line or 0)
-        table.only(("name", "team"))
+        table.only(("name", "team", "hours", "escalation"))
         name = table.get("name", str, "the team's name as text", default=queue_id)
         team = table.strings("team", "a list of e-mail addresses", required=False)
-        for address in team:
+        escalation = table.strings("escalation", "a list of e-mail addresses", required=False)
+        hours = table.get("hours", str, "working hours such as 'mon-fri 08:00-17:00'",
+                          required=False)
+        if hours is not None and not valid_hours(hours):
+            problems.add(source, table.line("hours"), f"queue '{queue_id}': hours '{hours}' is "
+                         "not of the form 'mon-fri 09:00-17:00' (parts separated by ;) or '24/7'")
+        for address in [*team, *escalation]:
             if not valid_address(address):
                 problems.add(source, source.value_line(address) or line,
                              f"queue '{queue_id}': team address '{address}' is not a valid "
                              "e-mail address")
-        queues[queue_id] = Queue(id=queue_id, name=name, team=tuple(team))
+        queues[queue_id] = Queue(id=queue_id, name=name, team=tuple(team), hours=hours,
+                                 escalation=tuple(escalation))
     if not queues and loaded is not None:
         problems.add(source, 1, "no queue defined: add at least one [queue-id] table")
     return queues

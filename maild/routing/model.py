@@ -93,6 +93,8 @@ class Queue:
     id: str
     name: str
     team: tuple[str, ...]
+    hours: str | None = None
+    escalation: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,13 @@ class MonitorReport:
 
 
 def _recipients(policy: Policy, ticket: Ticket, rules: Rules) -> list[str]:
+    """The policy's escalation addresses, else the queue's, else the queue's team."""
     if policy.escalation:
         return list(policy.escalation)
     queue = rules.queues.get(ticket.queue or "")
-    return list(queue.team) if queue else []
+    if queue is None:
+        return []
+    return list(queue.escalation or queue.team)
 
 
 def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, domain: str,
