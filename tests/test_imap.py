@@ -109,6 +109,21 @@ def test_starttls_and_implicit_tls(dovecot_tls: DovecotServer,
         poll_once(sqlite_runtime, untrusted)
 
 
+def test_a_server_saying_bye_during_idle_ends_the_session_at_once(
+        dovecot: DovecotServer, sqlite_runtime: Runtime) -> None:
+    poller = FolderPoller(account(dovecot), "INBOX", sqlite_runtime.engine,
+                          recipients=["support@example.se"], on_stored=lambda: None,
+                          stop=threading.Event())
+    client = poller.connect()
+    restart = threading.Timer(0.5, dovecot.restart)
+    restart.start()
+    started = time.monotonic()
+    with pytest.raises(ConnectionResetError, match="the server ended the session"):
+        poller.wait_for_mail(client)
+    restart.join()
+    assert time.monotonic() - started < 5
+
+
 def test_credentials_from_file_and_command(tmp_path: Path, dovecot: DovecotServer) -> None:
     secret = tmp_path / "password"
     secret.write_text(USERS[USER] + "\n")

@@ -206,10 +206,18 @@ class FolderPoller:
         try:
             while not self.stop.is_set() and time.monotonic() - started < IDLE_RENEW_SECONDS:
                 responses = client.idle_check(timeout=1)
+                for response in responses:
+                    if isinstance(response, tuple) and response and response[0] == b"BYE":
+                        # The server is going away; imapclient would go on returning nothing
+                        # from the dead connection until the IDLE renewal.
+                        said = b" ".join(part for part in response[1:] if isinstance(part, bytes))
+                        raise ConnectionResetError(
+                            f"the server ended the session: {said.decode(errors='replace')}")
                 if any(_announces_mail(response) for response in responses):
                     return
         finally:
-            client.idle_done()
+            with contextlib.suppress(Exception):  # the connection may be gone (BYE)
+                client.idle_done()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
