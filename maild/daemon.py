@@ -141,8 +141,13 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.work.wait(), self.config.worker_interval)
             self.work.clear()
-            counts = await asyncio.to_thread(self.processor.run_pending,
-                                             stop=self.stopping.is_set)
+            try:
+                counts = await asyncio.to_thread(self.processor.run_pending,
+                                                 stop=self.stopping.is_set)
+            except Exception as error:  # the worker outlives database trouble
+                log.error("daemon.process_failed", error=f"{type(error).__name__}: {error}"[:500],
+                          retry_in=self.config.worker_interval)
+                continue
             self.counters.processed += counts["processed"]
             self.counters.quarantined += counts["quarantined"]
             if counts["processed"]:
@@ -151,7 +156,11 @@ class Daemon:
             self.status()
 
     async def flush(self) -> None:
-        report = await asyncio.to_thread(deliver_due, self.config, self.processor.engine)
+        try:
+            report = await asyncio.to_thread(deliver_due, self.config, self.processor.engine)
+        except Exception as error:  # the next pass tries again
+            log.error("daemon.outbox_failed", error=f"{type(error).__name__}: {error}"[:500])
+            return
         self.counters.sent += report.sent
 
     async def outbox_loop(self) -> None:
@@ -166,10 +175,14 @@ class Daemon:
         domain = self.config.mail_domain or self.live.current.default_address.address.rpartition(
             "@")[2]
         while not self.stopping.is_set():
-            report = await asyncio.to_thread(run_monitor, self.processor.engine,
-                                             self.live.current, utcnow(), domain)
-            if report.escalated or report.warned:
-                await self.flush()
+            try:
+                report = await asyncio.to_thread(run_monitor, self.processor.engine,
+                                                 self.live.current, utcnow(), domain)
+            except Exception as error:  # the next minute tries again
+                log.error("daemon.sla_failed", error=f"{type(error).__name__}: {error}"[:500])
+            else:
+                if report.escalated or report.warned:
+                    await self.flush()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.sla_wake.wait(), interval)
             self.sla_wake.clear()

@@ -138,3 +138,44 @@ def test_with_no_configuration_it_listens_on_2525(tmp_path: Path) -> None:
         wait_until(lambda: running.count("ticket") == 1)
     finally:
         assert running.stop() == 0
+
+
+def test_the_worker_survives_a_failing_pass(tmp_path: Path) -> None:
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+
+    from maild.daemon import Daemon
+    from maild.intake import store_inbound
+    from maild.routing.reload import LiveRules
+    from maild.runtime import open_runtime
+    from tests.conftest import make_config
+
+    runtime = open_runtime(make_config(tmp_path, **{"daemon.worker_interval": 0.05}))
+    processor = runtime.processor()
+    real = processor.run_pending
+    calls: list[str] = []
+
+    def flaky(**kwargs: object) -> object:
+        calls.append("pass")
+        if len(calls) == 1:
+            raise OperationalError("UPDATE inbound", {}, Exception("database is locked"))
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    processor.run_pending = flaky  # type: ignore[method-assign]
+    store_inbound(runtime.engine, support_mail(), transport="smtp")
+
+    async def scenario() -> int:
+        daemon = Daemon(config=runtime.config, live=LiveRules(runtime.config.rules_dir),
+                        processor=processor)
+        task = asyncio.create_task(daemon.process_loop())
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if daemon.counters.processed:
+                break
+        daemon.stopping.set()
+        await asyncio.wait_for(task, 5)
+        return daemon.counters.processed
+
+    assert asyncio.run(scenario()) == 1
+    assert len(calls) >= 2, "a failed pass was followed by another"

@@ -184,7 +184,8 @@ def test_451_while_the_database_cannot_be_written_then_250(daemon: RunningMaild)
         locker.close()
     assert _send(daemon.smtp_port, raw) == {}
     assert _send(daemon.smtp_port, raw) == {}, "a retry after success is a duplicate"
-    wait_until(lambda: daemon.count("ticket") == 2)
+    wait_until(lambda: daemon.count("ticket") == 2, what="the ticket once the lock is gone",
+               log=daemon.log)
     assert daemon.count("inbound", "message_id = 'locked@bergstromsbygg.se'") == 1
 
 
