@@ -107,7 +107,8 @@ class Daemon:
                                 hostname=hostname, protocol=protocol, on_stored=self.wake_worker)
         tls: ssl.SSLContext | None = None
         if self.config.tls_cert and self.config.tls_key and protocol == "smtp":
-            tls = tls_context(str(self.config.tls_cert), str(self.config.tls_key))
+            tls = await asyncio.to_thread(tls_context, str(self.config.tls_cert),
+                                          str(self.config.tls_key))
         make = make_server_factory(handler, hostname=hostname,
                                    max_size=self.config.max_message_size,
                                    timeout=self.config.smtp_timeout, tls=tls)
@@ -120,8 +121,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         try:
             if address.path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    address.path.unlink()
+                await asyncio.to_thread(address.path.unlink, missing_ok=True)
                 server = await loop.create_unix_server(factory, str(address.path))
             else:
                 server = await loop.create_server(factory, address.host, address.port or 25)

@@ -29,26 +29,6 @@ def _ticket_json(ticket: Ticket) -> dict[str, Any]:
     return ticket.model_dump(mode="json")
 
 
-def tickets(context: Context, args: argparse.Namespace) -> int:
-    """List the newest tickets."""
-    with Session(context.runtime.engine) as session:
-        rows = list(session.scalars(
-            select(Ticket).order_by(col(Ticket.id).desc()).limit(args.limit)
-        ))
-    if args.json:
-        print_json([_ticket_json(ticket) for ticket in rows])
-        return EX_OK
-    if not rows:
-        console().print("no tickets yet")
-        return EX_OK
-    print_table(f"{len(rows)} tickets", ["number", "status", "priority", "customer", "queue",
-                                         "from", "subject", "received"], [
-        [t.number, t.status, t.priority, t.customer or ("private" if t.private else "-"),
-         t.queue, t.requester, (t.subject or "")[:60], local_time(t.created_at)]
-        for t in rows])
-    return EX_OK
-
-
 def ticket_show(context: Context, args: argparse.Namespace) -> int:
     """One ticket with its messages in order and its decision record."""
     with Session(context.runtime.engine) as session:

@@ -42,12 +42,11 @@ class TemplateMissing(Exception):
 
 @dataclass(frozen=True)
 class ComposedMail:
-    """A message ready for the outbox: bytes, Message-ID and envelope."""
+    """A message ready for the outbox: bytes, Message-ID and recipient."""
 
     raw: bytes
     message_id: str
     recipient: str
-    envelope_sender: str
 
 
 def new_message_id(domain: str) -> str:
@@ -140,7 +139,7 @@ def compose_ack(
     for name, value in [*headers, *body_headers]:
         message[name] = cast("str", value)  # compat32 takes Header objects as values too
     return ComposedMail(raw=message.as_bytes(policy=_WIRE), message_id=message_id,
-                        recipient=recipient, envelope_sender="")
+                        recipient=recipient)
 
 
 def _encoded(name: str, text: str) -> str | Header:

@@ -101,7 +101,7 @@ def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_
         original["Content-Disposition"] = 'inline; filename="original.eml"'
         message.attach(original)
         delivered.append(ComposedMail(raw=_bytes(message), message_id=message_id,
-                                      recipient=address, envelope_sender=""))
+                                      recipient=address))
     return delivered
 
 

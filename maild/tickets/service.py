@@ -299,7 +299,7 @@ def _deliver_to_team(session: Session, ticket: Ticket, inbound: Inbound, mail: P
         session.add(Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="team",
                            envelope_sender="", recipient=composed.recipient,
                            message_id=composed.message_id, raw=composed.raw,
-                           state=OutboxState.QUEUED, created_at=now))
+                           state=OutboxState.QUEUED, created_at=now))  # null sender, RFC 3834
 
 
 def _apply_bounce(session: Session, inbound: Inbound, mail: ParsedMail, decision: Decision,
