@@ -1,6 +1,6 @@
 """Machine-mail classification: every real-world message of the corpus, and each signal family.
 
-The corpus manifest (`../shared/corpus/manifest.tsv`) says what each message
+The corpus manifest (`tests/corpus/manifest.tsv`) says what each message
 is; `classify_machine` must agree on every one. The focused tests below use
 small hand-written messages for each signal, for the mail of people that
 looks a little like machine mail, and for the order in which signals win.
