@@ -39,7 +39,7 @@ from maild.routing.reload import LiveRules
 from maild.runtime import ack_limits, deliver_due
 from maild.sla.monitor import run_monitor
 from maild.tickets.numbering import TicketNumbering
-from maild.transports.imap import FolderPoller
+from maild.transports.imap import FolderPoller, PollerHealth
 from maild.transports.smtp import IntakeHandler, make_server_factory, tls_context
 
 log = get_logger("maild.daemon")
@@ -60,9 +60,11 @@ class Counters:
     quarantined: int = 0
     sent: int = 0
 
-    def status(self, listening: str) -> str:
-        return (f"{listening}; stored {self.stored}, processed {self.processed}, "
+    def status(self, listening: str, problems: list[str] | None = None) -> str:
+        """The one-line STATUS=: listeners, counts, then any problem an operator must see."""
+        line = (f"{listening}; stored {self.stored}, processed {self.processed}, "
                 f"quarantined {self.quarantined}, sent {self.sent}")
+        return "; ".join([line, *(problems or [])])
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Daemon:
     sla_wake: asyncio.Event = field(default_factory=asyncio.Event)
     counters: Counters = field(default_factory=Counters)
     handlers: list[IntakeHandler] = field(default_factory=list)
+    imap_health: list[PollerHealth] = field(default_factory=list)
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     sessions: weakref.WeakSet[SMTP] = field(default_factory=weakref.WeakSet)
     listening: list[str] = field(default_factory=list)
@@ -194,8 +197,14 @@ class Daemon:
                 await asyncio.wait_for(self.stopping.wait(), interval)
 
     def status(self) -> None:
-        systemd.notify("STATUS=" + self.counters.status(", ".join(self.listening) or "no "
-                                                        "listeners"))
+        problems = [problem for health in self.imap_health
+                    if (problem := health.problem()) is not None]
+        systemd.notify("STATUS=" + self.counters.status(
+            ", ".join(self.listening) or "no listeners", problems))
+
+    def status_from_thread(self, health: PollerHealth) -> None:
+        """Refresh STATUS= when a poller's health changes (called from its thread)."""
+        self.loop.call_soon_threadsafe(self.status)
 
     def start_pollers(self) -> list[threading.Thread]:
         threads = []
@@ -204,7 +213,8 @@ class Daemon:
             for folder in account.folders:
                 poller = FolderPoller(account, folder, self.processor.engine,
                                       recipients=[recipient], on_stored=self.wake_from_thread,
-                                      stop=self.stop_threads)
+                                      stop=self.stop_threads, on_health=self.status_from_thread)
+                self.imap_health.append(poller.health)
                 thread = threading.Thread(target=poller.run, daemon=True,
                                           name=f"imap-{account.name}-{folder}")
                 thread.start()

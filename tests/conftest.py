@@ -16,7 +16,8 @@ from maild.config import Config, load_config
 from maild.runtime import Runtime, open_runtime
 
 pytest_plugins = [
-    "tests.dovecot",  # `dovecot` and `dovecot_tls`: a real Dovecot on loopback
+    "tests.token_endpoint",  # `token_endpoint`: OAuth 2.0 token introspection on loopback
+    "tests.dovecot",  # `dovecot`, `dovecot_tls`, `dovecot_oauth2`: a real Dovecot on loopback
     "tests.sink",  # `sink`: a recording SMTP relay on loopback
 ]
 

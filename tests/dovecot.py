@@ -38,6 +38,8 @@ from typing import NamedTuple, Self
 import pytest
 from imapclient import IMAPClient
 
+from tests.token_endpoint import TokenEndpoint
+
 HOST = "127.0.0.1"
 USERS: dict[str, str] = {
     "support@example.se": "support-secret",
@@ -211,10 +213,15 @@ class DovecotServer:
     """
 
     def __init__(self, *, tls: bool = False, users: Mapping[str, str] | None = None,
-                 binary: str | None = None) -> None:
-        """Prepares (does not start) a server; `users` maps login names to plaintext passwords."""
+                 binary: str | None = None, oauth2_introspection_url: str | None = None) -> None:
+        """Prepares (does not start) a server; `users` maps login names to plaintext passwords.
+
+        With `oauth2_introspection_url`, XOAUTH2 and OAUTHBEARER logins are offered too,
+        and Dovecot asks that RFC 7662 token introspection endpoint about each token.
+        """
         self.host = HOST
         self.tls = tls
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.users: dict[str, str] = dict(USERS if users is None else users)
         self.binary = binary or dovecot_binary() or "dovecot"
         self.port = 0
@@ -432,6 +439,14 @@ class DovecotServer:
         if os.getuid() == 0:
             os.chown(self.mail_root, mail_owner.pw_uid, mail_owner.pw_gid)
         self._write_passwd()
+        if self.oauth2_introspection_url is not None:
+            (self.directory / "oauth2.conf").write_text(
+                f"introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection_url}\n"
+                f"force_introspection = yes\n"
+                f"username_attribute = username\n"
+                f"active_attribute = active\n"
+                f"active_value = true\n", "utf-8")
         self.config_path.write_text(self._config(mail_owner), "utf-8")
         self._prepared = True
 
@@ -491,6 +506,17 @@ ssl_key = <{self.key_path}
             tls = "ssl = no\n"
         imaps = ("    port = 0\n" if self.tls_port is None  # no default listener on 993
                  else f"    address = {HOST}\n    port = {self.tls_port}\n    ssl = yes\n")
+        mechanisms = "plain login"
+        oauth2 = ""
+        if self.oauth2_introspection_url is not None:
+            mechanisms += " xoauth2 oauthbearer"
+            oauth2 = f"""\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {path}/oauth2.conf
+}}
+"""
         return f"""\
 # Test server written by tests/dovecot.py; nothing here comes from /etc/dovecot.
 instance_name = maild-test-dovecot
@@ -505,11 +531,11 @@ auth_verbose = yes
 {users}
 {tls}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = 100
-passdb {{
+{oauth2}passdb {{
   driver = passwd-file
   args = scheme=PLAIN {self.passwd_path}
 }}
@@ -608,4 +634,12 @@ def dovecot() -> Iterator[DovecotServer]:
 def dovecot_tls() -> Iterator[DovecotServer]:
     """A running Dovecot with STARTTLS on `port` and implicit TLS on `tls_port`, CA in `ca_path`."""
     with DovecotServer(tls=True, binary=require_dovecot()) as server:
+        yield server
+
+
+@pytest.fixture
+def dovecot_oauth2(token_endpoint: TokenEndpoint) -> Iterator[DovecotServer]:
+    """A running Dovecot that also takes XOAUTH2 and OAUTHBEARER, asking `token_endpoint`."""
+    with DovecotServer(binary=require_dovecot(),
+                       oauth2_introspection_url=token_endpoint.url) as server:
         yield server

@@ -19,10 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -41,6 +42,39 @@ LONGEST_BACKOFF = 300.0
 
 class ImapAuthError(Exception):
     """The credentials could not be read or were refused."""
+
+
+@dataclass
+class PollerHealth:
+    """How polling one folder is going: what the daemon's status and metrics show."""
+
+    account: str
+    folder: str
+    last_success: datetime | None = None
+    failures: int = 0                 # consecutive failed sessions since the last good one
+    last_error: str | None = None
+    login_refused: bool = False       # the last failure was the credentials, not the network
+
+    def succeeded(self) -> None:
+        """Record a completed fetch pass."""
+        self.last_success = utcnow()
+        self.failures = 0
+        self.last_error = None
+        self.login_refused = False
+
+    def failed(self, error: str, *, login: bool) -> None:
+        """Record a failed session (`login`: the credentials were unreadable or refused)."""
+        self.failures += 1
+        self.last_error = error
+        self.login_refused = login
+
+    def problem(self) -> str | None:
+        """One line for the daemon's status while this folder cannot be polled, else None."""
+        if not self.failures:
+            return None
+        what = "login refused" if self.login_refused else "cannot poll"
+        return (f"imap {self.account}/{self.folder}: {what} "
+                f"({self.failures} time{'s' if self.failures != 1 else ''})")
 
 
 @dataclass
@@ -81,12 +115,26 @@ def read_secret(account: ImapAccount) -> tuple[str, str]:
         if account.oauth2_token_file:
             return "oauth2", account.oauth2_token_file.read_text(encoding="utf-8").strip()
         if account.oauth2_token_command:
-            done = subprocess.run(shlex.split(account.oauth2_token_command),  # noqa: S603
-                                  capture_output=True, text=True, timeout=60, check=True)
-            return "oauth2", done.stdout.strip()
+            return "oauth2", _token_from_command(account)
     except (OSError, subprocess.SubprocessError) as error:
         raise ImapAuthError(f"cannot read the credentials of {account.name}: {error}") from error
     raise ImapAuthError(f"no credentials configured for {account.name}")
+
+
+def _token_from_command(account: ImapAccount) -> str:
+    """The access token the account's token command prints; its failure says why, in one line."""
+    command = account.oauth2_token_command or ""
+    done = subprocess.run(shlex.split(command),  # noqa: S603 - the admin's own command
+                          capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        said = " ".join(done.stderr.split())[-300:] or "nothing on standard error"
+        raise ImapAuthError(f"cannot read the credentials of {account.name}: the token command "
+                            f"exited with {done.returncode}: {said}")
+    token = done.stdout.strip()
+    if not token:
+        raise ImapAuthError(f"cannot read the credentials of {account.name}: the token command "
+                            f"printed no token")
+    return token
 
 
 class FolderPoller:
@@ -94,7 +142,8 @@ class FolderPoller:
 
     def __init__(self, account: ImapAccount, folder: str, engine: Engine, *,
                  recipients: list[str], on_stored: Callable[[], None],
-                 stop: threading.Event) -> None:
+                 stop: threading.Event,
+                 on_health: Callable[[PollerHealth], None] = lambda health: None) -> None:
         self.account = account
         self.folder = folder
         self.engine = engine
@@ -103,6 +152,8 @@ class FolderPoller:
         self.stop = stop
         self.log = log.bind(account=account.name, folder=folder)
         self.client: IMAPClient | None = None
+        self.health = PollerHealth(account=account.name, folder=folder)
+        self.on_health = on_health
 
     # -- connection ---------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
@@ -120,10 +171,15 @@ class FolderPoller:
             if account.security == "starttls":
                 client.starttls(self._ssl_context())
             kind, secret = read_secret(account)
-            if kind == "oauth2":
-                client.oauth2_login(account.user, secret)
-            else:
-                client.login(account.user, secret)
+            try:
+                if kind == "oauth2":
+                    client.oauth2_login(account.user, secret)
+                else:
+                    client.login(account.user, secret)
+            except LoginError as error:
+                mechanism = "XOAUTH2" if kind == "oauth2" else "LOGIN"
+                raise ImapAuthError(f"{account.host} refused the {mechanism} login of "
+                                    f"{account.user}: {error}") from error
             client.select_folder(self.folder)
         except Exception:
             _logout(client)
@@ -231,20 +287,36 @@ class FolderPoller:
                 backoff = FIRST_BACKOFF
                 while not self.stop.is_set():
                     self.fetch_new(self.client)
+                    if self.health.failures or self.health.last_success is None:
+                        self.health.succeeded()
+                        self.on_health(self.health)
+                    else:
+                        self.health.succeeded()
                     self.wait_for_mail(self.client)
+            except ImapAuthError as error:
+                # Loud on every failure: a mailbox nobody polls is the failure users of other
+                # help desks find last.
+                self.health.failed(str(error), login=True)
+                self.log.error("imap.auth_failed", error=str(error),
+                               failures=self.health.failures, retry_in=round(backoff, 1))
             except StorageError as error:
+                self.health.failed(str(error), login=False)
                 self.log.error("imap.store_failed", error=str(error),
                                retry_in=round(backoff, 1))
-            except (IMAPClientError, OSError, ssl.SSLError, ImapAuthError) as error:
+            except (IMAPClientError, OSError, ssl.SSLError) as error:
+                self.health.failed(f"{type(error).__name__}: {error}", login=False)
                 self.log.warning("imap.disconnected", error=f"{type(error).__name__}: {error}",
-                                 retry_in=round(backoff, 1))
+                                 failures=self.health.failures, retry_in=round(backoff, 1))
             except Exception as error:
+                self.health.failed(f"{type(error).__name__}: {error}", login=False)
                 self.log.error("imap.error", error=f"{type(error).__name__}: {error}",
                                retry_in=round(backoff, 1))
             finally:
                 if self.client is not None:
                     _logout(self.client)
                     self.client = None
+            if self.health.failures:
+                self.on_health(self.health)
             if self.stop.wait(backoff * random.uniform(0.8, 1.2)):  # noqa: S311 - jitter
                 break
             backoff = min(backoff * 2, LONGEST_BACKOFF)
