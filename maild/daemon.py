@@ -28,6 +28,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from maild import systemd
+from maild.cluster.lease import NamedLease, holder_name
 from maild.config import Config, ListenAddress
 from maild.db import StorageError, open_database
 from maild.group_commit import GroupCommitter
@@ -39,7 +40,7 @@ from maild.routing.reload import LiveRules
 from maild.runtime import ack_limits, deliver_due
 from maild.sla.monitor import run_monitor
 from maild.tickets.numbering import TicketNumbering
-from maild.transports.imap import FolderPoller, PollerHealth
+from maild.transports.imap import LEASE_SECONDS, FolderPoller, PollerHealth
 from maild.transports.smtp import IntakeHandler, make_server_factory, tls_context
 
 log = get_logger("maild.daemon")
@@ -208,12 +209,18 @@ class Daemon:
 
     def start_pollers(self) -> list[threading.Thread]:
         threads = []
+        holder = holder_name()
         for account in self.config.imap:
             recipient = account.recipient or account.user
             for folder in account.folders:
+                # One lease per mailbox folder, whatever the account is called in each config.
+                lease = NamedLease(self.processor.engine,
+                                   f"imap {account.user}@{account.host}:{account.port}/{folder}",
+                                   holder, duration=timedelta(seconds=LEASE_SECONDS))
                 poller = FolderPoller(account, folder, self.processor.engine,
                                       recipients=[recipient], on_stored=self.wake_from_thread,
-                                      stop=self.stop_threads, on_health=self.status_from_thread)
+                                      stop=self.stop_threads, on_health=self.status_from_thread,
+                                      lease=lease)
                 self.imap_health.append(poller.health)
                 thread = threading.Thread(target=poller.run, daemon=True,
                                           name=f"imap-{account.name}-{folder}")

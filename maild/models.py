@@ -199,6 +199,17 @@ class ImapCursor(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class Lease(SQLModel, table=True):
+    """A named lease: which maild instance may do one job (poll an IMAP folder) until when."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=640)
+    holder: str = Field(max_length=255)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    renewed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class TicketStatus:
     """The life of a ticket."""
 

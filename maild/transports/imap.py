@@ -6,6 +6,11 @@ so nothing is fetched twice or skipped, messages a person already read
 included. The order is: store (committed), then act on the server (\\Seen,
 move or delete), then advance the cursor; a crash anywhere in between re-fetches
 the message, which intake recognises as already stored: no duplicate.
+
+With several maild instances on one database, one poller polls a folder at a
+time: the one holding the folder's lease (`maild.cluster.lease`). It renews
+the lease while it works; the others stand by and take over once a holder that
+died has let it expire.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from maild.cluster.lease import NamedLease
 from maild.config import ImapAccount
 from maild.db import StorageError
 from maild.intake import store_inbound
@@ -38,6 +44,13 @@ log = get_logger("maild.imap")
 IDLE_RENEW_SECONDS = 9 * 60  # RFC 2177: re-issue IDLE well before 29 minutes
 FIRST_BACKOFF = 1.0
 LONGEST_BACKOFF = 300.0
+LEASE_SECONDS = 10.0    # a dead poller's folder is taken over this long after its last renewal
+RENEW_SECONDS = 3.0     # how often the polling instance renews its lease
+STANDBY_SECONDS = 2.0   # how often a standing-by instance tries to take the lease
+
+
+class LeadershipLost(Exception):
+    """Another instance holds this folder's lease now: stop polling it."""
 
 
 class ImapAuthError(Exception):
@@ -143,7 +156,8 @@ class FolderPoller:
     def __init__(self, account: ImapAccount, folder: str, engine: Engine, *,
                  recipients: list[str], on_stored: Callable[[], None],
                  stop: threading.Event,
-                 on_health: Callable[[PollerHealth], None] = lambda health: None) -> None:
+                 on_health: Callable[[PollerHealth], None] = lambda health: None,
+                 lease: NamedLease | None = None) -> None:
         self.account = account
         self.folder = folder
         self.engine = engine
@@ -154,6 +168,8 @@ class FolderPoller:
         self.client: IMAPClient | None = None
         self.health = PollerHealth(account=account.name, folder=folder)
         self.on_health = on_health
+        self.lease = lease
+        self._renewed = 0.0
 
     # -- connection ---------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
@@ -204,6 +220,7 @@ class FolderPoller:
         for start in range(0, len(uids), self.account.batch_size):
             if self.stop.is_set():
                 break
+            self.keep_lease()
             batch = uids[start:start + self.account.batch_size]
             messages = client.fetch(batch, ["BODY.PEEK[]"])
             for uid in batch:
@@ -255,12 +272,16 @@ class FolderPoller:
     def wait_for_mail(self, client: IMAPClient) -> None:
         """Return when new mail may be there: IDLE where offered, else after the poll interval."""
         if not client.has_capability("IDLE"):
-            self.stop.wait(self.account.poll_interval)
+            waited_until = time.monotonic() + self.account.poll_interval
+            while not self.stop.is_set() and time.monotonic() < waited_until:
+                self.keep_lease()
+                self.stop.wait(min(RENEW_SECONDS, max(0.0, waited_until - time.monotonic())))
             return
         client.idle()
         started = time.monotonic()
         try:
             while not self.stop.is_set() and time.monotonic() - started < IDLE_RENEW_SECONDS:
+                self.keep_lease()
                 responses = client.idle_check(timeout=1)
                 for response in responses:
                     if isinstance(response, tuple) and response and response[0] == b"BYE":
@@ -275,12 +296,55 @@ class FolderPoller:
             with contextlib.suppress(Exception):  # the connection may be gone (BYE)
                 client.idle_done()
 
+    # -- leadership -------------------------------------------------------------------------
+    def keep_lease(self) -> None:
+        """Renew this folder's lease every RENEW_SECONDS; raise LeadershipLost if it was lost."""
+        if self.lease is None or time.monotonic() - self._renewed < RENEW_SECONDS:
+            return
+        if not self.lease.acquire():
+            raise LeadershipLost(f"another instance polls this folder now "
+                                 f"({self.lease.current_holder() or 'unknown'})")
+        self._renewed = time.monotonic()
+
+    def take_lead(self, standing_by: bool) -> bool:
+        """Try to become the folder's poller; False (after waiting a moment) while another is."""
+        if self.lease is None:
+            return True
+        if self.lease.acquire():
+            self._renewed = time.monotonic()
+            self.log.info("imap.leading", lease=self.lease.name, holder=self.lease.holder)
+            return True
+        if not standing_by:
+            self.log.info("imap.standing_by", lease=self.lease.name,
+                          holder=self.lease.current_holder())
+        self.stop.wait(STANDBY_SECONDS)
+        return False
+
+    def release(self) -> None:
+        """Give up the folder's lease on a clean stop, so another instance takes over at once."""
+        if self.lease is not None and self.lease.held_until is not None:
+            try:
+                self.lease.release()
+            except Exception as error:  # the lease then simply expires
+                self.log.warning("imap.release_failed", error=f"{type(error).__name__}: {error}")
+
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
         """Fetch, wait, fetch ... until `stop`; reconnect with backoff and jitter after errors."""
+        try:
+            self._run()
+        finally:
+            self.release()
+
+    def _run(self) -> None:
         backoff = FIRST_BACKOFF
+        standing_by = False
         while not self.stop.is_set():
             try:
+                if not self.take_lead(standing_by):
+                    standing_by = True
+                    continue
+                standing_by = False
                 self.client = self.connect()
                 self.log.info("imap.connected", host=self.account.host,
                               idle=self.client.has_capability("IDLE"))
@@ -293,6 +357,9 @@ class FolderPoller:
                     else:
                         self.health.succeeded()
                     self.wait_for_mail(self.client)
+            except LeadershipLost as error:
+                self.log.warning("imap.lease_lost", error=str(error))
+                continue
             except ImapAuthError as error:
                 # Loud on every failure: a mailbox nobody polls is the failure users of other
                 # help desks find last.
