@@ -83,8 +83,8 @@ def test_a_login_question_is_not_asked_for_a_campaign_number(maild: MaildCLI,
 def test_a_campaign_case_is_asked_for_its_number(maild: MaildCLI, tmp_path: Path) -> None:
     mail = tmp_path / "campaign.eml"
     mail.write_bytes(support_mail(
-        sender=SMAK, subject="Värdebevisen nekas",
-        body="Hej!\n\nVärdebevisen i vår julkampanj nekas i kassan hos flera butiker sedan "
+        sender=SMAK, subject="Koderna nekas",
+        body="Hej!\n\nKoderna i vår julkampanj nekas i kassan hos flera butiker sedan "
              "i förmiddags." + SIGNATURE))
     record = json.loads(maild("route", str(mail), "--json").stdout)
     assert "campaign_number" in record["missing"]
@@ -287,13 +287,16 @@ def problems_with(rules_dir: Path, policy: str, old: str, new: str) -> list[str]
     return [str(problem) for problem in error.value.problems]
 
 
+CONDITION = 'campaign_number = ["kampanj", "campaign", "värdebevis", "voucher"]'
+
+
 @pytest.mark.parametrize(("policy", "old", "new", "expected"), [
-    ("campaign-service", 'campaign_number = ["kampanj", "campaign"]',
+    ("campaign-service", CONDITION,
      'campaign_nummer = ["kampanj"]', "required_when names unknown item 'campaign_nummer'"),
-    ("campaign-service", 'campaign_number = ["kampanj", "campaign"]',
+    ("campaign-service", CONDITION,
      'description = ["kampanj"]', "'description' is both in required (always) and in "
      "required_when"),
-    ("campaign-service", 'campaign_number = ["kampanj", "campaign"]', "campaign_number = []",
+    ("campaign-service", CONDITION, "campaign_number = []",
      "required_when.campaign_number must be a non-empty list"),
     ("campaign-service", "[queue.tech]", "[queue.teknik]",
      "[queue.teknik] names an unknown queue"),
