@@ -182,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         "without an offset is read in the calendar's time zone.")
     due.add_argument("--policy", metavar="NAME")
     due.add_argument("--priority", metavar="P", help="default: the policy's default")
-    due.add_argument("--resolution", action="store_true", help="the resolution target instead")
+    which = due.add_mutually_exclusive_group()
+    which.add_argument("--resolution", action="store_true", help="the resolution target instead")
+    which.add_argument("--action", action="store_true",
+                       help="the action target (work started) instead")
+    due.add_argument("--queue", metavar="Q", help="the queue, for a policy's [queue.Q] terms")
     due.add_argument("--hours", metavar="TEXT", help="e.g. 'mon-fri 09:00-17:00' or '24/7'")
     due.add_argument("--holidays", metavar="SPEC", help="e.g. SE or SE+de_facto")
     due.add_argument("--tz", default="Europe/Stockholm", metavar="ZONE")

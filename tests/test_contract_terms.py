@@ -192,6 +192,14 @@ def test_sla_due_accepts_the_same_business_day(maild: MaildCLI) -> None:
     assert after.stdout.strip() == "2026-12-28T17:00:00+01:00", "juldagen, annandagen closed"
     zero = maild("sla", "due", "--hours", "24/7", "--target", "0h")
     assert zero.code == 1 and "zero" in zero.stderr
+    p2 = maild("sla", "due", "--policy", "itil-p1-p4", "--priority", "P2", "--action",
+               "--received", "2026-11-23T16:30")
+    assert p2.stdout.strip() == "2026-11-23T17:00:00+01:00"
+    teknik = maild("sla", "due", "--policy", "campaign-service", "--queue", "tech", "--action",
+                   "--received", "2026-11-28T22:30")
+    assert teknik.stdout.strip() == "2026-11-29T06:30:00+01:00"
+    unknown = maild("sla", "due", "--policy", "campaign-service", "--queue", "teknik")
+    assert unknown.code == 1 and "no queue 'teknik'" in unknown.stderr
 
 
 # ------------------------- ClearOn teknik@: "kl 06.00 - 23.00 samtliga dagar", "inom en timme"

@@ -29,6 +29,7 @@ from maild.routing.model import Policy, Rules
 from maild.sla import Calendar, Target, UptimeSchedule, due, monthly_uptime
 from maild.sla.ledger import LedgerRow, month_ledger, parse_month, query_window
 from maild.sla.monitor import run_monitor
+from maild.sla.policy_clock import terms
 from maild.tickets.lifecycle import set_status
 from maild.tickets.responses import record_first_response
 
@@ -51,12 +52,15 @@ def sla_due(context: Context, args: argparse.Namespace) -> int:
             raise CommandError(f"no policy '{args.policy}' (defined: "
                                f"{', '.join(rules.policies)})")
         priority = args.priority or policy.default_priority
-        target = policy.targets.get(priority)
-        if target is None:
+        if args.queue and args.queue not in rules.queues:
+            raise CommandError(f"no queue '{args.queue}' (defined: {', '.join(rules.queues)})")
+        found = terms(policy, priority, args.queue)
+        if found is None:
             raise CommandError(f"policy '{policy.id}' has no priority '{priority}' "
                                f"(priorities: {', '.join(policy.priorities)})")
-        calendar = policy.calendar(priority)
-        text = target.resolution if args.resolution else target.response
+        calendar = found.calendar
+        text = (found.resolution if args.resolution else found.action if args.action
+                else found.response)
         if text is None:
             print("none")
             return EX_OK
