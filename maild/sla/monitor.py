@@ -67,7 +67,11 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
             f"Kund: {ticket.customer or '(ingen)'}\nAvtal: {policy.name} ({policy.id})\n"
             f"Prioritet: {ticket.priority}\nKö: {ticket.queue}\n"
             f"Inkom: {format_when(ticket.created_at, 'sv')}\nSvar senast: {due}\n"
-            f"Avsändare: {ticket.requester or '(okänd)'}\n\n"
+            + (f"Arbetet påbörjas senast: {format_when(ticket.action_due, 'sv')}\n"
+               if ticket.action_due else "")
+            + (f"Löst senast: {format_when(ticket.resolution_due, 'sv')}\n"
+               if ticket.resolution_due else "")
+            + f"Avsändare: {ticket.requester or '(okänd)'}\n\n"
             f"Visa ärendet: maild ticket show {ticket.number}\n")
     count = 0
     for recipient in _recipients(policy, ticket, rules):
