@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("number", metavar="NUMBER")
         action.add_argument("--reason", metavar="TEXT", help="recorded on the ticket")
         action.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+        if name == "close":
+            action.add_argument("--review", metavar="TEXT",
+                                help="the post-incident review, recorded in the trail; "
+                                "required where the policy's review_required names the "
+                                "ticket's priority")
         _add_json(action)
         action.set_defaults(handler=handler)
     assign = ticket_sub.add_parser("assign", help="give a ticket to someone")
@@ -177,19 +182,33 @@ def build_parser() -> argparse.ArgumentParser:
         "without an offset is read in the calendar's time zone.")
     due.add_argument("--policy", metavar="NAME")
     due.add_argument("--priority", metavar="P", help="default: the policy's default")
-    due.add_argument("--resolution", action="store_true", help="the resolution target instead")
+    which = due.add_mutually_exclusive_group()
+    which.add_argument("--resolution", action="store_true", help="the resolution target instead")
+    which.add_argument("--action", action="store_true",
+                       help="the action target (work started) instead")
+    due.add_argument("--queue", metavar="Q", help="the queue, for a policy's [queue.Q] terms")
     due.add_argument("--hours", metavar="TEXT", help="e.g. 'mon-fri 09:00-17:00' or '24/7'")
     due.add_argument("--holidays", metavar="SPEC", help="e.g. SE or SE+de_facto")
     due.add_argument("--tz", default="Europe/Stockholm", metavar="ZONE")
     due.add_argument("--target", metavar="T", help="30m, 2h, 1bd, none ...")
     due.add_argument("--received", metavar="ISO", help="default: now")
     due.set_defaults(handler=sla_commands.sla_due, needs_database=False)
-    report = sla_sub.add_parser("report", help="per customer: tickets, breaches, penalty")
+    report = sla_sub.add_parser(
+        "report", help="per customer: tickets, breaches, penalty",
+        description="One month of the policy's local calendar per customer: cases received, "
+        "answered in time, response targets missed in the month (a breach belongs to the "
+        "month its deadline passed), resolution targets missed, and the fee reduction "
+        "(in money when the policy's penalty names monthly_fee, the cap applied). Every "
+        "customer is listed, also in a month without tickets.")
     report.add_argument("--month", required=True, metavar="YYYY-MM")
     report.add_argument("--customer", metavar="ID")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
     report.add_argument("--uptime", action="append", default=[], metavar="CUSTOMER=PERCENT",
                         help="the month's measured uptime, for uptime-based penalties")
+    report.add_argument("--downtime", action="append", default=[],
+                        metavar="CUSTOMER=MINUTES",
+                        help="the month's downtime in whole minutes, counted against a 30-day "
+                        "month (instead of --uptime)")
     report.set_defaults(handler=sla_commands.sla_report)
     check = sla_sub.add_parser("check", help="run the breach monitor once")
     check.add_argument("--now", metavar="ISO", help="the moment to check at (default: now)")

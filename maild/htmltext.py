@@ -11,6 +11,11 @@ _BLOCK_TAGS = frozenset({
     "blockquote", "pre", "hr", "ul", "ol", "section", "article", "header", "footer",
 })
 _SKIPPED_TAGS = frozenset({"script", "style", "head", "title"})
+_CELL_TAGS = frozenset({"td", "th"})
+_CELL_MARK = "\x1f"
+"""Marks a cell's start while collecting; text never holds it (it is replaced in data)."""
+_CELL_SEPARATOR = " | "
+"""Between the cells of a table row, so that "Webbläsare" and "Chrome 131" stay two words."""
 
 
 class _TextCollector(HTMLParser):
@@ -41,18 +46,29 @@ class _TextCollector(HTMLParser):
             self.parts.append("\n")
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
+        elif tag in _CELL_TAGS:
+            self.parts.append(_CELL_MARK)
 
     def handle_data(self, data: str) -> None:
         if self.skip_depth:
             return
-        text = re.sub(r"\s+", " ", data)
+        text = re.sub(r"\s+", " ", data.replace(_CELL_MARK, " "))
         if self.quote_depth and text.strip():
             text = "> " * self.quote_depth + text.strip()
         self.parts.append(text)
 
 
+def _trim_cells(line: str) -> str:
+    """A line without the cell separators at its ends and without empty cells."""
+    cells = [cell.strip() for cell in line.split(_CELL_MARK)]
+    if len(cells) == 1:
+        return line.strip()
+    return _CELL_SEPARATOR.join(cell for cell in cells if cell)
+
+
 def html_to_text(markup: str) -> str:
-    """The readable text of `markup`: blocks become lines, quotes get `> `, scripts vanish."""
+    """The readable text of `markup`: blocks become lines, table cells are separated by ` | `,
+    quotes get `> `, scripts vanish."""
     collector = _TextCollector()
     try:
         collector.feed(markup)
@@ -60,6 +76,6 @@ def html_to_text(markup: str) -> str:
     except (AssertionError, ValueError):
         # HTMLParser gives up on some broken markup; strip the tags instead.
         return html.unescape(re.sub(r"<[^>]*>", " ", markup)).strip()
-    lines = [line.strip() for line in "".join(collector.parts).splitlines()]
+    lines = [_trim_cells(line) for line in "".join(collector.parts).splitlines()]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()

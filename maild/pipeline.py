@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from maild.checks import check_items
+from maild.checks.conditions import required_items
 from maild.classify.language import guess_language
 from maild.classify.machine import classify_machine
 from maild.classify.sender import address_domain, registrable_domain
@@ -156,6 +157,7 @@ def decide(
         "parser": mail.parser,
         "defects": list(mail.defects),
         "resolution_due": None,
+        "action_due": None,
     }
     decision = Decision(kind="new", sender=sender_address, sender_domain=domain or None,
                         private=bool(domain) and domain in rules.private, details=details)
@@ -190,8 +192,9 @@ def decide(
         details["staff"] = sender_address in rules.staff if sender_address else False
         details["ack_to"] = ack_recipient(mail, rules)[0]
         policy = rules.policies.get(ticket.policy or "")
-        if policy is not None and policy.required and not details["staff"]:
-            details["supplied"] = [result.item for result in check_items(mail, policy.required)
+        askable = [*policy.required, *(c.item for c in policy.required_when)] if policy else []
+        if askable and not details["staff"]:
+            details["supplied"] = [result.item for result in check_items(mail, askable)
                                    if result.present]
         return decision
     if correlation.refused is not None:
@@ -215,12 +218,16 @@ def decide(
         f"{mail.subject}\n{mail.text}") or "sv"
     details["language"] = language
     policy = rules.policies[routed.policy]
-    results = check_items(mail, policy.required)
+    required = required_items(policy, mail)
+    results = check_items(mail, required.items)
     decision.missing = [result.item for result in results if not result.present]
     details["evidence"] = {result.item: result.evidence for result in results if result.present}
-    response_due, resolution_due = deadlines(policy, decision.priority, envelope.received_at)
-    decision.response_due = response_due.isoformat() if response_due else None
-    details["resolution_due"] = resolution_due.isoformat() if resolution_due else None
+    if required.because:
+        details["required_when"] = required.because
+    due = deadlines(policy, decision.priority, envelope.received_at, decision.queue)
+    decision.response_due = due.response.isoformat() if due.response else None
+    details["resolution_due"] = due.resolution.isoformat() if due.resolution else None
+    details["action_due"] = due.action.isoformat() if due.action else None
 
     recipient, recipient_rule = ack_recipient(mail, rules)
     details["ack_to"] = recipient

@@ -1,8 +1,15 @@
-"""Precision and recall of every required-information detector on the labelled sample mails.
+"""Precision and recall of every required-information detector on two labelled sets of mail.
 
-Each `fixtures/emails/*.eml` has an `.expected.json` whose `items` say, item by
-item, whether a person reading the mail finds it there. The table is printed
-(run pytest with `-s` to see it) and is the message of a failed assertion.
+Each `.eml` has an `.expected.json` whose `items` say, item by item, whether a
+person reading the mail finds it there. The table is printed (run pytest with
+`-s` to see it) and is the message of a failed assertion.
+
+- `fixtures/emails/`: the sample mails the detectors were written against. Their
+  figures are optimistic: the bar is 95 %.
+- `fixtures/heldout/`: mails written and labelled after the detectors, before
+  any change to them (HTML-only mails with tables, Outlook and Gmail reply
+  chains, relative times in Swedish and English). They measure how the
+  detectors do on mail they were not shaped by; their bar is lower and says so.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from tests.conftest import FIXTURES
 BAR = 0.95
 MIN_FIXTURES = 40
 FILES = sorted(FIXTURES.glob("*.eml"))
+HELD_OUT = sorted((FIXTURES.parent / "heldout").glob("*.eml"))
+HELD_OUT_BAR = 0.80
+MIN_HELD_OUT = 30
 
 
 @dataclass
@@ -47,9 +57,9 @@ def _labels(path: Path) -> dict[str, bool]:
     return items
 
 
-def _scores() -> dict[str, Score]:
+def _scores(files: list[Path]) -> dict[str, Score]:
     scores = {item: Score() for item in KNOWN_ITEMS}
-    for path in FILES:
+    for path in files:
         labels = _labels(path)
         for result in check_items(parse_mail(path.read_bytes()), KNOWN_ITEMS):
             expected = labels[result.item]
@@ -77,17 +87,20 @@ def _table(scores: dict[str, Score]) -> str:
     return "\n".join(lines)
 
 
-def test_there_are_enough_labelled_fixtures() -> None:
-    assert len(FILES) >= MIN_FIXTURES, f"only {len(FILES)} fixtures in {FIXTURES}"
-    for path in FILES:
+@pytest.mark.parametrize(("files", "least"), [(FILES, MIN_FIXTURES), (HELD_OUT, MIN_HELD_OUT)],
+                         ids=["fixtures", "held-out"])
+def test_there_are_enough_labelled_mails(files: list[Path], least: int) -> None:
+    assert len(files) >= least, f"only {len(files)} labelled mails"
+    for path in files:
         assert set(_labels(path)) == set(KNOWN_ITEMS), f"{path.name}: items must label all nine"
 
 
-@pytest.mark.skipif(not FILES, reason="no fixtures")
-def test_every_detector_meets_the_bar() -> None:
-    scores = _scores()
+@pytest.mark.parametrize(("files", "bar"), [(FILES, BAR), (HELD_OUT, HELD_OUT_BAR)],
+                         ids=["fixtures", "held-out"])
+def test_every_detector_meets_the_bar(files: list[Path], bar: float) -> None:
+    scores = _scores(files)
     table = _table(scores)
-    print(f"\nDetector quality on {len(FILES)} labelled mails (bar {BAR:.2f}):\n{table}")
+    print(f"\nDetector quality on {len(files)} labelled mails (bar {bar:.2f}):\n{table}")
     below = [item for item, score in scores.items()
-             if score.precision < BAR or score.recall < BAR]
-    assert not below, f"below {BAR:.2f}: {', '.join(below)}\n{table}"
+             if score.precision < bar or score.recall < bar]
+    assert not below, f"below {bar:.2f}: {', '.join(below)}\n{table}"

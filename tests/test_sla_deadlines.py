@@ -289,7 +289,7 @@ def test_thirty_minutes_and_target_objects() -> None:
     assert Target.parse("none").is_none
 
 
-@pytest.mark.parametrize("target", ["2 hours", "48", "1d", "0h", "0bd", "-2h", "", "h", "1.5h"])
+@pytest.mark.parametrize("target", ["2 hours", "48", "1d", "0h", "0m", "-2h", "", "h", "1.5h"])
 def test_malformed_targets(target: str) -> None:
     with pytest.raises(ValueError, match=r"write minutes, hours or business days such as 30m"):
         due(dt.datetime.fromisoformat("2026-11-24T10:00+01:00"), target, calendar("care"))
@@ -300,7 +300,7 @@ def test_target_error_sentence() -> None:
         Target.parse("2 hours")
     assert str(raised.value) == (
         "unknown target '2 hours'; write minutes, hours or business days such as "
-        "30m, 2h, 48h, 1bd, 5bd, or none"
+        "30m, 2h, 48h, 0bd (the same business day), 1bd, 5bd, or none"
     )
 
 
@@ -450,7 +450,7 @@ def _errors(text: str) -> str:
         ('[penalty]\nkind = "breached-cases"\nsteps = [{ from = 1, upto = 3, percent = 10 }]',
          "penalty step 1: unknown key 'upto'; allowed are from, to, percent"),
         ('[penalty]\nkind = "uptime"\nsteps = [{ below = 100, percent = 5 }]\nlimit = 3',
-         "penalty: unknown key 'limit'; allowed are kind, steps, cap"),
+         "penalty: unknown key 'limit'; allowed are kind, steps, cap, monthly_fee"),
         ('[penalty]\nkind = "uptime"\nsteps = [{ below = 100, percent = 50 }, '
          '{ below = 98, percent = 25 }]',
          "penalty steps: below 98 % uptime gives 25 %, less than the 50 % below 100 %; "

@@ -140,7 +140,7 @@ def test_report_computes_the_penalty_for_constructed_months(sqlite_runtime: Runt
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         sla_report(context, argparse.Namespace(month="2026-11", customer=None, format="json",
-                                               uptime=["nordic-parcel=98.5"]))
+                                               uptime=["nordic-parcel=98.5"], downtime=[]))
     report = {row["customer"]: row for row in json.loads(out.getvalue())["customers"]}
     care = report["bergstroms-bygg"]
     assert (care["tickets"], care["responded_in_time"], care["breaches"]) == (5, 3, 2)
@@ -149,8 +149,11 @@ def test_report_computes_the_penalty_for_constructed_months(sqlite_runtime: Runt
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         sla_report(context, argparse.Namespace(month="2026-10", customer=None, format="json",
-                                               uptime=[]))
-    assert json.loads(out.getvalue())["customers"] == []
+                                               uptime=[], downtime=[]))
+    october = {row["customer"]: row for row in json.loads(out.getvalue())["customers"]}
+    assert set(october) == set(sqlite_runtime.rules.customers), "a month without tickets is listed"
+    assert all(row["tickets"] == row["breaches"] == 0 for row in october.values())
+    assert october["bergstroms-bygg"]["penalty_percent"] == 0
 
 
 def test_sla_due_command(maild: MaildCLI) -> None:

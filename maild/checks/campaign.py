@@ -25,7 +25,7 @@ ITEM = "campaign_number"
 _CAMPAIGN = re.compile(
     r"\b(?:[^\W\d_]*kampanj(?:en|er|erna|ens)?(?:-?(?:numret|nummer|nr|id))?|"
     r"campaign(?:\s*(?:number|no|nr|id|#))?)"
-    r"\.?(?:\s*(?:nummer|nr|no|number|id)\b\.?)?(?:\s*[:#=])?\s*(?:(?:är|is)\s+)?"
+    r"\.?(?:\s*(?:nummer|nr|no|number|id)\b\.?)?(?:\s*[:#=|])?\s*(?:(?:är|is)\s+)?"
     r"(?P<id>(?:[A-Z]{1,4}-?)?\d+(?:-\d+){0,3})\b",
     re.IGNORECASE)
 _YEAR = re.compile(r"^(?:19|20)\d\d$")

@@ -6,13 +6,19 @@ import argparse
 from pathlib import Path
 
 from maild.checks import KNOWN_ITEMS, check_items
+from maild.checks.conditions import required_items
 from maild.commands.common import EX_OK, CommandError, Context, console, print_json
 from maild.parse import UnparseableMail, parse_mail
 from maild.routing.load import load_rules
 
 
 def check_info(context: Context, args: argparse.Namespace) -> int:
-    """Print each item as present or missing, with the matched text or attachment."""
+    """Print each item as present or missing, with the matched text or attachment.
+
+    With `--policy`, the items are the policy's required ones plus each
+    conditional one (`required_when`) the message's case calls for.
+    """
+    policy = None
     if args.policy:
         rules = load_rules(context.config.rules_dir)
         policy = rules.policies.get(args.policy)
@@ -34,6 +40,10 @@ def check_info(context: Context, args: argparse.Namespace) -> int:
         raise CommandError(f"{path}: {error.strerror}") from error
     except UnparseableMail as error:
         raise CommandError(f"{path}: {error}") from error
+    because: dict[str, str] = {}
+    if policy is not None:
+        required = required_items(policy, mail)
+        items, because = list(required.items), required.because
     results = check_items(mail, items)
     if args.json:
         print_json([{"item": r.item, "present": r.present, "evidence": r.evidence}
@@ -44,4 +54,7 @@ def check_info(context: Context, args: argparse.Namespace) -> int:
         mark = "present" if result.present else "MISSING"
         evidence = f"  ({result.evidence})" if result.evidence else ""
         out.print(f"{result.item:<20} {mark}{evidence}", markup=False)
+    for item, reason in because.items():
+        if item not in items:
+            out.print(f"{item:<20} {reason}", markup=False)
     return EX_OK

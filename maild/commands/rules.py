@@ -17,7 +17,7 @@ from maild.commands.common import (
     print_table,
 )
 from maild.routing.load import RulesError, load_rules
-from maild.routing.model import Rules
+from maild.routing.model import Policy, Rules
 
 
 def check(context: Context, args: argparse.Namespace) -> int:
@@ -60,10 +60,24 @@ def rules_json(rules: Rules) -> dict[str, Any]:
             "targets": {level: {"response": t.response, "resolution": t.resolution,
                                 "hours": t.hours, "holidays": t.holidays}
                         for level, t in p.targets.items()},
+            **_sla_terms(p),
         } for p in rules.policies.values()],
         "no_agreement": {"policy": rules.no_agreement.policy,
                          "queue": rules.no_agreement.queue},
         "private_domains": len(rules.private),
+    }
+
+
+def _sla_terms(policy: Policy) -> dict[str, Any]:
+    """The policy's action targets, conditional items, queue services and review rule."""
+    return {
+        "action": {level: t.action for level, t in policy.targets.items() if t.action},
+        "required_when": {c.item: list(c.mentions) for c in policy.required_when},
+        "queue_services": {queue: {"hours": s.hours, "holidays": s.holidays,
+                                   "response": s.response, "action": s.action,
+                                   "resolution": s.resolution}
+                           for queue, s in policy.queue_services.items()},
+        "review_required": list(policy.review_required),
     }
 
 

@@ -23,6 +23,7 @@ from maild.commands.common import (
 from maild.models import Ticket, TicketEvent, TicketStatus, utcnow
 from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
+from maild.tickets.closing import CloseRefused, close_ticket
 from maild.tickets.lifecycle import record, set_status
 
 NEAR = timedelta(hours=2)
@@ -183,10 +184,12 @@ def _change(context: Context, args: argparse.Namespace, action: str) -> int:
                            reason=f"assigned to {args.who}")
             message = f"{ticket.number} assigned to {args.who}"
         elif action == "close":
-            if not set_status(session, ticket, TicketStatus.CLOSED, actor=actor, at=now,
-                              reason=args.reason or "closed"):
-                raise CommandError(f"{ticket.number} is already closed")
-            message = f"{ticket.number} closed"
+            try:
+                close_ticket(session, ticket, context.runtime.rules, actor=actor, at=now,
+                             reason=args.reason, review=args.review)
+            except CloseRefused as error:
+                raise CommandError(str(error)) from error
+            message = f"{ticket.number} closed" + (" with its review" if args.review else "")
         elif action == "reopen":
             if not set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
                               reason=args.reason or "reopened"):

@@ -47,11 +47,17 @@ def ticket_show(context: Context, args: argparse.Namespace) -> int:
     out = console()
     out.print(f"[bold]{ticket.number}[/bold]  {ticket.subject}")
     for key in ("status", "assignee", "customer", "policy", "queue", "priority", "private",
-                "language", "requester", "requester_name", "response_due", "missing",
-                "refers_to"):
+                "language", "requester", "requester_name", "response_due", "action_due",
+                "resolution_due", "missing", "refers_to"):
         value = data.get(key)
-        if key == "response_due":
-            value = local_time(ticket.response_due) or "none"
+        if key in ("response_due", "action_due", "resolution_due"):
+            moment = getattr(ticket, key)
+            if moment is None and key != "response_due":
+                continue
+            value = local_time(moment) or "none"
+            missed = getattr(ticket, key.replace("_due", "_breached_at"))
+            if missed is not None:
+                value += "  (missed)"
         out.print(f"  {key}: {'' if value is None else value}")
     out.print(f"  received: {local_time(ticket.created_at)}")
     out.print("\nmessages:")

@@ -66,6 +66,10 @@ def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: dat
     queue = rules.queues.get(decision.queue or "")
     policy = rules.policies.get(decision.policy or "")
     due = decision.response_due
+    action_due = decision.details.get("action_due")
+    service = policy.queue_services.get(decision.queue or "") if policy else None
+    hours = service.hours if service is not None and service.hours else (
+        policy.hours if policy else None)
     context = {
         "ticket": ticket,
         "customer": customer.name if customer else None,
@@ -73,7 +77,9 @@ def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: dat
         "priority": decision.priority,
         "received": format_when(received, language),
         "response_due": format_when(datetime.fromisoformat(due), language) if due else None,
-        "opening_hours": format_hours(policy.hours, language) if policy else "",
+        "action_due": format_when(datetime.fromisoformat(action_due), language)
+        if action_due else None,
+        "opening_hours": format_hours(hours, language) if hours else "",
         "missing": [ITEM_WORDS[item][language] for item in decision.missing or []],
         "suspended": bool(customer and customer.status == "suspended"),
         "support_address": decision.details.get("support_address"),

@@ -26,6 +26,8 @@ from maild.routing.model import (
     Policy,
     PriorityTarget,
     Queue,
+    QueueService,
+    RequiredWhen,
     Rules,
     Staff,
     SupportAddress,
@@ -292,11 +294,14 @@ def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTar
             continue
         inner = _Table(entry, table.source, table.problems,
                        f"{table.what}, priority {level}", line or 0)
-        inner.only(("response", "resolution", "hours", "holidays", "escalate_on_open",
+        inner.only(("response", "resolution", "action", "hours", "holidays", "escalate_on_open",
                     "markers", "keywords"))
         response = inner.get("response", str, "a target such as 30m, 2h, 1bd or none")
         resolution = inner.get("resolution", str, "a target such as 8h or 5bd", required=False)
-        for key, target in (("response", response), ("resolution", resolution)):
+        action = inner.get("action", str, "a target such as 30m or 0bd (the same business day)",
+                           required=False)
+        for key, target in (("response", response), ("resolution", resolution),
+                            ("action", action)):
             if target is not None and not _TARGET.match(target):
                 table.problems.add(table.source, inner.line(key),
                                    f"{inner.what}: {key} '{target}' is not a target: write "
@@ -314,7 +319,7 @@ def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTar
         keywords = inner.strings("keywords", "a list of words that mean this priority",
                                  required=False)
         targets[level] = PriorityTarget(response=response or "none", resolution=resolution,
-                                        hours=hours, holidays=holidays,
+                                        action=action, hours=hours, holidays=holidays,
                                         escalate_on_open=bool(escalate),
                                         markers=tuple(markers), keywords=tuple(keywords))
     for level in priorities:
@@ -325,7 +330,91 @@ def _load_targets(table: _Table, priorities: list[str]) -> dict[str, PriorityTar
     return targets
 
 
-def _load_policy(path: Path, problems: _Collector) -> Policy | None:
+def _load_required_when(table: _Table, required: list[str]) -> tuple[RequiredWhen, ...]:
+    """`[required_when]`: item = ["word", ...], the item is required when the case mentions one."""
+    section = table.get("required_when", dict, "a [required_when] table such as "
+                        "campaign_number = [\"kampanj\", \"campaign\"]", required=False,
+                        default={})
+    conditions: list[RequiredWhen] = []
+    for item, mentions in section.items():
+        line = table.source.key_line(item) or table.line("required_when")
+        if item not in REQUIRED_ITEMS:
+            table.problems.add(table.source, line, f"{table.what}: required_when names unknown "
+                               f"item '{item}' (known: {', '.join(REQUIRED_ITEMS)})")
+            continue
+        if item in required:
+            table.problems.add(table.source, line, f"{table.what}: '{item}' is both in required "
+                               "(always) and in required_when (only sometimes); keep one")
+            continue
+        if (not isinstance(mentions, list) or not mentions
+                or not all(isinstance(word, str) and word.strip() for word in mentions)):
+            table.problems.add(table.source, line, f"{table.what}: required_when.{item} must be "
+                               "a non-empty list of words the case mentions, such as "
+                               "[\"kampanj\", \"campaign\"]")
+            continue
+        conditions.append(RequiredWhen(item, tuple(word.strip().lower() for word in mentions)))
+    return tuple(conditions)
+
+
+def _load_queue_services(table: _Table, known_queues: Iterable[str] | None
+                         ) -> dict[str, QueueService]:
+    """`[queue.ID]`: the policy's own hours and targets for cases in queue ID."""
+    section = table.get("queue", dict, "tables [queue.ID] with hours and targets",
+                        required=False, default={})
+    known = tuple(known_queues) if known_queues is not None else None
+    services: dict[str, QueueService] = {}
+    for queue_id, entry in section.items():
+        line = table.source.key_line(queue_id) or table.line("queue")
+        if not isinstance(entry, dict):
+            table.problems.add(table.source, line, f"{table.what}: [queue.{queue_id}] must be "
+                               "a table")
+            continue
+        if known is not None and queue_id not in known:
+            table.problems.add(table.source, line, f"{table.what}: [queue.{queue_id}] names an "
+                               f"unknown queue (defined: {', '.join(known)})")
+            continue
+        inner = _Table(entry, table.source, table.problems,
+                       f"{table.what}, queue {queue_id}", line or 0)
+        inner.only(("hours", "holidays", "response", "action", "resolution"))
+        hours = inner.get("hours", str, "opening hours text", required=False)
+        if hours is not None and not valid_hours(hours):
+            table.problems.add(table.source, inner.line("hours"),
+                               f"{inner.what}: hours '{hours}' is not of the form "
+                               "'mon-sun 06:00-23:00' (parts separated by ;) or '24/7'")
+        holidays = inner.get("holidays", str, "a holiday calendar such as SE, or \"\"",
+                             required=False)
+        if holidays is not None and not _HOLIDAYS.match(holidays):
+            table.problems.add(table.source, inner.line("holidays"),
+                               f"{inner.what}: holidays '{holidays}' must be a country code "
+                               "with optional categories, such as SE, or \"\" for none")
+        texts: dict[str, str | None] = {}
+        for key in ("response", "action", "resolution"):
+            texts[key] = inner.get(key, str, "a target such as 1h, 0bd or none", required=False)
+            if texts[key] is not None and not _TARGET.match(str(texts[key])):
+                table.problems.add(table.source, inner.line(key),
+                                   f"{inner.what}: {key} '{texts[key]}' is not a target: write "
+                                   "minutes (30m), hours (2h), business days (1bd, 0bd = the "
+                                   "same day) or none")
+        services[queue_id] = QueueService(queue=queue_id, hours=hours, holidays=holidays,
+                                          response=texts["response"], action=texts["action"],
+                                          resolution=texts["resolution"])
+    return services
+
+
+def _load_review_required(table: _Table, priorities: list[str]) -> tuple[str, ...]:
+    """`review_required`: the priorities whose tickets close only with a post-incident review."""
+    levels = table.strings("review_required", "a list of priorities, such as [\"P1\", \"P2\"]",
+                           required=False)
+    for level in levels:
+        if level not in priorities:
+            table.problems.add(table.source, table.line("review_required"),
+                               f"{table.what}: review_required names '{level}', which is not "
+                               f"one of priorities ({', '.join(priorities)})")
+    return tuple(level for level in levels if level in priorities)
+
+
+def _load_policy(path: Path, problems: _Collector,
+                 known_queues: Iterable[str] | None = None) -> Policy | None:
     loaded = _read_toml(path, problems)
     if loaded is None:
         return None
@@ -334,7 +423,8 @@ def _load_policy(path: Path, problems: _Collector) -> Policy | None:
     table = _Table(data, source, problems, f"policy '{policy_id}'")
     table.only(("name", "hours", "holidays", "priorities", "default_priority", "required",
                 "max_contacts", "priority", "closed", "timezone", "escalation",
-                "warn_at_percent", "penalty", "trust_priority_headers", "confirm_complete"))
+                "warn_at_percent", "penalty", "trust_priority_headers", "confirm_complete",
+                "required_when", "queue", "review_required"))
     name = table.get("name", str, "the contract's name as text", default=policy_id)
     hours = table.get("hours", str, "opening hours such as 'mon-fri 09:00-17:00' or '24/7'",
                       default="24/7")
@@ -378,7 +468,11 @@ def _load_policy(path: Path, problems: _Collector) -> Policy | None:
                                               default=[])]
     timezone = table.get("timezone", str, "a time zone such as Europe/Stockholm",
                          required=False, default="Europe/Stockholm")
-    calendars = _calendars(table, hours, holidays, closed, timezone=timezone, targets=targets)
+    required_when = _load_required_when(table, required)
+    services = _load_queue_services(table, known_queues)
+    review_required = _load_review_required(table, priorities)
+    calendars = _calendars(table, hours, holidays, closed, timezone=timezone, targets=targets,
+                           services=services)
     escalation = table.strings("escalation", "a list of e-mail addresses", required=False)
     for address in escalation:
         if not valid_address(address):
@@ -409,28 +503,40 @@ def _load_policy(path: Path, problems: _Collector) -> Policy | None:
                   required=tuple(required), targets=targets, max_contacts=max_contacts,
                   closed=tuple(closed), timezone=timezone, escalation=tuple(escalation),
                   warn_at_percent=warn_at, penalty=penalty, calendars=calendars,
-                  trust_priority_headers=trusted, confirm_complete=bool(confirm))
+                  trust_priority_headers=trusted, confirm_complete=bool(confirm),
+                  required_when=required_when, queue_services=services,
+                  review_required=review_required)
 
 
 def _calendars(table: _Table, hours: str, holidays: str, closed: list[str], *, timezone: str,
-               targets: dict[str, PriorityTarget]) -> dict[str, Calendar]:
-    """The policy's calendar (key "") and one per priority that has its own hours."""
+               targets: dict[str, PriorityTarget],
+               services: dict[str, QueueService]) -> dict[str, Calendar]:
+    """The policy's calendar (key ""), one per priority with its own hours, one per queue service.
+
+    A queue service's calendar has the key `queue:ID`.
+    """
     calendars: dict[str, Calendar] = {}
     wanted: list[tuple[str, str, str, str]] = [("", hours, holidays, "hours")]
     for level, target in targets.items():
         if target.hours is not None or target.holidays is not None:
             wanted.append((level, target.hours or hours,
                            holidays if target.holidays is None else target.holidays, level))
+    for queue_id, service in services.items():
+        if service.hours is not None or service.holidays is not None:
+            wanted.append((f"queue:{queue_id}", service.hours or hours,
+                           holidays if service.holidays is None else service.holidays, queue_id))
     for level, level_hours, level_holidays, key in wanted:
         try:
             calendars[level] = Calendar.parse(level_hours, level_holidays, closed, tz=timezone)
         except ValueError as error:
-            where = f", priority {level}" if level else ""
+            where = (f", queue {level[6:]}" if level.startswith("queue:")
+                     else f", priority {level}" if level else "")
             table.problems.add(table.source, table.line(key),
                                f"{table.what}{where}: {error}")
             calendars[level] = Calendar.parse("24/7")
     for level, target in targets.items():
-        for key, text in (("response", target.response), ("resolution", target.resolution)):
+        for key, text in (("response", target.response), ("resolution", target.resolution),
+                          ("action", target.action)):
             if text is None:
                 continue
             try:
@@ -438,6 +544,16 @@ def _calendars(table: _Table, hours: str, holidays: str, closed: list[str], *, t
             except ValueError as error:
                 table.problems.add(table.source, table.line(level),
                                    f"{table.what}, priority {level}: {key}: {error}")
+    for queue_id, service in services.items():
+        for key, text in (("response", service.response), ("action", service.action),
+                          ("resolution", service.resolution)):
+            if text is None:
+                continue
+            try:
+                Target.parse(text)
+            except ValueError as error:
+                table.problems.add(table.source, table.line(queue_id),
+                                   f"{table.what}, queue {queue_id}: {key}: {error}")
     return calendars
 
 
@@ -635,7 +751,7 @@ def load_rules(directory: Path) -> Rules:
         problems.add(directory / "policies", None, "no policy: add at least one "
                      "policies/NAME.toml")
     for path in policy_files:
-        policy = _load_policy(path, problems)
+        policy = _load_policy(path, problems, known_queues=queues or None)
         if policy is not None:
             policies[policy.id] = policy
     customers = [loaded for path in sorted((directory / "customers").glob("*.toml"))

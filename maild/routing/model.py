@@ -47,11 +47,35 @@ class PriorityTarget:
 
     response: str
     resolution: str | None = None
+    action: str | None = None
     hours: str | None = None
     holidays: str | None = None
     escalate_on_open: bool = False
     markers: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueService:
+    """A policy's own terms for the cases that land in one queue (ClearOn's technical support).
+
+    Hours, holidays and targets left out are the priority's (or the policy's).
+    """
+
+    queue: str
+    hours: str | None = None
+    holidays: str | None = None
+    response: str | None = None
+    action: str | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True)
+class RequiredWhen:
+    """An item required only when the case concerns something: its text mentions a word."""
+
+    item: str
+    mentions: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -75,14 +99,22 @@ class Policy:
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
     trust_priority_headers: str | None = None
     confirm_complete: bool = False
+    required_when: tuple[RequiredWhen, ...] = ()
+    queue_services: Mapping[str, QueueService] = field(default_factory=dict)
+    review_required: tuple[str, ...] = ()
 
     @property
     def lowest_priority(self) -> str:
         """The least urgent level (priorities are listed most urgent first)."""
         return self.priorities[-1]
 
-    def calendar(self, priority: str | None = None) -> Calendar:
-        """The opening hours that count for `priority` (its own, or the policy's)."""
+    def calendar(self, priority: str | None = None, queue: str | None = None) -> Calendar:
+        """The opening hours that count for `priority` in `queue`.
+
+        The queue's own service hours first, then the priority's, then the policy's.
+        """
+        if queue is not None and f"queue:{queue}" in self.calendars:
+            return self.calendars[f"queue:{queue}"]
         return self.calendars.get(priority or "", self.calendars[""])
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maild.sla.closures import ClosedDays
 from maild.sla.hours import MINUTES_PER_DAY, WeeklyHours
+from maild.sla.windows import Window, is_window, parse_windows, subtract
 
 UTC = dt.UTC
 DEFAULT_TIME_ZONE = "Europe/Stockholm"
@@ -52,6 +53,8 @@ class Calendar:
     hours: WeeklyHours
     closed: ClosedDays
     tz: ZoneInfo
+    windows: tuple[Window, ...] = ()
+    """Planned maintenance windows (UTC instants), closed though inside the hours."""
 
     @classmethod
     def parse(
@@ -64,9 +67,16 @@ class Calendar:
         """Build a calendar from its text forms; a ValueError says what is wrong in a sentence.
 
         `hours` is e.g. `mon-fri 09:00-17:00` or `24/7`, `holidays` is `""`, `SE` or
-        `SE+de_facto`, `closed` lists dates and ranges (`2026-07-13..2026-07-31`).
+        `SE+de_facto`, `closed` lists dates and ranges (`2026-07-13..2026-07-31`) and
+        maintenance windows with times (`2026-12-12 22:00..2026-12-13 04:00`).
         """
-        return cls(WeeklyHours.parse(hours), ClosedDays.parse(holidays, closed), _zone(tz))
+        zone = _zone(tz)
+        if isinstance(closed, str):
+            closed = [closed]
+        days = [entry for entry in closed if not is_window(entry)]
+        windows = [entry for entry in closed if is_window(entry)]
+        return cls(WeeklyHours.parse(hours), ClosedDays.parse(holidays, days), zone,
+                   parse_windows(windows, zone))
 
     # -- days -------------------------------------------------------------------------
 
@@ -88,7 +98,8 @@ class Calendar:
         if not spans or self.closed.is_closed(day):
             return []
         periods = [(self._instant(day, start), self._instant(day, end)) for start, end in spans]
-        return [(start, end) for start, end in periods if end > start]
+        periods = [(start, end) for start, end in periods if end > start]
+        return subtract(periods, self.windows) if self.windows else periods
 
     def is_business_day(self, day: dt.date) -> bool:
         """True when the calendar is open at some time on the local date `day`."""

@@ -9,7 +9,9 @@ The definitions (issue 7):
   the start. A deadline that falls exactly on a closing time is that closing
   time. In a `24/7` calendar open time is real elapsed time.
 - A business-day target `Nbd` ends at the closing time of the Nth business day
-  after the business day of the start (the local date on which the start lies).
+  after the business day of the start (the local date on which the start lies);
+  `0bd` is the same business day: the closing time of the start's day (ITSL's
+  "arbete påbörjas samma dag").
 - `none` is no commitment: no deadline.
 """
 
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from maild.sla.calendar import Calendar, require_aware
 
 _TARGET = re.compile(r"^(\d+)\s*(m|min|h|bd)$")
-_EXAMPLE = "write minutes, hours or business days such as 30m, 2h, 48h, 1bd, 5bd, or none"
+_EXAMPLE = ("write minutes, hours or business days such as 30m, 2h, 48h, 0bd (the same "
+            "business day), 1bd, 5bd, or none")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Target:
         if match is None:
             raise ValueError(f"unknown target {text!r}; {_EXAMPLE}")
         amount, unit = int(match.group(1)), match.group(2)
-        if amount == 0:
+        if amount == 0 and unit != "bd":
             raise ValueError(f"target {text!r} is zero; {_EXAMPLE}")
         if unit == "bd":
             return cls(normal, business_days=amount)

@@ -3,9 +3,13 @@
 One pass looks at the open tickets and, at `now`:
 - escalates at once a ticket whose priority says so (`escalate_on_open`, ITSL's P1);
 - warns when `warn_at_percent` of the open time to the response deadline has passed;
-- marks a response breach when the deadline passed with no staff response, and a
-  resolution breach when the resolution deadline passed with the ticket still open;
-- notifies the policy's escalation addresses (else the queue's team) once per ticket.
+- marks a response breach when the deadline passed with no staff response, an
+  action breach when the action deadline passed with no staff action (a
+  response, an assignment, a note), and a resolution breach when the resolution
+  deadline passed with the ticket still open;
+- notifies the policy's escalation addresses (else the queue's team) of the
+  escalation on open, the warning, and each missed target, once each;
+- records each of these as an event in the ticket's trail (ITSL: "full spårbarhet").
 Notifications go through the outbox, marked as automatic mail (RFC 3834).
 """
 
@@ -22,11 +26,12 @@ from sqlmodel import Session, col, select
 
 from maild.classify.loop import LOOP_HEADER
 from maild.log import get_logger
-from maild.models import Outbox, OutboxState, Ticket
+from maild.models import Outbox, OutboxState, Ticket, TicketEvent
 from maild.respond.ack import new_message_id
 from maild.respond.wording import format_when
 from maild.routing.model import Policy, Rules
 from maild.sla.deadline import open_time_between
+from maild.tickets.lifecycle import record
 
 log = get_logger("maild.sla")
 _WIRE = compat32.clone(linesep="\r\n")
@@ -62,7 +67,11 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
             f"Kund: {ticket.customer or '(ingen)'}\nAvtal: {policy.name} ({policy.id})\n"
             f"Prioritet: {ticket.priority}\nKö: {ticket.queue}\n"
             f"Inkom: {format_when(ticket.created_at, 'sv')}\nSvar senast: {due}\n"
-            f"Avsändare: {ticket.requester or '(okänd)'}\n\n"
+            + (f"Arbetet påbörjas senast: {format_when(ticket.action_due, 'sv')}\n"
+               if ticket.action_due else "")
+            + (f"Löst senast: {format_when(ticket.resolution_due, 'sv')}\n"
+               if ticket.resolution_due else "")
+            + f"Avsändare: {ticket.requester or '(okänd)'}\n\n"
             f"Visa ärendet: maild ticket show {ticket.number}\n")
     count = 0
     for recipient in _recipients(policy, ticket, rules):
@@ -85,6 +94,29 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
     return count
 
 
+STAFF_ACTIONS = ("assigned", "note", "response", "review")
+"""Trail events that show staff started work on a ticket: the action target is met."""
+
+
+def _action_taken(session: Session, ticket: Ticket) -> bool:
+    """Whether staff did something on the ticket: a response, an assignment, a note, a review."""
+    if ticket.first_response_at is not None:
+        return True
+    return session.exec(select(TicketEvent.id).where(
+        col(TicketEvent.ticket_id) == ticket.id, col(TicketEvent.kind).in_(STAFF_ACTIONS),
+        col(TicketEvent.actor) != "maild").limit(1)).first() is not None
+
+
+def _breach(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, target: str,
+            due: datetime, headline: str, domain: str, now: datetime) -> None:
+    """Record a missed target in the trail and tell the escalation addresses."""
+    sent = _notify(session, ticket, rules, policy, domain=domain, now=now, headline=headline)
+    record(session, ticket, actor="maild", kind="sla-breach", at=now, target=target,
+           due=due.isoformat(), notified=sent)
+    log.bind(ticket=ticket.number, policy=policy.id, priority=ticket.priority).error(
+        f"sla.{target}_breached", due=due.isoformat(), notified=sent)
+
+
 def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> MonitorReport:
     """One pass over the open tickets at `now` (a time-zone aware instant)."""
     escalated = warned = response_breaches = resolution_breaches = 0
@@ -92,6 +124,8 @@ def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> Mon
         tickets = session.exec(select(Ticket).where(
             col(Ticket.closed_at).is_(None),
             or_(col(Ticket.escalated_at).is_(None),
+                col(Ticket.response_breached_at).is_(None),
+                col(Ticket.action_breached_at).is_(None),
                 col(Ticket.resolution_breached_at).is_(None)),
         )).all()
         for ticket in tickets:
@@ -102,38 +136,57 @@ def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> Mon
             target = policy.targets.get(ticket.priority or "")
             responded = ticket.first_response_at is not None
             if target is not None and target.escalate_on_open and ticket.escalated_at is None:
-                _notify(session, ticket, rules, policy, domain=domain, now=now,
-                        headline=f"{ticket.priority} har öppnats och eskaleras direkt")
+                sent = _notify(session, ticket, rules, policy, domain=domain, now=now,
+                               headline=f"{ticket.priority} har öppnats och eskaleras direkt")
+                record(session, ticket, actor="maild", kind="escalated", at=now,
+                       reason=f"{ticket.priority} escalates on open", notified=sent)
                 ticket.escalated_at = now
                 escalated += 1
-                bound.warning("sla.escalated_on_open")
+                bound.warning("sla.escalated_on_open", notified=sent)
             due = ticket.response_due
             if due is not None and not responded and ticket.response_breached_at is None:
-                calendar = policy.calendar(ticket.priority)
+                calendar = policy.calendar(ticket.priority, ticket.queue)
                 if due <= now:
                     ticket.response_breached_at = due
                     response_breaches += 1
-                    bound.error("sla.response_breached", due=due.isoformat())
-                    if ticket.escalated_at is None:
-                        _notify(session, ticket, rules, policy, domain=domain, now=now,
-                                headline="Svarstiden har passerats utan svar")
-                        ticket.escalated_at = now
-                        escalated += 1
+                    _breach(session, ticket, rules, policy, target="response", due=due,
+                            domain=domain, now=now,
+                            headline="Svarstiden har passerats utan svar")
+                    ticket.escalated_at = ticket.escalated_at or now
+                    escalated += 1
                 elif policy.warn_at_percent and ticket.warned_at is None:
                     whole = open_time_between(ticket.created_at, due, calendar)
                     used = open_time_between(ticket.created_at, now, calendar)
                     if whole.total_seconds() > 0 and used >= whole * (
                             policy.warn_at_percent / 100):
-                        _notify(session, ticket, rules, policy, domain=domain, now=now,
-                                headline=f"{policy.warn_at_percent} % av svarstiden har gått")
+                        sent = _notify(session, ticket, rules, policy, domain=domain, now=now,
+                                       headline=f"{policy.warn_at_percent} % av svarstiden "
+                                       "har gått")
+                        record(session, ticket, actor="maild", kind="sla-warning", at=now,
+                               target="response", due=due.isoformat(),
+                               percent=policy.warn_at_percent, notified=sent)
                         ticket.warned_at = now
                         warned += 1
                         bound.warning("sla.warned", due=due.isoformat())
+            action_due = ticket.action_due
+            if (action_due is not None and action_due <= now
+                    and ticket.action_breached_at is None):
+                if _action_taken(session, ticket):
+                    ticket.action_breached_at = None
+                else:
+                    ticket.action_breached_at = action_due
+                    _breach(session, ticket, rules, policy, target="action", due=action_due,
+                            domain=domain, now=now,
+                            headline="Tiden för att påbörja arbetet har passerats")
+                    escalated += 1
             if (ticket.resolution_due is not None and ticket.resolution_due <= now
                     and ticket.resolution_breached_at is None):
                 ticket.resolution_breached_at = ticket.resolution_due
                 resolution_breaches += 1
-                bound.error("sla.resolution_breached", due=ticket.resolution_due.isoformat())
+                _breach(session, ticket, rules, policy, target="resolution",
+                        due=ticket.resolution_due, domain=domain, now=now,
+                        headline="Lösningstiden har passerats och ärendet är inte stängt")
+                escalated += 1
             session.add(ticket)
         session.commit()
     return MonitorReport(escalated, warned, response_breaches, resolution_breaches)

@@ -30,6 +30,10 @@ Two kinds, both data in a policy's `[penalty]` table:
       cap = { amount = 125, currency = "USD" }   # "dock högst $125 eller motsvarande"
 
 `cap` (either kind) limits the reduction as an amount of money, not a percent.
+`monthly_fee` (either kind, `{ amount = 500, currency = "USD" }`) is the fee the
+percent is taken of: with it, the report gives the reduction in money and
+applies the cap; without it, the report gives the percent and says that the cap
+could not be applied.
 """
 
 from __future__ import annotations
@@ -94,20 +98,21 @@ class Cap:
     currency: str
 
     @classmethod
-    def parse(cls, data: object) -> Cap:
-        """`{ amount = 125, currency = "USD" }`."""
+    def parse(cls, data: object, what: str = "cap") -> Cap:
+        """`{ amount = 125, currency = "USD" }`; `what` names the key in messages."""
         if not isinstance(data, Mapping):
             raise ValueError(  # noqa: TRY004 - a wrong type in the rules is the admin's mistake
-                f"penalty: 'cap' must be a table such as {{ amount = 125, currency = \"USD\" }}, "
-                f"got {data!r}"
+                f"penalty: '{what}' must be a table such as "
+                f"{{ amount = 125, currency = \"USD\" }}, got {data!r}"
             )
-        _check_keys(data, ("amount", "currency"), "penalty cap")
+        _check_keys(data, ("amount", "currency"), f"penalty {what}")
         amount, currency = data.get("amount"), data.get("currency")
         if not _is_number(amount) or Decimal(str(amount)) <= 0:
-            raise ValueError(f"penalty cap: 'amount' must be a number above 0, got {amount!r}")
+            raise ValueError(f"penalty {what}: 'amount' must be a number above 0, "
+                             f"got {amount!r}")
         if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
             raise ValueError(
-                f"penalty cap: 'currency' must be a three-letter code such as SEK or USD, "
+                f"penalty {what}: 'currency' must be a three-letter code such as SEK or USD, "
                 f"got {currency!r}"
             )
         return cls(Decimal(str(amount)), currency.upper())
@@ -118,6 +123,7 @@ class PenaltySchedule(ABC):
 
     kind: str
     cap: Cap | None
+    monthly_fee: Cap | None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> PenaltySchedule:
@@ -154,6 +160,18 @@ class PenaltySchedule(ABC):
             )
         return min(reduction, self.cap.amount)
 
+    def fee_reduction(self, *, breaches: int | None = None,
+                      uptime: float | None = None) -> Decimal | None:
+        """The reduction in money of the configured monthly fee (capped); None without a fee."""
+        if self.monthly_fee is None:
+            return None
+        return self.amount(self.monthly_fee.amount, self.monthly_fee.currency,
+                           breaches=breaches, uptime=uptime)
+
+
+def _fee(data: Mapping[str, Any]) -> Cap | None:
+    return Cap.parse(data["monthly_fee"], "monthly_fee") if "monthly_fee" in data else None
+
 
 @dataclass(frozen=True)
 class CountStep:
@@ -170,12 +188,13 @@ class BreachedCasesSchedule(PenaltySchedule):
 
     steps: tuple[CountStep, ...]
     cap: Cap | None = None
+    monthly_fee: Cap | None = None
     kind: str = "breached-cases"
 
     @classmethod
     def from_table(cls, data: Mapping[str, Any]) -> BreachedCasesSchedule:
         """Read `kind = "breached-cases"`, `steps = [{ from, to, percent }, ...]`, `cap`."""
-        _check_keys(data, ("kind", "steps", "cap"), "penalty")
+        _check_keys(data, ("kind", "steps", "cap", "monthly_fee"), "penalty")
         steps: list[CountStep] = []
         for number, table in enumerate(_steps(data), start=1):
             where = f"penalty step {number}"
@@ -211,7 +230,11 @@ class BreachedCasesSchedule(PenaltySchedule):
                 f"{{ from = {after_last}, percent = 100 }}"
             )
         cap = Cap.parse(data["cap"]) if "cap" in data else None
-        return cls(tuple(steps), cap)
+        fee = _fee(data)
+        if cap is not None and fee is not None and cap.currency != fee.currency:
+            raise ValueError(f"penalty: the cap is in {cap.currency} but monthly_fee in "
+                             f"{fee.currency}; give both in one currency")
+        return cls(tuple(steps), cap, fee)
 
     def percent(self, breaches: int | None = None, uptime: float | None = None) -> float:
         """The step's percent for `breaches` cases; 0 for a month without a breach."""
@@ -248,12 +271,13 @@ class UptimeSchedule(PenaltySchedule):
 
     steps: tuple[UptimeStep, ...]
     cap: Cap | None = None
+    monthly_fee: Cap | None = None
     kind: str = "uptime"
 
     @classmethod
     def from_table(cls, data: Mapping[str, Any]) -> UptimeSchedule:
         """Read `kind = "uptime"`, `steps = [{ below, percent }, ...]`, `cap`."""
-        _check_keys(data, ("kind", "steps", "cap"), "penalty")
+        _check_keys(data, ("kind", "steps", "cap", "monthly_fee"), "penalty")
         steps: list[UptimeStep] = []
         for number, table in enumerate(_steps(data), start=1):
             where = f"penalty step {number}"
@@ -278,7 +302,11 @@ class UptimeSchedule(PenaltySchedule):
                     "must not give a smaller rebate"
                 )
         cap = Cap.parse(data["cap"]) if "cap" in data else None
-        return cls(tuple(steps), cap)
+        fee = _fee(data)
+        if cap is not None and fee is not None and cap.currency != fee.currency:
+            raise ValueError(f"penalty: the cap is in {cap.currency} but monthly_fee in "
+                             f"{fee.currency}; give both in one currency")
+        return cls(tuple(steps), cap, fee)
 
     def percent(self, breaches: int | None = None, uptime: float | None = None) -> float:
         """The rebate for a month with `uptime` percent; 0 when no step's threshold is above it."""

@@ -27,6 +27,7 @@ from maild.routing.model import Rules
 from maild.tickets.correlate import MessageMatch, TicketRef
 from maild.tickets.lifecycle import record, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
+from maild.tickets.responses import record_first_response
 
 
 def ticket_ref(ticket: Ticket) -> TicketRef:
@@ -155,8 +156,6 @@ def apply_decision(
             col(Ticket.number) == decision.ticket)).one()
         ticket.updated_at = now
         staff = bool(decision.details.get("staff"))
-        if staff and ticket.first_response_at is None:
-            ticket.first_response_at = inbound.received_at
         if not staff:
             ticket.participants = _participants(mail, rules, ticket.participants or [])
         session.add(ticket)
@@ -164,8 +163,10 @@ def apply_decision(
         assert ticket.id is not None
         actor = decision.sender or "(unknown sender)"
         if staff:
-            record(session, ticket, actor=f"staff {actor}", kind="response", at=now,
-                   inbound=inbound.id)
+            if not record_first_response(session, ticket, at=inbound.received_at,
+                                         actor=f"staff {actor}", inbound=inbound.id):
+                record(session, ticket, actor=f"staff {actor}", kind="response", at=now,
+                       inbound=inbound.id)
             set_status(session, ticket, TicketStatus.ANSWERED, actor=f"staff {actor}", at=now,
                        reason="staff answered on the thread")
         else:
@@ -208,6 +209,7 @@ def apply_decision(
         updated_at=now,
         response_due=_when(decision.response_due),
         resolution_due=_when(decision.details.get("resolution_due")),
+        action_due=_when(decision.details.get("action_due")),
         missing=decision.missing,
         participants=_participants(mail, rules, []),
     )
