@@ -1,7 +1,7 @@
 """The action target on tickets (work started): its deadline and when it was missed.
 
 Revision ID: 0006_sla
-Revises: 0005
+Revises: 0006_leases
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import maild.models
 
 revision = "0006_sla"
-down_revision = "0005"
+down_revision = "0006_leases"
 branch_labels = None
 depends_on = None
 
