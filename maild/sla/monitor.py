@@ -121,13 +121,16 @@ def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> Mon
     """One pass over the open tickets at `now` (a time-zone aware instant)."""
     escalated = warned = response_breaches = resolution_breaches = 0
     with Session(engine) as session:
+        # Several instances may tick at once: each ticket is looked at by one pass at a time
+        # (its row stays locked until this pass commits its notices), so every warning and
+        # escalation is sent once cluster-wide. SQLite has one writer and no row locks.
         tickets = session.exec(select(Ticket).where(
             col(Ticket.closed_at).is_(None),
             or_(col(Ticket.escalated_at).is_(None),
                 col(Ticket.response_breached_at).is_(None),
                 col(Ticket.action_breached_at).is_(None),
                 col(Ticket.resolution_breached_at).is_(None)),
-        )).all()
+        ).with_for_update(skip_locked=True)).all()
         for ticket in tickets:
             policy = rules.policies.get(ticket.policy or "")
             if policy is None:
