@@ -17,6 +17,7 @@ from email.policy import compat32
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
@@ -24,8 +25,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from maild.checks import ITEM_WORDS
 from maild.classify.machine import LOOP_HEADER
 from maild.pipeline import Decision
-from maild.respond.wording import format_hours, format_when
-from maild.routing.model import Rules
+from maild.respond.wording import format_when_in_zone, hours_in_words
+from maild.routing.model import Policy, Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.subject import tagged_subject
 
@@ -66,19 +67,34 @@ def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: dat
     queue = rules.queues.get(decision.queue or "")
     policy = rules.policies.get(decision.policy or "")
     due = decision.response_due
+    zone = ZoneInfo(customer.timezone if customer and customer.timezone else
+                    policy.timezone if policy else "Europe/Stockholm")
+    suspended = bool(customer and customer.status == "suspended")
     context = {
         "ticket": ticket,
         "customer": customer.name if customer else None,
-        "queue": queue.name if queue else (decision.queue or ""),
+        "queue": queue.name_in(language) if queue else "Support",
         "priority": decision.priority,
-        "received": format_when(received, language),
-        "response_due": format_when(datetime.fromisoformat(due), language) if due else None,
-        "opening_hours": format_hours(policy.hours, language) if policy else "",
+        "received": format_when_in_zone(received, language, zone),
+        "response_due": format_when_in_zone(datetime.fromisoformat(due), language, zone)
+        if due else None,
+        "opening_hours": _opening_hours(policy, decision.priority, language),
         "missing": [ITEM_WORDS[item][language] for item in decision.missing or []],
-        "suspended": bool(customer and customer.status == "suspended"),
+        "suspended": suspended,
         "support_address": decision.details.get("support_address"),
     }
     return _compiled(template).render(context)
+
+
+def _opening_hours(policy: Policy | None, priority: str | None, language: str) -> str:
+    """The hours that count for this case's deadline (its priority's own, else the policy's)."""
+    if policy is None:
+        return ""
+    target = policy.targets.get(priority or policy.default_priority)
+    hours = target.hours if target is not None and target.hours else policy.hours
+    holidays = policy.holidays if target is None or target.holidays is None else \
+        target.holidays
+    return hours_in_words(hours, holidays, language, ZoneInfo(policy.timezone))
 
 
 @lru_cache(maxsize=64)
@@ -113,7 +129,8 @@ def compose_ack(
     message = MIMEText(render_ack_body(rules, decision, ticket, received, kind), "plain",
                        cast("str", _UTF8_QP))
     headers: list[tuple[str, str | Header]] = [
-        ("From", formataddr((queue.name if queue else "Support", support), charset="utf-8")),
+        ("From", formataddr((queue.name_in(language) if queue else "Support", support),
+                            charset="utf-8")),
         ("To", recipient),
         ("Reply-To", support),
         ("Subject", _encoded("Subject", tagged_subject(
