@@ -14,11 +14,16 @@ from typing import Any
 
 import pytest
 import structlog
+from sqlmodel import Session, col, select
 
 from maild.cli import main
+from maild.models import Outbox, Ticket, utcnow
 from maild.routing.statements import find_phrases, negated_before
+from maild.runtime import Runtime
+from maild.sla.monitor import run_monitor
 from tests.conftest import RULES, MaildCLI
 from tests.mailmaker import support_mail
+from tests.pipeline_helpers import receive
 
 ITSL = "Karin Ek <karin@halsovaxeln.se>"
 SOFTONE = "Per Olsson <per.olsson@lindqvistlogistik.se>"
@@ -161,6 +166,20 @@ def test_itsls_own_p3_example_is_p3_and_not_escalated(maild: MaildCLI) -> None:
     decision = json.loads(result.stdout)
     assert decision["priority"] == "P3"
     assert "kritisk" not in decision["priority_reason"].replace("icke-kritisk", "")
+
+
+def test_itsls_p3_example_goes_to_nobody_at_once(sqlite_runtime: Runtime) -> None:
+    """Seed 003: only "Kritiska incidenter (P1) eskaleras omedelbart"; P3 waits its turn."""
+    outcome = receive(sqlite_runtime, _mail(ITSL, "Problem i Hubs", "Enstaka användare har "
+                                            "problem med en icke-kritisk del av tjänsten, "
+                                            "eller en kosmetisk bugg."))
+    report = run_monitor(sqlite_runtime.engine, sqlite_runtime.rules, utcnow(), "example.se")
+    assert report.escalated == 0
+    with Session(sqlite_runtime.engine) as session:
+        recipients = {item.recipient for item in session.exec(select(Outbox))}
+        ticket = session.exec(select(Ticket).where(col(Ticket.number) == outcome.ticket)).one()
+    assert ticket.priority == "P3"
+    assert not recipients & {"utveckling@example.se", "tjansteagare@example.se"}
 
 
 def test_keywords_in_quoted_earlier_mail_and_in_the_signature_do_not_count(
