@@ -121,7 +121,7 @@ Tack för ditt mejl. Vi tog emot det måndag 16 november kl. 10:12 svensk tid oc
 
 Du får ett första svar senast tisdag 17 november kl. 17:00 svensk tid.
 
-För att vi ska kunna hjälpa dig så snabbt som möjligt behöver vi också:
+För att vi ska kunna hjälpa dig så snabbt som möjligt behöver vi även:
   - en skärmbild som visar felet
   - när felet inträffade (datum och klockslag)
   - vilken webbläsare och version du använder
@@ -204,7 +204,7 @@ Tack för ditt mejl. Vi tog emot det måndag 16 november kl. 10:12 svensk tid oc
 
 Du får ett första svar senast måndag 16 november kl. 12:12 svensk tid.
 
-För att vi ska kunna hjälpa dig så snabbt som möjligt behöver vi också:
+För att vi ska kunna hjälpa dig så snabbt som möjligt behöver vi även:
   - företagets namn
   - ditt namn och din befattning
   - dina kontaktuppgifter (telefonnummer)
