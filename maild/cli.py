@@ -160,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--by", metavar="NAME", help="who assigns (default: your user name)")
     _add_json(assign)
     assign.set_defaults(handler=team.assign)
+    prio = ticket_sub.add_parser(
+        "priority", help="change a ticket's priority (deadlines follow)",
+        description="Give the ticket another priority of its policy (for example SoftOne: a "
+        "P1 or P2 case with a workaround becomes P3). The response and resolution deadlines "
+        "are computed again from when the ticket arrived; the change, the reason and the new "
+        "deadlines are kept on the ticket's trail (ticket show). A ticket without a "
+        "commitment keeps none.")
+    prio.add_argument("number", metavar="NUMBER")
+    prio.add_argument("level", metavar="LEVEL", help="a priority of the ticket's policy, "
+                      "such as P3 or High (case does not matter)")
+    prio.add_argument("--reason", metavar="TEXT", required=True,
+                      help="why (required; recorded on the ticket)")
+    prio.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    _add_json(prio)
+    prio.set_defaults(handler=team.priority)
     note = ticket_sub.add_parser("note", help="add an internal note to a ticket")
     note.add_argument("number", metavar="NUMBER")
     note.add_argument("text", metavar="TEXT")

@@ -60,10 +60,11 @@ def test_the_acknowledgement_states_the_deadline_in_words(sqlite_runtime: Runtim
                                         body="Hello, how do I use the delivery webhook?\n"),
            "2026-11-23T16:30")
     [swedish, english] = acks(sqlite_runtime)
-    assert "Du får ett första svar senast tisdag 24 november kl. 17:00." in \
+    assert "Du får ett första svar senast tisdag 24 november kl. 17:00 svensk tid." in \
         swedish.get_content()
-    # non-urgent: 8 business hours, Mon 16:30-17:00 then Tue 09:00-16:30.
-    assert "You will get a first answer by Tuesday 24 November at 16:30." in \
+    # non-urgent: 8 business hours, Mon 16:30-17:00 then Tue 09:00-16:30 Swedish time,
+    # given in the customer's zone (Nordic Parcel: Europe/London).
+    assert "You will get a first answer by Tuesday 24 November at 15:30 UK time (GMT)." in \
         english.get_content()
 
 

@@ -49,10 +49,11 @@ def rules_json(rules: Rules) -> dict[str, Any]:
             "queue": c.queue, "language": c.language, "status": c.status,
             "contacts": [{"address": p.address, "name": p.name, "title": p.title}
                          for p in c.contacts],
-            "queue_by_address": dict(c.queue_by_address),
+            "queue_by_address": dict(c.queue_by_address), "timezone": c.timezone,
         } for c in rules.customers.values()],
         "queues": [{"id": q.id, "name": q.name, "team": list(q.team), "hours": q.hours,
-                    "escalation": list(q.escalation)} for q in rules.queues.values()],
+                    "escalation": list(q.escalation), "names": dict(q.names)}
+                   for q in rules.queues.values()],
         "policies": [{
             "id": p.id, "name": p.name, "hours": p.hours, "holidays": p.holidays,
             "priorities": list(p.priorities), "default_priority": p.default_priority,

@@ -25,6 +25,7 @@ from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
 from maild.tickets.closing import CloseRefused, close_ticket
 from maild.tickets.lifecycle import record, set_status
+from maild.tickets.reprioritise import PriorityRefused, change_priority
 
 NEAR = timedelta(hours=2)
 
@@ -227,6 +228,32 @@ def reopen(context: Context, args: argparse.Namespace) -> int:
 def note(context: Context, args: argparse.Namespace) -> int:
     """Add an internal note to the ticket's trail."""
     return _change(context, args, "note")
+
+
+def priority(context: Context, args: argparse.Namespace) -> int:
+    """Give the ticket another priority of its policy; deadlines follow from its start."""
+    actor = _actor(args)
+    now = utcnow()
+    rules = context.runtime.rules
+    with Session(context.runtime.engine) as session:
+        ticket = find_ticket(session, args.number)
+        try:
+            change = change_priority(session, ticket, args.level, rules=rules,
+                                     reason=args.reason, actor=actor, at=now)
+        except PriorityRefused as error:
+            raise CommandError(str(error)) from None
+        session.commit()
+        data = ticket_row(ticket, now)
+    if getattr(args, "json", False):
+        print_json({**data, "old_priority": change.old, "reason": change.reason,
+                    "resolution_due": change.resolution_due.isoformat()
+                    if change.resolution_due else None})
+        return EX_OK
+    was = local_time(change.old_response_due) or "none"
+    console().print(f"{change.ticket}: priority {change.old} → {change.new} ({change.reason}); "
+                    f"response due {local_time(change.response_due) or 'none'} (was {was})",
+                    markup=False)
+    return EX_OK
 
 
 def events(session: Session, ticket_id: int) -> list[TicketEvent]:

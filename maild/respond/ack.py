@@ -17,6 +17,7 @@ from email.policy import compat32
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
@@ -24,8 +25,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from maild.checks import ITEM_WORDS
 from maild.classify.machine import LOOP_HEADER
 from maild.pipeline import Decision
-from maild.respond.wording import format_hours, format_when
-from maild.routing.model import Rules
+from maild.respond.wording import format_when_in_zone, hours_in_words
+from maild.routing.model import Policy, Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.subject import tagged_subject
 
@@ -67,24 +68,41 @@ def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: dat
     policy = rules.policies.get(decision.policy or "")
     due = decision.response_due
     action_due = decision.details.get("action_due")
-    service = policy.queue_services.get(decision.queue or "") if policy else None
-    hours = service.hours if service is not None and service.hours else (
-        policy.hours if policy else None)
+    zone = ZoneInfo(customer.timezone if customer and customer.timezone else
+                    policy.timezone if policy else "Europe/Stockholm")
+    suspended = bool(customer and customer.status == "suspended")
     context = {
         "ticket": ticket,
         "customer": customer.name if customer else None,
-        "queue": queue.name if queue else (decision.queue or ""),
+        "queue": queue.name_in(language) if queue else "Support",
         "priority": decision.priority,
-        "received": format_when(received, language),
-        "response_due": format_when(datetime.fromisoformat(due), language) if due else None,
-        "action_due": format_when(datetime.fromisoformat(action_due), language)
+        "received": format_when_in_zone(received, language, zone),
+        "response_due": format_when_in_zone(datetime.fromisoformat(due), language, zone)
+        if due else None,
+        "action_due": format_when_in_zone(datetime.fromisoformat(action_due), language, zone)
         if action_due else None,
-        "opening_hours": format_hours(hours, language) if hours else "",
+        "opening_hours": _opening_hours(policy, decision.priority, decision.queue, language),
         "missing": [ITEM_WORDS[item][language] for item in decision.missing or []],
-        "suspended": bool(customer and customer.status == "suspended"),
+        "suspended": suspended,
         "support_address": decision.details.get("support_address"),
     }
     return _compiled(template).render(context)
+
+
+def _opening_hours(policy: Policy | None, priority: str | None, queue: str | None,
+                   language: str) -> str:
+    """The hours that count for this case's deadline: the queue's service hours under the
+    policy, else the priority's own, else the policy's."""
+    if policy is None:
+        return ""
+    target = policy.targets.get(priority or policy.default_priority)
+    service = policy.queue_services.get(queue or "")
+    hours = target.hours if target is not None and target.hours else policy.hours
+    holidays = policy.holidays if target is None or target.holidays is None else \
+        target.holidays
+    if service is not None and service.hours:
+        hours, holidays = service.hours, service.holidays or holidays
+    return hours_in_words(hours, holidays, language, ZoneInfo(policy.timezone))
 
 
 @lru_cache(maxsize=64)
@@ -119,7 +137,8 @@ def compose_ack(
     message = MIMEText(render_ack_body(rules, decision, ticket, received, kind), "plain",
                        cast("str", _UTF8_QP))
     headers: list[tuple[str, str | Header]] = [
-        ("From", formataddr((queue.name if queue else "Support", support), charset="utf-8")),
+        ("From", formataddr((queue.name_in(language) if queue else "Support", support),
+                            charset="utf-8")),
         ("To", recipient),
         ("Reply-To", support),
         ("Subject", _encoded("Subject", tagged_subject(

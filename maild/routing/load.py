@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maild.classify.sender import PrivateDomains, is_public_suffix, normalize_domain
 from maild.routing.model import (
@@ -256,8 +257,18 @@ def _load_queues(directory: Path, problems: _Collector) -> dict[str, Queue]:
         if not _ID.match(queue_id):
             problems.add(source, line, f"queue id '{queue_id}' may only use a-z, 0-9, - and _")
         table = _Table(entry, source, problems, f"queue '{queue_id}'", line or 0)
-        table.only(("name", "team", "hours", "escalation"))
+        table.only(("name", "names", "team", "hours", "escalation"))
         name = table.get("name", str, "the team's name as text", default=queue_id)
+        names: dict[str, str] = {}
+        for language, text in table.get("names", dict, "a table of language = name, such as "
+                                        "{ sv = \"Kundsupport\", en = \"Customer support\" }",
+                                        required=False, default={}).items():
+            if language not in LANGUAGES or not isinstance(text, str) or not text.strip():
+                problems.add(source, table.line("names"),
+                             f"queue '{queue_id}': names must map a language "
+                             f"({', '.join(LANGUAGES)}) to a name, not {language} = {text!r}")
+                continue
+            names[language] = text.strip()
         team = table.strings("team", "a list of e-mail addresses", required=False)
         escalation = table.strings("escalation", "a list of e-mail addresses", required=False)
         hours = table.get("hours", str, "working hours such as 'mon-fri 08:00-17:00'",
@@ -271,7 +282,7 @@ def _load_queues(directory: Path, problems: _Collector) -> dict[str, Queue]:
                              f"queue '{queue_id}': team address '{address}' is not a valid "
                              "e-mail address")
         queues[queue_id] = Queue(id=queue_id, name=name, team=tuple(team), hours=hours,
-                                 escalation=tuple(escalation))
+                                 escalation=tuple(escalation), names=names)
     if not queues and loaded is not None:
         problems.add(source, 1, "no queue defined: add at least one [queue-id] table")
     return queues
@@ -574,7 +585,7 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
                      "a-z, 0-9, - and _ only, such as acme-ab.toml")
     table = _Table(data, source, problems, f"customer '{customer_id}'")
     table.only(("name", "domains", "policy", "queue", "language", "status", "contact",
-                "queue_by_address"))
+                "queue_by_address", "timezone"))
     name = table.get("name", str, "the customer's name as text", default=customer_id)
     domains = table.strings("domains", "a list of domains such as [\"foretag.se\"]")
     normalized: list[str] = []
@@ -597,6 +608,11 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
     status = table.get("status", str, "active, suspended or no-agreement", required=False,
                        default="active")
     _check_choice(table, "status", status, CUSTOMER_STATUSES)
+    timezone = table.get("timezone", str, "a time zone such as Europe/London", required=False)
+    if timezone is not None and not _known_zone(timezone):
+        problems.add(source, table.line("timezone"), f"customer '{customer_id}': timezone "
+                     f"'{timezone}' is not a time zone name such as Europe/London")
+        timezone = None
     contacts: list[Contact] = []
     anchor = 0
     for entry in table.get("contact", list, "[[contact]] tables", required=False, default=[]):
@@ -627,8 +643,18 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
         by_address[base_address(address)] = target
     customer = Customer(id=customer_id, name=name, domains=tuple(normalized), policy=policy,
                         queue=queue, language=language or "sv", status=status or "active",
-                        contacts=tuple(contacts), queue_by_address=by_address)
+                        contacts=tuple(contacts), queue_by_address=by_address,
+                        timezone=timezone)
     return _LoadedCustomer(customer, source)
+
+
+def _known_zone(name: str) -> bool:
+    """Whether `name` is an IANA time zone this system knows (Europe/London)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _load_private(directory: Path, problems: _Collector) -> PrivateDomains:

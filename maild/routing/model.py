@@ -39,6 +39,7 @@ class Customer:
     status: str
     contacts: tuple[Contact, ...] = ()
     queue_by_address: Mapping[str, str] = field(default_factory=dict)
+    timezone: str | None = None   # the customer's own zone: times in its mail are given in it
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,13 @@ class Queue:
     team: tuple[str, ...]
     hours: str | None = None
     escalation: tuple[str, ...] = ()
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def name_in(self, language: str) -> str:
+        """The name customers see in `language`: `names`, else `name` (Swedish), else "Support"."""
+        if language in self.names:
+            return self.names[language]
+        return self.name if language == "sv" else "Support"
 
 
 @dataclass(frozen=True)
