@@ -172,6 +172,7 @@ Hej!
 Tack för ditt mejl. Vi tog emot det måndag 16 november kl. 09:12 brittisk tid (GMT) och har registrerat det som ärende NUMMER.
 Ärendet gäller Nordic Parcel Ltd och har prioritet important.
 
+Vi påbörjar arbetet med ärendet senast måndag 16 november kl. 09:42 brittisk tid (GMT).
 Du får ett första svar senast måndag 16 november kl. 11:12 brittisk tid (GMT).
 
 Vill du lägga till något? Svara på det här mejlet och behåll ärendenumret i ämnesraden, så hamnar svaret i rätt ärende.
@@ -304,6 +305,7 @@ Hello,
 Thank you for your message. We received it on Monday 16 November at 09:12 UK time (GMT) and registered it as case NUMMER.
 It concerns Nordic Parcel Ltd and has priority important.
 
+We will start work on your case by Monday 16 November at 09:42 UK time (GMT).
 You will get a first answer by Monday 16 November at 11:12 UK time (GMT).
 
 To add anything, reply to this message and keep the case number in the subject line so that your reply reaches the right case.

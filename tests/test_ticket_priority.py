@@ -40,7 +40,8 @@ def _opened_on_monday(runtime: Runtime, raw: bytes) -> str:
         ticket = session.exec(select(Ticket).where(col(Ticket.number) == outcome.ticket)).one()
         policy = runtime.rules.policies[ticket.policy or ""]
         ticket.created_at = MONDAY
-        ticket.response_due, ticket.resolution_due = deadlines(policy, ticket.priority, MONDAY)
+        terms = deadlines(policy, ticket.priority, MONDAY, ticket.queue)
+        ticket.response_due, ticket.resolution_due = terms.response, terms.resolution
         session.add(ticket)
         session.commit()
     return outcome.ticket
@@ -163,7 +164,8 @@ def test_the_command_changes_the_priority_and_ticket_show_tells(maild: MaildCLI)
     assert shown["priority"] == "P3"
     received = datetime.fromisoformat(shown["created_at"])
     policy = load_rules(RULES).policies["office-p1-p5"]
-    assert datetime.fromisoformat(shown["response_due"]) == deadlines(policy, "P3", received)[0]
+    assert datetime.fromisoformat(shown["response_due"]) == deadlines(
+        policy, "P3", received).response
     [event] = [e for e in shown["events"] if e["kind"] == "priority"]
     assert (event["actor"], event["detail"]["old"], event["detail"]["new"],
             event["detail"]["reason"]) == ("Lisa", "P1", "P3", reason)
