@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -35,8 +36,11 @@ class RecordingSink:
     deliveries: list[Delivery] = field(default_factory=list)
     replies: dict[str, list[str]] = field(default_factory=dict)  # per recipient, used first
     attempts: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering DATA: a slow relay, as under load
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         recipient = envelope.rcpt_tos[0]
         self.attempts[recipient] = self.attempts.get(recipient, 0) + 1
         scripted = self.replies.get(recipient)
