@@ -150,6 +150,9 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
         summary += (f"; acknowledgements delivered {counts['sent']}, "
                     f"copies to teams {counts['team']}")
         summary += "; " + left.describe()
+        if report.left:
+            summary += (f"; the outbox pass stopped at its batch size ({report.batch_size}): "
+                        "`maild outbox flush` or the daemon delivers the rest")
     out.print(summary)
     for failure in failures:
         print(f"maild: not stored: {failure}", file=sys.stderr)

@@ -68,7 +68,7 @@ class Waiting:
         """One line for an operator: "outbox: 3 waiting (1 due now, 2 to retry later), ..."."""
         if not self.total and not self.failed:
             return "outbox: nothing waiting"
-        parts = [f"{label} {count}" for label, count in (
+        parts = [f"{count} {label}" for label, count in (
             ("due now", self.due), ("to retry later", self.later),
             ("being sent", self.sending)) if count]
         line = f"outbox: {self.total} waiting" + (f" ({', '.join(parts)})" if parts else "")
