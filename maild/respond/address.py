@@ -90,7 +90,7 @@ def _local_part(local: str, address: str) -> str:
     if len(local.encode("utf-8")) > MAX_LOCAL + 2:
         raise UnusableAddress(f"the local part of {_shown(address)} is longer than {MAX_LOCAL} "
                               "octets (RFC 5321)")
-    if _DOT_ATOM.fullmatch(local):
+    if _DOT_ATOM.fullmatch(local) and len(local.encode("utf-8")) <= MAX_LOCAL:
         return local
     inner = local[1:-1] if len(local) >= 2 and local[0] == local[-1] == '"' else local
     inner = re.sub(r"\\(.)", r"\1", inner)

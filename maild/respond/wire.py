@@ -29,7 +29,9 @@ FOLD = 78
 LINE_LIMIT = 998
 TEXT_LIMIT = 250         # characters of outside text (a subject) in one header
 NAME_LIMIT = 100         # characters of a display name
-_WORD_BUDGET = 75 - len("=?utf-8?q??=")
+# Encoded words of at most 60 characters (RFC 2047 allows 75), so that the first
+# one still fits on the field name's line within 78.
+_WORD_BUDGET = 60 - len("=?utf-8?q??=")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _PLAIN_WORD = re.compile(r"[!-~]{1,60}")
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
@@ -57,7 +59,7 @@ def _q_char(char: str) -> str:
 
 
 def encoded_words(text: str) -> list[str]:
-    """`text` as RFC 2047 Q encoded words of at most 75 characters, never splitting a character."""
+    """`text` as RFC 2047 Q encoded words of at most 60 characters, never splitting a character."""
     words: list[str] = []
     current: list[str] = []
     length = 0
