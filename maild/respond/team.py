@@ -107,12 +107,15 @@ def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_
 
 
 def _writable(address: str) -> bool:
-    """Whether `address` can be written into a header (else it is left out of Reply-To)."""
+    """Whether `address` can go in Reply-To without making the copy need an SMTPUTF8 relay.
+
+    An address that cannot be written, or has a non-ASCII local part, is left out
+    (the summary still names the sender): the team's copy must reach the team.
+    """
     try:
-        mail_address(address)
+        return not mail_address(address).needs_smtputf8
     except UnusableAddress:
         return False
-    return True
 
 
 def _original(raw: bytes) -> Message:
