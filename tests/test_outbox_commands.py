@@ -104,3 +104,18 @@ def test_the_daemon_goes_on_with_the_rest_after_a_pass_stops_at_its_batch_size(
     finally:
         assert daemon.stop() == 0
     assert '"outbox.batch_limit"' in daemon.log()
+
+
+def test_the_outbox_lease_and_batch_size_are_settings_with_clear_errors() -> None:
+    import pytest
+
+    from maild.config import ConfigError, load_config
+
+    config = load_config(path=None, env={"MAILD_OUTBOX_LEASE_SECONDS": "12",
+                                         "MAILD_OUTBOX_BATCH_SIZE": "40"})
+    assert (config.outbox_lease_seconds, config.outbox_batch_size) == (12, 40)
+    defaults = load_config(path=None, env={})
+    assert (defaults.outbox_lease_seconds, defaults.outbox_batch_size) == (30, 500)
+    with pytest.raises(ConfigError, match="MAILD_OUTBOX_LEASE_SECONDS: expected a whole "
+                                          "number of seconds, at least 1, got '0'"):
+        load_config(path=None, env={"MAILD_OUTBOX_LEASE_SECONDS": "0"})
