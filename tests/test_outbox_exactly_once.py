@@ -31,12 +31,15 @@ MESSAGES = 120
 
 def _send_all(port: int, count: int) -> None:
     def one(index: int) -> None:
-        raw = support_mail(sender=f"Kund {index} <kund{index}@bergstromsbygg.se>",
+        # Every tenth customer is Räksmörgås Catering, whose domain is internationalised.
+        domain = "räksmörgås.se" if index % 10 == 0 else "bergstromsbygg.se"
+        raw = support_mail(sender=f"Kund {index} <kund{index}@{domain}>",
                            subject=f"Fel nummer {index}",
                            body=f"Hej! Fel nummer {index} har uppstått på webbplatsen.\n",
                            message_id=f"<load-{index}@bergstromsbygg.se>")
         with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test") as client:
-            client.sendmail(f"kund{index}@bergstromsbygg.se", ["support@example.se"], raw)
+            client.sendmail(f"kund{index}@{domain.encode('idna').decode()}",
+                            ["support@example.se"], raw)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(one, range(count)))
@@ -80,6 +83,8 @@ def test_a_daemon_under_load_sends_every_outbox_item_to_the_relay_exactly_once(
     twice = {mid: n for mid, n in received.items() if n > 1}
     assert not twice, f"{len(twice)} items reached the relay more than once"
     assert set(received) == set(items), "every item reached the relay"
+    idn = [d for d in recorder.deliveries if d.recipients[0].endswith("@xn--rksmrgs-5wao1o.se")]
+    assert len(idn) == MESSAGES // 10, "the internationalised customers got theirs too"
     sent_events = Counter(str(event["outbox_id"]) for event in _events(daemon, "outbox.sent"))
     assert set(sent_events.values()) == {1}
     assert not _events(daemon, "outbox.retry")

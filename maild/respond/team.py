@@ -16,6 +16,7 @@ from email.mime.multipart import MIMEMultipart
 from email.utils import format_datetime
 
 from maild.classify.loop import LOOP_HEADER
+from maild.log import get_logger
 from maild.models import Ticket
 from maild.respond import wire
 from maild.respond.ack import ComposedMail, new_message_id
@@ -24,6 +25,8 @@ from maild.respond.wording import format_when
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.subject import strip_prefixes
+
+log = get_logger("maild.team")
 
 _ITEM_WORDS_SV = {
     "description": "beskrivning", "screenshot": "skärmbild", "occurred_at": "tidpunkt",
@@ -83,6 +86,8 @@ def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_
                            sender=sender)
     delivered = []
     for address in queue.team:
+        if not _usable(address, ticket.number):
+            continue
         message_id = new_message_id(domain)
         fields = [
             wire.addresses("From", [("maild", support_address)]),
@@ -104,6 +109,17 @@ def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_
         delivered.append(ComposedMail(raw=wire.compose(fields, message), message_id=message_id,
                                       recipient=address))
     return delivered
+
+
+def _usable(address: str, ticket: str) -> bool:
+    """Whether a team address from the rules can be written; one that cannot is logged, skipped."""
+    try:
+        mail_address(address)
+    except UnusableAddress as error:
+        log.error("team.address_unusable", ticket=ticket, address=address[:200],
+                  error=str(error))
+        return False
+    return True
 
 
 def _writable(address: str) -> bool:

@@ -23,6 +23,7 @@ from maild.log import get_logger
 from maild.models import Outbox, OutboxState, Ticket
 from maild.respond import wire
 from maild.respond.ack import new_message_id
+from maild.respond.address import UnusableAddress
 from maild.respond.wording import format_when
 from maild.routing.model import Policy, Rules
 from maild.sla.deadline import open_time_between
@@ -65,9 +66,15 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
     count = 0
     for recipient in _recipients(policy, ticket, rules):
         message_id = new_message_id(domain)
+        try:
+            addressing = [wire.addresses("From", [("maild", sender)]),
+                          wire.addresses("To", [("", recipient)])]
+        except UnusableAddress as error:  # one bad address in the rules stops no other notice
+            log.error("sla.address_unusable", ticket=ticket.number, address=recipient[:200],
+                      error=str(error))
+            continue
         fields = [
-            wire.addresses("From", [("maild", sender)]),
-            wire.addresses("To", [("", recipient)]),
+            *addressing,
             wire.unstructured("Subject", f"[{ticket.number}][{ticket.priority}] {headline}"),
             wire.token("Date", format_datetime(now)),
             wire.token("Message-ID", f"<{message_id}>"),
