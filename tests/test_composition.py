@@ -194,3 +194,11 @@ def test_a_huge_text_header_is_folded_into_short_lines() -> None:
     assert max(len(line) for line in lines) <= wire.FOLD
     assert str(message_from_bytes((folded + "\r\n\r\n").encode(), policy=default)[
         "Subject"]) == "ä" * 100_000
+
+
+def test_a_long_loop_marker_and_message_id_are_written_as_they_are() -> None:
+    domain = "support." + "a" * 70 + ".example.se"
+    assert wire.token("X-Maild-Loop", domain) == f"X-Maild-Loop: {domain}"
+    assert (wire.message_ids("Message-ID", [f"maild.1@{domain}"])
+            == f"Message-ID: <maild.1@{domain}>")
+    assert wire.message_ids("In-Reply-To", ["bad id with spaces", "<x\r\ny@z>"]) is None

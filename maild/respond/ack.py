@@ -111,7 +111,7 @@ def compose_ack(
         wire.addresses("Reply-To", [("", support)]),
         wire.unstructured("Subject", subject),
         wire.token("Date", format_datetime(now)),
-        wire.token("Message-ID", f"<{message_id}>"),
+        wire.message_ids("Message-ID", [message_id]),
         wire.message_ids("In-Reply-To", [original_message_id]),
         wire.message_ids("References", references),
         wire.token("Auto-Submitted", "auto-replied"),

@@ -95,7 +95,7 @@ def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_
             wire.addresses("Reply-To", reply_to),
             wire.unstructured("Subject", subject),
             wire.token("Date", format_datetime(now)),
-            wire.token("Message-ID", f"<{message_id}>"),
+            wire.message_ids("Message-ID", [message_id]),
             wire.token("Auto-Submitted", "auto-generated"),
             wire.token(LOOP_HEADER, domain),
             wire.token("X-Maild-Ticket", ticket.number),

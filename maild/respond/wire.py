@@ -112,8 +112,13 @@ def unstructured(name: str, text: str, limit: int = TEXT_LIMIT) -> str:
 
 
 def token(name: str, value: str) -> str:
-    """A header whose value maild made itself (`Date`, `X-Maild-Queue`): ASCII, folded."""
-    return _fold(name, _text_atoms(clean_text(value, LINE_LIMIT)))
+    """A header whose value maild made itself (`Date`, `X-Maild-Loop`), folded between words.
+
+    ASCII stays as it is (never encoded: a loop marker must read back exactly);
+    anything else is encoded like text.
+    """
+    text = clean_text(value, LINE_LIMIT - len(name) - 2)
+    return _fold(name, text.split(" ") if text.isascii() else _text_atoms(text))
 
 
 def _phrase(display: str) -> list[str]:

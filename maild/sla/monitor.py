@@ -77,7 +77,7 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
             *addressing,
             wire.unstructured("Subject", f"[{ticket.number}][{ticket.priority}] {headline}"),
             wire.token("Date", format_datetime(now)),
-            wire.token("Message-ID", f"<{message_id}>"),
+            wire.message_ids("Message-ID", [message_id]),
             wire.token("Auto-Submitted", "auto-generated"),
             wire.token("X-Auto-Response-Suppress", "All"),
             wire.token(LOOP_HEADER, domain),
