@@ -20,7 +20,7 @@ from maild.commands.common import EX_CONFIG, EX_TEMPFAIL, CommandError, Context
 from maild.config import ConfigError, load_config
 from maild.db import StorageError
 from maild.log import configure_logging
-from maild.models import TicketStatus
+from maild.models import OutboxState, TicketStatus
 from maild.routing.load import RulesError
 
 Handler = Callable[[Context, argparse.Namespace], int]
@@ -260,20 +260,38 @@ def build_parser() -> argparse.ArgumentParser:
     q_retry.add_argument("--all", action="store_true", help="every quarantined message")
     q_retry.set_defaults(handler=views.quarantine_retry)
 
-    outbox = sub.add_parser("outbox", help="outgoing mail: list, show, retry, flush")
+    outbox = sub.add_parser("outbox", help="outgoing mail: list, show, retry, cancel, flush")
     outbox_sub = outbox.add_subparsers(dest="action", metavar="ACTION")
     outbox.set_defaults(handler=views.outbox_list, json=False, state=None)
     o_list = outbox_sub.add_parser("list", help="outgoing messages with their state")
-    o_list.add_argument("--state", choices=["queued", "sent", "failed"])
+    o_list.add_argument("--state", choices=list(OutboxState.ALL))
     _add_json(o_list)
     o_list.set_defaults(handler=views.outbox_list)
     o_show = outbox_sub.add_parser("show", help="one outgoing message, as composed")
     o_show.add_argument("id", type=int)
     o_show.set_defaults(handler=views.outbox_show)
-    o_retry = outbox_sub.add_parser("retry", help="queue a failed message again")
-    o_retry.add_argument("id", type=int)
+    o_retry = outbox_sub.add_parser(
+        "retry", help="queue a failed or cancelled message again",
+        description="Queue outbox item ID again with a fresh lifetime and try to deliver what "
+                    "is due now. A sent message, or one being delivered right now, is refused: "
+                    "retrying it would send it twice.")
+    o_retry.add_argument("id", type=int, metavar="ID")
     o_retry.set_defaults(handler=views.outbox_retry)
-    o_flush = outbox_sub.add_parser("flush", help="deliver what is due now")
+    o_cancel = outbox_sub.add_parser(
+        "cancel", help="withdraw a message that has not been sent",
+        description="Withdraw outbox item ID so that it is never sent: a queued message, one "
+                    "waiting for a retry, or a failed one. A message that was sent cannot be "
+                    "called back and is refused, as is one being delivered right now (try "
+                    "again in a moment). `maild outbox retry ID` queues a cancelled message "
+                    "again.")
+    o_cancel.add_argument("id", type=int, metavar="ID")
+    o_cancel.add_argument("--reason", metavar="TEXT",
+                          help="why, kept in the item's history (maild outbox show ID)")
+    o_cancel.set_defaults(handler=views.outbox_cancel)
+    o_flush = outbox_sub.add_parser(
+        "flush", help="deliver what is due now",
+        description="Deliver the queued messages that are due, up to outbox.batch_size in one "
+                    "pass; what is left over is said, and goes in the next pass.")
     o_flush.set_defaults(handler=views.outbox_flush)
 
     rules = sub.add_parser("rules", help="check and show the routing rules")

@@ -106,6 +106,8 @@ class Config:
     imap: tuple[ImapAccount, ...] = ()
     relay: RelaySettings | None = None
     outbox_lifetime_hours: float = 48.0
+    outbox_lease_seconds: int = 30
+    outbox_batch_size: int = 500
     ack_max_per_hour: int = 5
     ack_max_per_day: int = 20
     ack_duplicate_window_hours: float = 24.0
@@ -294,6 +296,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("outbox.relay_password_file", _optional_path, "a file path"),
     _Setting("outbox.relay_ca_file", _optional_path, "a file path (PEM)"),
     _Setting("outbox.lifetime_hours", _seconds, "hours, more than 0"),
+    _Setting("outbox.lease_seconds", _positive_int, "a whole number of seconds, at least 1"),
+    _Setting("outbox.batch_size", _positive_int, "a whole number of at least 1"),
     _Setting("ack.max_per_hour", _positive_int, "a whole number of at least 1"),
     _Setting("ack.max_per_day", _positive_int, "a whole number of at least 1"),
     _Setting("ack.duplicate_window_hours", _seconds, "hours, more than 0"),
@@ -333,6 +337,8 @@ _DEFAULTS: dict[str, Any] = {
     "outbox.relay_password_file": None,
     "outbox.relay_ca_file": None,
     "outbox.lifetime_hours": 48.0,
+    "outbox.lease_seconds": 30,
+    "outbox.batch_size": 500,
     "ack.max_per_hour": 5,
     "ack.max_per_day": 20,
     "ack.duplicate_window_hours": 24.0,
@@ -504,6 +510,8 @@ def load_config(
         imap=tuple(_resolve_account(account, base_dirs["imap"]) for account in values["imap"]),
         relay=relay,
         outbox_lifetime_hours=values["outbox.lifetime_hours"],
+        outbox_lease_seconds=values["outbox.lease_seconds"],
+        outbox_batch_size=values["outbox.batch_size"],
         ack_max_per_hour=values["ack.max_per_hour"],
         ack_max_per_day=values["ack.max_per_day"],
         ack_duplicate_window_hours=values["ack.duplicate_window_hours"],

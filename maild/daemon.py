@@ -78,6 +78,7 @@ class Daemon:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     work: asyncio.Event = field(default_factory=asyncio.Event)
     sla_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
     counters: Counters = field(default_factory=Counters)
     handlers: list[IntakeHandler] = field(default_factory=list)
     imap_health: list[PollerHealth] = field(default_factory=list)
@@ -156,23 +157,37 @@ class Daemon:
             self.counters.quarantined += counts["quarantined"]
             if counts["processed"]:
                 self.sla_wake.set()
-                await self.flush()
+                self.wake_outbox()
             self.status()
 
-    async def flush(self) -> None:
+    def wake_outbox(self) -> None:
+        """Ask the outbox loop for a pass now rather than at its next interval."""
+        self.outbox_wake.set()
+
+    async def flush(self, *, last: bool = False) -> None:
+        """One outbox pass in a thread; a pass that stopped at its batch size asks for another.
+
+        A pass stops claiming items once the daemon stops, except the `last` one.
+        """
+        stop = None if last else self.stopping.is_set
         try:
-            report = await asyncio.to_thread(deliver_due, self.config, self.processor.engine)
+            report = await asyncio.to_thread(deliver_due, self.config, self.processor.engine,
+                                             stop)
         except Exception as error:  # the next pass tries again
             log.error("daemon.outbox_failed", error=f"{type(error).__name__}: {error}"[:500])
             return
         self.counters.sent += report.sent
+        if report.left:
+            self.outbox_wake.set()
 
     async def outbox_loop(self) -> None:
-        """Deliver due outbox items (retries included) every outbox interval."""
+        """The daemon's one outbox sender: a pass when woken, and every outbox interval anyway."""
         while not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self.config.outbox_interval)
-            await self.flush()
+                await asyncio.wait_for(self.outbox_wake.wait(), self.config.outbox_interval)
+            self.outbox_wake.clear()
+            if not self.stopping.is_set():
+                await self.flush()
 
     async def sla_loop(self, interval: float = 60.0) -> None:
         """Run the breach monitor every minute, and right after new tickets."""
@@ -186,7 +201,7 @@ class Daemon:
                 log.error("daemon.sla_failed", error=f"{type(error).__name__}: {error}"[:500])
             else:
                 if report.escalated or report.warned:
-                    await self.flush()
+                    self.wake_outbox()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.sla_wake.wait(), interval)
             self.sla_wake.clear()
@@ -318,10 +333,13 @@ async def serve(config: Config, live: LiveRules) -> int:
         log.info("daemon.ready", listening=daemon.listening, imap=len(pollers),
                  rules_version=live.current.version, database=_safe_url(config.database_url))
         await daemon.stopping.wait()
+        daemon.wake_outbox()  # the outbox loop sees the stop at once
         await daemon.drain(pollers)
         with contextlib.suppress(TimeoutError):  # the worker finishes its current message
             await asyncio.wait_for(asyncio.shield(tasks[0]), timeout=config.drain_seconds)
-        await daemon.flush()
+        with contextlib.suppress(TimeoutError):  # and the outbox its current pass
+            await asyncio.wait_for(asyncio.shield(tasks[1]), timeout=config.drain_seconds)
+        await daemon.flush(last=True)
     log.info("daemon.stopped", stored=daemon.counters.stored,
              processed=daemon.counters.processed)
     return 0

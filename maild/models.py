@@ -138,12 +138,14 @@ class TicketMessage(SQLModel, table=True):
 class OutboxState:
     """The delivery states of an outbox item."""
 
-    QUEUED = "queued"
+    QUEUED = "queued"        # waiting for its next attempt (`next_attempt_at`, None: now)
+    SENDING = "sending"      # claimed by one sender until `claimed_until`
     SENT = "sent"
-    FAILED = "failed"
+    FAILED = "failed"        # will not be tried again unless an operator retries it
     BOUNCED = "bounced"
+    CANCELLED = "cancelled"  # an operator withdrew it before it was sent
 
-    ALL = (QUEUED, SENT, FAILED, BOUNCED)
+    ALL = (QUEUED, SENDING, SENT, FAILED, BOUNCED, CANCELLED)
 
 
 class Outbox(SQLModel, table=True):
@@ -167,6 +169,8 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     bounce_token: str | None = Field(default=None, max_length=32, index=True)
     history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    claimed_until: datetime | None = _ts()
+    claim_token: str | None = Field(default=None, max_length=32)
 
 
 class Suppression(SQLModel, table=True):

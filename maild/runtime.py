@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -72,10 +73,13 @@ def make_transport(config: Config) -> Transport:
     return MaildirTransport(config.outbox_maildir)
 
 
-def deliver_due(config: Config, engine: Engine) -> FlushReport:
-    """One pass of the outbox worker under `config`."""
-    return flush_outbox(engine, make_transport(config),
-                        lifetime=timedelta(hours=config.outbox_lifetime_hours))
+def deliver_due(config: Config, engine: Engine,
+                stop: Callable[[], bool] | None = None) -> FlushReport:
+    """One pass of the outbox worker under `config` (ending early once `stop()` is true)."""
+    return flush_outbox(engine, make_transport(config), limit=config.outbox_batch_size,
+                        stop=stop,
+                        lifetime=timedelta(hours=config.outbox_lifetime_hours),
+                        lease=timedelta(seconds=config.outbox_lease_seconds))
 
 
 def open_runtime(config: Config) -> Runtime:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -35,8 +37,11 @@ class RecordingSink:
     deliveries: list[Delivery] = field(default_factory=list)
     replies: dict[str, list[str]] = field(default_factory=dict)  # per recipient, used first
     attempts: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering DATA: a slow relay, as under load
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         recipient = envelope.rcpt_tos[0]
         self.attempts[recipient] = self.attempts.get(recipient, 0) + 1
         scripted = self.replies.get(recipient)
@@ -49,14 +54,27 @@ class RecordingSink:
         return "250 2.0.0 OK recorded"
 
 
-@pytest.fixture
-def sink() -> Iterator[tuple[RecordingSink, int]]:
-    """A running recording sink and its port on 127.0.0.1."""
+@contextmanager
+def _running(**smtp_options: Any) -> Iterator[tuple[RecordingSink, int]]:
     recorder = RecordingSink()
     port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, **smtp_options)
     controller.start()
     try:
         yield recorder, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[RecordingSink, int]]:
+    """A running recording sink and its port on 127.0.0.1 (it offers SMTPUTF8)."""
+    with _running() as running:
+        yield running
+
+
+@pytest.fixture
+def sink_without_smtputf8() -> Iterator[tuple[RecordingSink, int]]:
+    """A recording sink that does not offer SMTPUTF8, as many relays still do not."""
+    with _running(enable_SMTPUTF8=False) as running:
+        yield running

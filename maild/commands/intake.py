@@ -30,6 +30,7 @@ from maild.log import get_logger
 from maild.models import Inbound, utcnow
 from maild.parse import UnparseableMail, parse_mail
 from maild.pipeline import Envelope, Lookups, decide, identity_of, unparseable_decision
+from maild.respond.outbox import waiting
 from maild.routing.load import RulesError
 from maild.runtime import ack_limits
 from maild.tickets.correlate import NoTickets
@@ -137,6 +138,7 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
             counts["sent"] += report.sent_by_purpose.get("ack", 0)
             counts["team"] += report.sent_by_purpose.get("team", 0)
             counts["retried"] += report.retried
+            left = waiting(runtime.engine)
     summary = (f"stored {counts['stored']}, duplicates {counts['duplicates']}, "
                f"could not store {len(failures)}")
     if not args.no_process:
@@ -147,6 +149,10 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
             summary += " (" + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) + ")"
         summary += (f"; acknowledgements delivered {counts['sent']}, "
                     f"copies to teams {counts['team']}")
+        summary += "; " + left.describe()
+        if report.left:
+            summary += (f"; the outbox pass stopped at its batch size ({report.batch_size}): "
+                        "`maild outbox flush` or the daemon delivers the rest")
     out.print(summary)
     for failure in failures:
         print(f"maild: not stored: {failure}", file=sys.stderr)

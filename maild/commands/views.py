@@ -22,7 +22,7 @@ from maild.commands.common import (
 from maild.commands.team import events as team_events
 from maild.commands.team import find_ticket
 from maild.models import Inbound, InboundState, Outbox, Ticket, TicketMessage
-from maild.respond.outbox import retry_item
+from maild.respond.outbox_actions import cancel_item, retry_item
 
 
 def _ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -223,13 +223,28 @@ def outbox_show(context: Context, args: argparse.Namespace) -> int:
 
 def outbox_retry(context: Context, args: argparse.Namespace) -> int:
     """Queue an outgoing message again and try to deliver it now."""
-    if not retry_item(context.runtime.engine, args.id):
-        raise CommandError(f"no outbox item {args.id}")
+    result = retry_item(context.runtime.engine, args.id)
+    if not result.done:
+        raise CommandError(result.message)
+    console().print(result.message, markup=False)
     return outbox_flush(context, args)
 
 
+def outbox_cancel(context: Context, args: argparse.Namespace) -> int:
+    """Withdraw an outgoing message that has not been sent."""
+    result = cancel_item(context.runtime.engine, args.id, args.reason)
+    if not result.done:
+        raise CommandError(result.message)
+    console().print(result.message, markup=False)
+    return EX_OK
+
+
 def outbox_flush(context: Context, args: argparse.Namespace) -> int:
-    """Deliver every queued message that is due."""
+    """Deliver every queued message that is due, up to the batch size."""
     report = context.runtime.flush_outbox()
-    console().print(f"delivered {report.sent}, to retry {report.retried}, failed {report.failed}")
+    line = f"delivered {report.sent}, to retry {report.retried}, failed {report.failed}"
+    if report.left:
+        line += (f"; stopped at the batch size ({report.batch_size}), {report.left} still due "
+                 "(the next pass delivers them)")
+    console().print(line, markup=False)
     return EX_FAILED if report.failed else EX_OK

@@ -10,13 +10,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.charset import QP, Charset
-from email.header import Header
-from email.mime.text import MIMEText
-from email.policy import compat32
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from functools import lru_cache
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, Template
@@ -25,14 +20,12 @@ from jinja2.sandbox import SandboxedEnvironment
 from maild.checks import ITEM_WORDS
 from maild.classify.machine import LOOP_HEADER
 from maild.pipeline import Decision
+from maild.respond import wire
 from maild.respond.wording import format_when_in_zone, hours_in_words
 from maild.routing.model import Policy, Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.subject import tagged_subject
 
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP
-_WIRE = compat32.clone(linesep="\r\n")
 _ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
                                     autoescape=False)
 
@@ -123,7 +116,10 @@ def compose_ack(
     now: datetime,
     kind: str = "ack",
 ) -> ComposedMail:
-    """The acknowledgement (or `kind` "complete") for `ticket`, to the decision's `ack_to`."""
+    """The acknowledgement (or `kind` "complete") for `ticket`, to the decision's `ack_to`.
+
+    Raises `UnusableAddress` when `ack_to` cannot be written as an address.
+    """
     recipient = decision.details["ack_to"]
     support = decision.details["support_address"]
     queue = rules.queues.get(decision.queue or "")
@@ -131,44 +127,24 @@ def compose_ack(
     message_id = new_message_id(domain)
 
     language = decision.details.get("language") or "sv"
-    # compat32 building: the policy-based EmailMessage costs several milliseconds per
-    # message in header parsing; these headers are made here and need none of it.
-    # MIMEText takes a Charset object too (typeshed says str): it selects quoted-printable.
-    message = MIMEText(render_ack_body(rules, decision, ticket, received, kind), "plain",
-                       cast("str", _UTF8_QP))
-    headers: list[tuple[str, str | Header]] = [
-        ("From", formataddr((queue.name_in(language) if queue else "Support", support),
-                            charset="utf-8")),
-        ("To", recipient),
-        ("Reply-To", support),
-        ("Subject", _encoded("Subject", tagged_subject(
-            ticket, decision.details.get("subject") or "", numbering))),
-        ("Date", format_datetime(now)),
-        ("Message-ID", f"<{message_id}>"),
+    subject = tagged_subject(ticket, decision.details.get("subject") or "", numbering)
+    references = [*original_references, original_message_id][-10:] if original_message_id else []
+    fields = [
+        wire.addresses("From", [(queue.name_in(language) if queue else "Support", support)]),
+        wire.addresses("To", [("", recipient)]),
+        wire.addresses("Reply-To", [("", support)]),
+        wire.unstructured("Subject", subject),
+        wire.token("Date", format_datetime(now)),
+        wire.message_ids("Message-ID", [message_id]),
+        wire.message_ids("In-Reply-To", [original_message_id]),
+        wire.message_ids("References", references),
+        wire.token("Auto-Submitted", "auto-replied"),
+        wire.token("X-Auto-Response-Suppress", "All"),
+        wire.token("Precedence", "auto_reply"),
+        wire.token(LOOP_HEADER, domain),
+        wire.token("X-Maild-Ticket", ticket),
+        wire.token("Content-Language", language),
     ]
-    if original_message_id:
-        references = [*original_references, original_message_id][-10:]
-        headers += [("In-Reply-To", f"<{original_message_id}>"),
-                    ("References", " ".join(f"<{ref}>" for ref in references))]
-    headers += [
-        ("Auto-Submitted", "auto-replied"),
-        ("X-Auto-Response-Suppress", "All"),
-        ("Precedence", "auto_reply"),
-        (LOOP_HEADER, domain),
-        ("X-Maild-Ticket", ticket),
-        ("Content-Language", language),
-    ]
-    body_headers = list(message.items())
-    for name in list(message.keys()):
-        del message[name]
-    for name, value in [*headers, *body_headers]:
-        message[name] = cast("str", value)  # compat32 takes Header objects as values too
-    return ComposedMail(raw=message.as_bytes(policy=_WIRE), message_id=message_id,
+    body = wire.text_part(render_ack_body(rules, decision, ticket, received, kind))
+    return ComposedMail(raw=wire.compose(fields, body), message_id=message_id,
                         recipient=recipient)
-
-
-def _encoded(name: str, text: str) -> str | Header:
-    """`text` as a header value: ASCII as is, anything else as RFC 2047 encoded words."""
-    if text.isascii():
-        return text
-    return Header(text, "utf-8", header_name=name)

@@ -8,6 +8,7 @@ Files are written to `tmp/`, synced, then renamed into `new/`.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class MaildirTransport:
         final = self.root / "new" / name
         if self.delivered(item_id):
             return str(final)
-        temporary = self.root / "tmp" / f"{name}.{os.getpid()}"
+        temporary = self.root / "tmp" / f"{name}.{os.getpid()}.{secrets.token_hex(4)}"
         with temporary.open("wb") as handle:
             handle.write(raw)
             handle.flush()

@@ -1,41 +1,80 @@
 """The outbox worker: delivers queued messages and records every attempt.
 
 An item is written in the same transaction as its ticket, so it exists exactly
-when the ticket does. Delivery happens afterwards; a failed attempt is retried
-later with a growing delay. The only window for a duplicate is a crash between
-the transport accepting the message and the item being marked sent; the
-maildir transport closes even that window by naming files after the item.
+when the ticket does. Delivery happens afterwards, one claimed item at a time
+(`lease.py`): however many passes run at once, in one process or in several
+instances on one database, an item is in the hands of one sender only. A failed
+attempt is retried later with a growing delay; an item that cannot be sent
+fails alone, with its reason, and the pass goes on with the next. The only
+window for a duplicate is a crash between the transport accepting the message
+and the item being marked sent; the maildir transport closes even that window
+by naming files after the item.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlmodel import Session, col
 
 from maild.log import get_logger
-from maild.models import Outbox, OutboxState, Ticket, utcnow
+from maild.models import Outbox, OutboxState, utcnow
 from maild.respond.delivery import PermanentFailure, TemporaryFailure, Transport
+from maild.respond.lease import Claim, Clock, LeaseKeeper, claim_next, finish
 
 log = get_logger("maild.outbox")
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
 LIFETIME = timedelta(days=2)
+LEASE = timedelta(seconds=30)
+BATCH = 500
 
 
 @dataclass(frozen=True)
 class FlushReport:
-    """What one pass of the outbox worker did."""
+    """What one pass of the outbox worker did, and what it left for the next pass."""
 
     sent: int
     retried: int
     failed: int
     sent_by_purpose: dict[str, int] = field(default_factory=dict)
+    left: int = 0              # items still due when the pass stopped at its batch size
+    batch_size: int = BATCH
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What the outbox holds that is not delivered yet."""
+
+    due: int          # queued, and due now
+    later: int        # queued for a later attempt
+    sending: int      # claimed by a sender right now
+    failed: int
+
+    @property
+    def total(self) -> int:
+        """Everything that is still to be delivered (failed items excluded)."""
+        return self.due + self.later + self.sending
+
+    def describe(self) -> str:
+        """One line for an operator: "outbox: 3 waiting (1 due now, 2 to retry later), ..."."""
+        if not self.total and not self.failed:
+            return "outbox: nothing waiting"
+        parts = [f"{count} {label}" for label, count in (
+            ("due now", self.due), ("to retry later", self.later),
+            ("being sent", self.sending)) if count]
+        line = f"outbox: {self.total} waiting" + (f" ({', '.join(parts)})" if parts else "")
+        if self.failed:
+            line += f", {self.failed} failed (maild outbox list --state failed)"
+        return line
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -45,85 +84,115 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=base.total_seconds() * jitter)
 
 
-def flush_outbox(engine: Engine, transport: Transport, now: datetime | None = None,
-                 limit: int = 500, lifetime: timedelta = LIFETIME) -> FlushReport:
-    """Deliver every queued item whose next attempt is due."""
-    now = now or utcnow()
+def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None = None,
+                 limit: int = BATCH, lifetime: timedelta = LIFETIME,
+                 lease: timedelta = LEASE,
+                 stop: Callable[[], bool] | None = None) -> FlushReport:
+    """Deliver up to `limit` due items, each claimed for itself; say what was left over.
+
+    `now` is the pass's starting time (tests move it); it advances with the real
+    clock, so a lease taken late in a long pass is as long as one taken early.
+    """
+    start, started = now or utcnow(), time.monotonic()
+
+    def clock() -> datetime:
+        return start + timedelta(seconds=time.monotonic() - started)
+
     counts: Counter[str] = Counter()
-    with Session(engine) as session:
-        ids = list(session.scalars(
-            select(col(Outbox.id))
-            .where(col(Outbox.state) == OutboxState.QUEUED)
-            .where(or_(col(Outbox.next_attempt_at).is_(None),
-                       col(Outbox.next_attempt_at) <= now))
-            .order_by(col(Outbox.id))
-            .limit(limit)
-        ))
-    for item_id in ids:
-        if item_id is None:
-            continue
-        outcome, purpose = _deliver_one(engine, transport, item_id, now, lifetime)
+    cursor = taken = 0
+    while taken < limit and not (stop is not None and stop()):
+        claim = claim_next(engine, clock(), lease, after_id=cursor)
+        if claim is None:
+            break
+        taken += 1
+        cursor = claim.item_id
+        outcome = _deliver(engine, transport, claim, clock=clock, lifetime=lifetime, lease=lease)
         counts[outcome] += 1
         if outcome == "sent":
-            counts[f"sent:{purpose}"] += 1
+            counts[f"sent:{claim.purpose}"] += 1
+    left = due_count(engine, clock()) if taken >= limit else 0
+    if left:
+        log.warning("outbox.batch_limit", batch_size=limit, delivered=counts["sent"], left=left,
+                    detail="the rest goes in the next pass")
     return FlushReport(sent=counts["sent"], retried=counts["retried"], failed=counts["failed"],
                        sent_by_purpose={key[5:]: value for key, value in counts.items()
-                                        if key.startswith("sent:")})
+                                        if key.startswith("sent:")},
+                       left=left, batch_size=limit)
 
 
-def _deliver_one(engine: Engine, transport: Transport, item_id: int, now: datetime,
-                 lifetime: timedelta) -> tuple[str, str]:
-    with Session(engine) as session:
-        item = session.get(Outbox, item_id)
-        if item is None or item.state != OutboxState.QUEUED:
-            return "skipped", ""
-        ticket = session.get(Ticket, item.ticket_id) if item.ticket_id is not None else None
-        bound = log.bind(outbox_id=item_id, ticket=ticket.number if ticket else None,
-                         message_id=item.message_id, recipient=item.recipient)
-        item.attempts += 1
-        try:
-            where = transport.deliver(item_id, item.raw, item.envelope_sender, item.recipient)
-        except PermanentFailure as error:
-            item.state = OutboxState.FAILED
-            item.last_error = f"permanent: {error}"[:2000]
-            bound.error("outbox.failed", error=item.last_error, attempts=item.attempts)
-            outcome, detail = "failed", item.last_error
-        except (TemporaryFailure, OSError) as error:
-            item.last_error = f"temporary: {error}"[:2000]
-            if now - item.created_at >= lifetime:
-                item.state = OutboxState.FAILED
-                item.last_error += f"; gave up after {item.attempts} attempts"
-                bound.error("outbox.expired", error=item.last_error, attempts=item.attempts)
-                outcome = "failed"
-            else:
-                item.next_attempt_at = now + retry_delay(item.attempts)
-                bound.warning("outbox.retry", error=item.last_error, attempts=item.attempts,
-                              next_attempt_at=item.next_attempt_at.isoformat())
-                outcome = "retried"
-            detail = item.last_error
+def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock,
+             lifetime: timedelta, lease: timedelta) -> str:
+    """Hand one claimed item to the transport and record the outcome; returns the outcome."""
+    bound = log.bind(outbox_id=claim.item_id, ticket=claim.ticket, message_id=claim.message_id,
+                     recipient=claim.recipient, purpose=claim.purpose)
+    history = claim.history
+    if claim.taken_over_from is not None:
+        note = (f"taken over: the previous sender's lease ran out at "
+                f"{claim.taken_over_from.isoformat()} (it may have stopped mid-delivery)")
+        bound.warning("outbox.taken_over", lease_ended=claim.taken_over_from.isoformat())
+        history = [*history, {"at": clock().isoformat(), "result": "taken over",
+                              "detail": note}]
+    values: dict[str, Any]
+    try:
+        with LeaseKeeper(engine, claim, lease, clock):
+            where = transport.deliver(claim.item_id, claim.raw, claim.envelope_sender,
+                                      claim.recipient)
+    except PermanentFailure as error:
+        outcome = "failed"
+        detail = f"permanent: {error}"[:2000]
+        values = {"state": OutboxState.FAILED, "last_error": detail}
+        bound.error("outbox.failed", error=detail, attempts=claim.attempts)
+    except Exception as error:
+        # Temporary trouble, or anything unforeseen in this one item: it is retried
+        # with backoff until its lifetime ends, and the pass goes on with the next.
+        kind = "temporary" if isinstance(error, TemporaryFailure | OSError) else "unexpected"
+        detail = f"{kind}: {type(error).__name__ + ': ' if kind == 'unexpected' else ''}{error}"
+        detail = detail[:2000]
+        now = clock()
+        if now - claim.created_at >= lifetime:
+            outcome = "failed"
+            detail += f"; gave up after {claim.attempts} attempts"
+            values = {"state": OutboxState.FAILED, "last_error": detail}
+            bound.error("outbox.expired", error=detail, attempts=claim.attempts)
         else:
-            item.state = OutboxState.SENT
-            item.sent_at = now
-            item.last_error = None
-            bound.info("outbox.sent", to=where, attempts=item.attempts)
-            outcome, detail = "sent", where
-        item.history = [*(item.history or []), {"at": now.isoformat(), "attempt": item.attempts,
-                                                 "result": outcome, "detail": detail}]
-        purpose = item.purpose
-        session.add(item)
-        session.commit()
-        return outcome, purpose
+            outcome = "retried"
+            next_at = now + retry_delay(claim.attempts)
+            values = {"state": OutboxState.QUEUED, "last_error": detail,
+                      "next_attempt_at": next_at}
+            event = bound.warning if kind == "temporary" else bound.exception
+            event("outbox.retry", error=detail, attempts=claim.attempts,
+                  next_attempt_at=next_at.isoformat())
+    else:
+        outcome, detail = "sent", where
+        values = {"state": OutboxState.SENT, "sent_at": clock(), "last_error": None}
+        bound.info("outbox.sent", to=where, attempts=claim.attempts)
+    values["history"] = [*history, {"at": clock().isoformat(), "attempt": claim.attempts,
+                                    "result": outcome, "detail": detail}]
+    if not finish(engine, claim, values):
+        bound.error("outbox.claim_lost", outcome=outcome,
+                    detail="another sender took the item over; its record stands")
+    return outcome
 
 
-def retry_item(engine: Engine, item_id: int) -> bool:
-    """Queue a failed item again for immediate delivery; False if there is no such item."""
+def due_count(engine: Engine, now: datetime) -> int:
+    """How many queued items are due at `now`."""
     with Session(engine) as session:
-        item = session.get(Outbox, item_id)
-        if item is None:
-            return False
-        item.state = OutboxState.QUEUED
-        item.next_attempt_at = None
-        item.created_at = utcnow()
-        session.add(item)
-        session.commit()
-        return True
+        return int(session.scalar(
+            select(func.count()).select_from(Outbox)
+            .where(col(Outbox.state) == OutboxState.QUEUED,
+                   or_(col(Outbox.next_attempt_at).is_(None),
+                       col(Outbox.next_attempt_at) <= now))) or 0)
+
+
+def waiting(engine: Engine, now: datetime | None = None) -> Waiting:
+    """What is still to be delivered: due now, due later, being sent, and failed."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        states = dict(session.execute(
+            select(col(Outbox.state), func.count()).where(col(Outbox.state).in_(
+                [OutboxState.QUEUED, OutboxState.SENDING, OutboxState.FAILED]))
+            .group_by(col(Outbox.state))).tuples().all())
+    due = due_count(engine, now)
+    return Waiting(due=due, later=states.get(OutboxState.QUEUED, 0) - due,
+                   sending=states.get(OutboxState.SENDING, 0),
+                   failed=states.get(OutboxState.FAILED, 0))

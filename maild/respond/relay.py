@@ -2,7 +2,9 @@
 
 A 4xx reply or a connection problem is a temporary failure (the outbox tries
 again later); a 5xx reply is permanent. The envelope sender is the item's VERP
-address, so a bounce names the exact message it concerns.
+address, so a bounce names the exact message it concerns. Envelope addresses
+carry A-label domains; a non-ASCII local part needs a relay that offers
+SMTPUTF8, and without one that item fails (alone) with the reason.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import smtplib
 import ssl
 
 from maild.config import RelaySettings
+from maild.respond.address import UnusableAddress, mail_address
 from maild.respond.delivery import PermanentFailure, TemporaryFailure
 
 
@@ -36,6 +39,13 @@ class SmtpRelayTransport:
         """Send `raw` to `recipient`; raises TemporaryFailure or PermanentFailure."""
         settings = self.settings
         try:
+            to = mail_address(recipient)
+            sender = str(mail_address(envelope_sender)) if envelope_sender else ""
+        except UnusableAddress as error:
+            raise PermanentFailure(str(error)) from error
+        international = to.needs_smtputf8 or not envelope_sender.isascii() or not (
+            raw.partition(b"\r\n\r\n")[0].isascii())
+        try:
             client: smtplib.SMTP
             if settings.security == "tls":
                 client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
@@ -50,7 +60,8 @@ class SmtpRelayTransport:
                     client.ehlo()
                 if settings.user:
                     client.login(settings.user, self._password() or "")
-                refused = client.sendmail(envelope_sender, [recipient], raw)
+                options = _mail_options(client, raw, international, recipient)
+                refused = client.sendmail(sender, [str(to)], raw, mail_options=options)
         except smtplib.SMTPRecipientsRefused as error:
             code, text = next(iter(error.recipients.values()))
             raise _failure(code, text, recipient) from error
@@ -60,9 +71,23 @@ class SmtpRelayTransport:
             raise TemporaryFailure(f"relay {settings.host}:{settings.port}: "
                                    f"{type(error).__name__}: {error}") from error
         if refused:
-            code, text = refused[recipient]
+            code, text = next(iter(refused.values()))
             raise _failure(code, text, recipient)
-        return f"relay {settings.host}:{settings.port} accepted it for {recipient}"
+        return f"relay {settings.host}:{settings.port} accepted it for {to}"
+
+
+def _mail_options(client: smtplib.SMTP, raw: bytes, international: bool,
+                  recipient: str) -> list[str]:
+    """SMTPUTF8 when the mail needs it (refused for good if the relay lacks it), 8BITMIME."""
+    options = []
+    if international:
+        if not client.has_extn("smtputf8"):
+            raise PermanentFailure(f"the relay does not offer SMTPUTF8, which mail to "
+                                   f"{recipient} needs (a non-ASCII address)")
+        options.append("SMTPUTF8")
+    if not raw.isascii() and client.has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    return options
 
 
 def _failure(code: int, text: bytes | str, recipient: str) -> TemporaryFailure | PermanentFailure:

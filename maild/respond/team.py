@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.message import Message
+from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.policy import compat32
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from maild.classify.loop import LOOP_HEADER
+from maild.log import get_logger
 from maild.models import Ticket
+from maild.respond import wire
 from maild.respond.ack import ComposedMail, new_message_id
+from maild.respond.address import UnusableAddress, mail_address
 from maild.respond.wording import format_when
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.subject import strip_prefixes
 
-_WIRE = compat32.clone(linesep="\r\n")
+log = get_logger("maild.team")
 
 _ITEM_WORDS_SV = {
     "description": "beskrivning", "screenshot": "skärmbild", "occurred_at": "tidpunkt",
@@ -77,40 +79,74 @@ def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_
         return []
     clean = strip_prefixes(original_subject, numbering)
     subject = f"[{ticket.number}][{ticket.priority}] {clean}".strip()
+    reply_to = [("", support_address)]
+    if sender and _writable(sender):
+        reply_to.insert(0, ("", sender))
+    summary_text = summary(ticket, rules, priority_reason=priority_reason, role=role,
+                           sender=sender)
     delivered = []
     for address in queue.team:
-        message = MIMEMultipart("mixed")
+        if not _usable(address, ticket.number):
+            continue
         message_id = new_message_id(domain)
-        message["From"] = formataddr(("maild", support_address))
-        message["To"] = address
-        reply_to = [sender, support_address] if sender else [support_address]
-        message["Reply-To"] = ", ".join(reply_to)
-        message["Subject"] = subject if subject.isascii() else _encoded(subject)
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = f"<{message_id}>"
-        message["Auto-Submitted"] = "auto-generated"
-        message[LOOP_HEADER] = domain
-        message["X-Maild-Ticket"] = ticket.number
-        message["X-Maild-Queue"] = ticket.queue or ""
-        message["X-Maild-Priority"] = ticket.priority or ""
-        message["X-Maild-Customer"] = ticket.customer or "-"
-        message.attach(MIMEText(summary(ticket, rules, priority_reason=priority_reason,
-                                        role=role, sender=sender), "plain", "utf-8"))
-        original: Message = MIMEBase("message", "rfc822")
-        original.set_payload(raw.decode("utf-8", "surrogateescape"))
-        original["Content-Disposition"] = 'inline; filename="original.eml"'
-        message.attach(original)
-        delivered.append(ComposedMail(raw=_bytes(message), message_id=message_id,
+        fields = [
+            wire.addresses("From", [("maild", support_address)]),
+            wire.addresses("To", [("", address)]),
+            wire.addresses("Reply-To", reply_to),
+            wire.unstructured("Subject", subject),
+            wire.token("Date", format_datetime(now)),
+            wire.message_ids("Message-ID", [message_id]),
+            wire.token("Auto-Submitted", "auto-generated"),
+            wire.token(LOOP_HEADER, domain),
+            wire.token("X-Maild-Ticket", ticket.number),
+            wire.token("X-Maild-Queue", ticket.queue or "-"),
+            wire.token("X-Maild-Priority", ticket.priority or "-"),
+            wire.token("X-Maild-Customer", ticket.customer or "-"),
+        ]
+        message = MIMEMultipart("mixed")
+        message.attach(wire.text_part(summary_text))
+        message.attach(_original(raw))
+        delivered.append(ComposedMail(raw=wire.compose(fields, message), message_id=message_id,
                                       recipient=address))
     return delivered
 
 
-def _encoded(text: str) -> str:
-    from email.header import Header
+def _usable(address: str, ticket: str) -> bool:
+    """Whether a team address from the rules can be written; one that cannot is logged, skipped."""
+    try:
+        mail_address(address)
+    except UnusableAddress as error:
+        log.error("team.address_unusable", ticket=ticket, address=address[:200],
+                  error=str(error))
+        return False
+    return True
 
-    return Header(text, "utf-8", header_name="Subject").encode()
+
+def _writable(address: str) -> bool:
+    """Whether `address` can go in Reply-To without making the copy need an SMTPUTF8 relay.
+
+    An address that cannot be written, or has a non-ASCII local part, is left out
+    (the summary still names the sender): the team's copy must reach the team.
+    """
+    try:
+        return not mail_address(address).needs_smtputf8
+    except UnusableAddress:
+        return False
 
 
-def _bytes(message: Message) -> bytes:
-    text = message.as_string(policy=_WIRE)
-    return text.encode("utf-8", "surrogateescape")
+def _original(raw: bytes) -> Message:
+    """The customer's message as an attachment, its line endings made CRLF.
+
+    As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL);
+    otherwise as a base64 `original.eml` file, which any mail client opens.
+    """
+    lines = wire.crlf_lines(raw)
+    if b"\0" in lines or any(len(line) > wire.LINE_LIMIT for line in lines.split(b"\r\n")):
+        part: Message = MIMEApplication(raw, "octet-stream")
+        part["Content-Disposition"] = 'attachment; filename="original.eml"'
+        return part
+    original: Message = MIMEBase("message", "rfc822")
+    original.set_payload(lines.decode("utf-8", "surrogateescape"))
+    original["Content-Transfer-Encoding"] = "7bit" if lines.isascii() else "8bit"
+    original["Content-Disposition"] = 'inline; filename="original.eml"'
+    return original

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.mime.text import MIMEText
-from email.policy import compat32
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from sqlalchemy import Engine, or_
 from sqlmodel import Session, col, select
@@ -27,14 +25,15 @@ from sqlmodel import Session, col, select
 from maild.classify.loop import LOOP_HEADER
 from maild.log import get_logger
 from maild.models import Outbox, OutboxState, Ticket, TicketEvent
+from maild.respond import wire
 from maild.respond.ack import new_message_id
+from maild.respond.address import UnusableAddress
 from maild.respond.wording import format_when
 from maild.routing.model import Policy, Rules
 from maild.sla.deadline import open_time_between
 from maild.tickets.lifecycle import record
 
 log = get_logger("maild.sla")
-_WIRE = compat32.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
     assert ticket.id is not None
     sender = rules.default_address.address
     due = format_when(ticket.response_due, "sv") if ticket.response_due else "inget åtagande"
-    body = (f"{headline}\n\nÄrende: {ticket.number}\nÄmne: {ticket.subject}\n"
+    body = (f"{headline}\n\nÄrende: {ticket.number}\nÄmne: {wire.clean_text(ticket.subject)}\n"
             f"Kund: {ticket.customer or '(ingen)'}\nAvtal: {policy.name} ({policy.id})\n"
             f"Prioritet: {ticket.priority}\nKö: {ticket.queue}\n"
             f"Inkom: {format_when(ticket.created_at, 'sv')}\nSvar senast: {due}\n"
@@ -75,20 +74,27 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
             f"Visa ärendet: maild ticket show {ticket.number}\n")
     count = 0
     for recipient in _recipients(policy, ticket, rules):
-        message = MIMEText(body, "plain", "utf-8")
         message_id = new_message_id(domain)
-        message["From"] = formataddr(("maild", sender))
-        message["To"] = recipient
-        message["Subject"] = f"[{ticket.number}][{ticket.priority}] {headline}"
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = f"<{message_id}>"
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Auto-Response-Suppress"] = "All"
-        message[LOOP_HEADER] = domain
-        message["X-Maild-Ticket"] = ticket.number
+        try:
+            addressing = [wire.addresses("From", [("maild", sender)]),
+                          wire.addresses("To", [("", recipient)])]
+        except UnusableAddress as error:  # one bad address in the rules stops no other notice
+            log.error("sla.address_unusable", ticket=ticket.number, address=recipient[:200],
+                      error=str(error))
+            continue
+        fields = [
+            *addressing,
+            wire.unstructured("Subject", f"[{ticket.number}][{ticket.priority}] {headline}"),
+            wire.token("Date", format_datetime(now)),
+            wire.message_ids("Message-ID", [message_id]),
+            wire.token("Auto-Submitted", "auto-generated"),
+            wire.token("X-Auto-Response-Suppress", "All"),
+            wire.token(LOOP_HEADER, domain),
+            wire.token("X-Maild-Ticket", ticket.number),
+        ]
         session.add(Outbox(ticket_id=ticket.id, purpose="escalation", envelope_sender="",
                            recipient=recipient, message_id=message_id,
-                           raw=message.as_bytes(policy=_WIRE), state=OutboxState.QUEUED,
+                           raw=wire.compose(fields, wire.text_part(body)), state=OutboxState.QUEUED,
                            created_at=now))
         count += 1
     return count

@@ -21,6 +21,7 @@ from maild.models import (
 from maild.parse import ParsedMail
 from maild.pipeline import Decision
 from maild.respond.ack import compose_ack
+from maild.respond.address import UnusableAddress
 from maild.respond.bounces import OutboxRef, new_token, verp_address
 from maild.respond.team import compose_team_delivery
 from maild.routing.model import Rules
@@ -222,11 +223,16 @@ def apply_decision(
         created_at=inbound.received_at, body_digest=decision.details.get("text_digest")))
     inbound.ticket_id = ticket.id
     outbox_id: int | None = None
+    composed = None
     if decision.ack:
-        composed = compose_ack(
-            rules=rules, decision=decision, ticket=number,
-            original_message_id=mail.message_id, original_references=mail.references,
-            numbering=numbering, domain=domain, now=now)
+        try:
+            composed = compose_ack(
+                rules=rules, decision=decision, ticket=number,
+                original_message_id=mail.message_id, original_references=mail.references,
+                numbering=numbering, domain=domain, now=now)
+        except UnusableAddress as error:
+            decision.ack, decision.ack_reason = False, f"no acknowledgement: {error}"
+    if composed is not None:
         token = new_token()
         support = decision.details.get("support_address") or ""
         item = Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="ack",
@@ -277,10 +283,15 @@ def _take_supplied(session: Session, ticket: Ticket, inbound: Inbound, mail: Par
         return
     assert ticket.id is not None
     decision.response_due = ticket.response_due.isoformat() if ticket.response_due else None
-    composed = compose_ack(rules=rules, decision=decision, ticket=ticket.number,
-                           original_message_id=mail.message_id,
-                           original_references=mail.references, numbering=numbering,
-                           domain=domain, now=now, kind="complete")
+    try:
+        composed = compose_ack(rules=rules, decision=decision, ticket=ticket.number,
+                               original_message_id=mail.message_id,
+                               original_references=mail.references, numbering=numbering,
+                               domain=domain, now=now, kind="complete")
+    except UnusableAddress as error:
+        record(session, ticket, actor="maild", kind="note", at=now,
+               text=f"no confirmation sent: {error}")
+        return
     session.add(Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="confirmation",
                        envelope_sender="", recipient=composed.recipient,
                        message_id=composed.message_id, raw=composed.raw,

@@ -1,0 +1,188 @@
+"""How maild writes a mail: the composition rules every composer uses (RFC 5322, 2047, 6532).
+
+- Lines end in CRLF, everywhere, also inside an attached original.
+- A header line is folded at 78 characters where it can be, and never exceeds
+  998 octets: text is folded between words, long or non-ASCII text becomes a
+  run of RFC 2047 encoded words of at most 75 characters each.
+- An address is an address: `local@domain` with the domain as A-label (see
+  `address.py`); only a display name is ever encoded, never the address.
+- Text from outside (a subject) is shortened to `TEXT_LIMIT` characters and
+  loses its control characters before it is written.
+- Every step is linear in the size of its input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from email.charset import QP, Charset
+from email.generator import Generator
+from email.message import Message
+from email.mime.text import MIMEText
+from email.policy import compat32
+from io import StringIO
+from typing import cast
+
+from maild.respond.address import mail_address
+
+FOLD = 78
+LINE_LIMIT = 998
+TEXT_LIMIT = 250         # characters of outside text (a subject) in one header
+NAME_LIMIT = 100         # characters of a display name
+# Encoded words of at most 60 characters (RFC 2047 allows 75), so that the first
+# one still fits on the field name's line within 78.
+_WORD_BUDGET = 60 - len("=?utf-8?q??=")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_PLAIN_WORD = re.compile(r"[!-~]{1,60}")
+_ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+_MSG_ID = re.compile(r"[!-;=?-~]{1,250}")  # visible ASCII without < and >
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=FOLD)
+# The characters an encoded word may carry as themselves in any header, phrases
+# included (RFC 2047 5(3)); everything else is written =XX per UTF-8 octet.
+_PHRASE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+
+
+def clean_text(text: str, limit: int = TEXT_LIMIT) -> str:
+    """`text` on one line: control characters and runs of spaces made one space, shortened."""
+    single = " ".join(_CONTROLS.sub(" ", text[: limit * 4]).split())
+    return single if len(single) <= limit else single[: limit - 1].rstrip() + "…"
+
+
+def _q_char(char: str) -> str:
+    if char in _PHRASE_SAFE:
+        return char
+    if char == " ":
+        return "_"
+    return "".join(f"={octet:02X}" for octet in char.encode("utf-8", "surrogatepass"))
+
+
+def encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 Q encoded words of at most 60 characters, never splitting a character."""
+    words: list[str] = []
+    current: list[str] = []
+    length = 0
+    for char in text:
+        piece = _q_char(char)
+        if length + len(piece) > _WORD_BUDGET and current:
+            words.append("=?utf-8?q?" + "".join(current) + "?=")
+            current, length = [], 0
+        current.append(piece)
+        length += len(piece)
+    if current:
+        words.append("=?utf-8?q?" + "".join(current) + "?=")
+    return words
+
+
+def _fold(name: str, atoms: Iterable[str]) -> str:
+    """`Name: atom atom ...` folded before an atom whenever the line would pass 78 characters."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for atom in atoms:
+        if len(line) + 1 + len(atom) > FOLD and line.strip() not in ("", f"{name}:"):
+            lines.append(line)
+            line = " " + atom
+        else:
+            line += " " + atom
+    lines.append(line)
+    return "\r\n".join(lines)
+
+
+def _text_atoms(text: str) -> list[str]:
+    """Plain words as they are; each run of words that need encoding as encoded words."""
+    atoms: list[str] = []
+    run: list[str] = []
+    for word in text.split(" "):
+        if _PLAIN_WORD.fullmatch(word) and "=?" not in word:
+            if run:
+                atoms += encoded_words(" ".join(run))
+                run = []
+            atoms.append(word)
+        elif word:
+            run.append(word)
+    if run:
+        atoms += encoded_words(" ".join(run))
+    return atoms
+
+
+def unstructured(name: str, text: str, limit: int = TEXT_LIMIT) -> str:
+    """A text header (`Subject`) from any text: cleaned, shortened, encoded where needed, folded."""
+    return _fold(name, _text_atoms(clean_text(text, limit)))
+
+
+def token(name: str, value: str) -> str:
+    """A header whose value maild made itself (`Date`, `X-Maild-Loop`), folded between words.
+
+    ASCII stays as it is (never encoded: a loop marker must read back exactly);
+    anything else is encoded like text.
+    """
+    text = clean_text(value, LINE_LIMIT - len(name) - 2)
+    return _fold(name, text.split(" ") if text.isascii() else _text_atoms(text))
+
+
+def _phrase(display: str) -> list[str]:
+    """A display name as atoms: plain, quoted, or encoded words when it is not ASCII."""
+    name = clean_text(display, NAME_LIMIT)
+    if not name:
+        return []
+    if not name.isascii():
+        return encoded_words(name)
+    if _ATOM_PHRASE.fullmatch(name):
+        return name.split(" ")
+    return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
+
+
+def addresses(name: str, mailboxes: Sequence[tuple[str, str]]) -> str:
+    """An address header (`To`, `From`, `Reply-To`) from (display name, address) pairs.
+
+    Raises `UnusableAddress` for an address that cannot be written.
+    """
+    atoms: list[str] = []
+    for index, (display, address) in enumerate(mailboxes):
+        wire = str(mail_address(address))
+        phrase = _phrase(display)
+        parts = [*phrase, f"<{wire}>"] if phrase else [wire]
+        if index < len(mailboxes) - 1:
+            parts[-1] += ","
+        atoms += parts
+    return _fold(name, atoms)
+
+
+def message_id(value: str | None) -> str | None:
+    """`<id>` for a Message-ID fit to be written, or None for one that is not (and is dropped)."""
+    if not value:
+        return None
+    bare = value.strip().removeprefix("<").removesuffix(">")
+    return f"<{bare}>" if _MSG_ID.fullmatch(bare) else None
+
+
+def message_ids(name: str, values: Iterable[str | None]) -> str | None:
+    """`In-Reply-To`/`References` from the ids fit to be written; None when none is."""
+    ids = [written for value in values if (written := message_id(value))]
+    return _fold(name, ids) if ids else None
+
+
+def text_part(text: str) -> MIMEText:
+    """A text/plain part in UTF-8, quoted-printable (short lines whatever the text)."""
+    # MIMEText takes a Charset object too (typeshed says str): it selects quoted-printable.
+    return MIMEText(text, "plain", cast("str", _UTF8_QP))
+
+
+def compose(fields: Sequence[str | None], body: Message) -> bytes:
+    """The whole mail: `fields` (made by the functions above), then `body` with its MIME headers.
+
+    Surrogate escapes in the body (an attached original's raw bytes) come back as those bytes.
+    """
+    buffer = StringIO()
+    Generator(buffer, mangle_from_=False, policy=_WIRE).flatten(body)
+    head = "".join(field + "\r\n" for field in fields if field)
+    return (head + buffer.getvalue()).encode("utf-8", "surrogateescape")
+
+
+def crlf_lines(raw: bytes) -> bytes:
+    """`raw` with every line ending (LF, CR, CRLF) made CRLF, ending in one."""
+    lines = re.split(rb"\r\n|\r|\n", raw)
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join(line + b"\r\n" for line in lines)
