@@ -1,0 +1,318 @@
+"""Mail addresses as RFC 5322 writes them: address lists read from undecoded header text.
+
+The structure of an address header (quoted strings, comments, `<angle
+addresses>`, groups, commas) is read from the raw header value before any
+RFC 2047 encoded word is decoded, so an encoded word in a display name can
+never become an address; only the display name is decoded afterwards. The
+reader is one linear pass with no recursion: deep comment nesting costs what
+its length costs. What cannot be read as a mailbox is left out and named in
+the defects, never guessed at.
+
+`mailbox_key` is the form in which two addresses that reach the same mailbox
+compare equal (case, `+tag` sub-addresses, dots at Gmail), for counting what
+was sent to one person.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from email.header import decode_header
+
+from maild.classify.sender import normalize_domain
+
+# One address header is read up to this many characters, and yields at most this
+# many addresses: enough for any real To/Cc, bounded for hostile ones.
+MAX_HEADER_CHARS = 64 * 1024
+MAX_ADDRESSES = 1000
+_MAX_NAME = 512
+
+_SPECIALS = frozenset('()<>,;:"')
+# RFC 5322 atext, plus any non-ASCII character (RFC 6532).
+_ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+")
+_DOT_ATOM = re.compile(rf"{_ATEXT.pattern}(?:\.+{_ATEXT.pattern})*")
+_QUOTED_LOCAL = re.compile(r'"(?:[^"\\\r\n]|\\.)*"')
+_LABEL = re.compile(r"[\w-]+")
+_DOMAIN_LITERAL = re.compile(r"\[[^\[\]\\\s]*\]")
+# Providers known to deliver `a.n.na@` to `anna@`.
+_DOTLESS_PROVIDERS = frozenset({"gmail.com", "googlemail.com"})
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """One address read from a header: the decoded display name and the normalised address."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str    # "atom", "quoted", "comment", "angle", "special", "space"
+    raw: str     # as written (quoted strings with their quotes)
+    text: str    # the content (quotes, brackets and escapes removed)
+
+
+def read_address_list(value: str) -> tuple[tuple[Mailbox, ...], tuple[str, ...]]:
+    """The mailboxes an address header names, in order, and what could not be read."""
+    defects: list[str] = []
+    if len(value) > MAX_HEADER_CHARS:
+        defects.append(f"address header longer than {MAX_HEADER_CHARS} characters: cut")
+        value = value[:MAX_HEADER_CHARS]
+    found: list[Mailbox] = []
+    for item in _items(_tokens(value, defects)):
+        if len(found) >= MAX_ADDRESSES:
+            defects.append(f"more than {MAX_ADDRESSES} addresses in one header: the rest ignored")
+            break
+        mailbox = _mailbox(item, defects)
+        if mailbox is not None:
+            found.append(mailbox)
+    return tuple(found), tuple(dict.fromkeys(defects))
+
+
+def normalize_address(address: str) -> str | None:
+    """`local@domain` with the domain normalised (lower-case Unicode), or None if invalid."""
+    address = address.strip()
+    local, at, domain = address.rpartition("@")
+    if not at or not _valid_local(local):
+        return None
+    clean_domain = _normal_domain(domain)
+    return f"{local}@{clean_domain}" if clean_domain else None
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox `address` reaches: lower-case, without `+tag`, dots ignored at Gmail.
+
+    `Anna.Lind+ack7@Example.SE` and `anna.lind@example.se` give the same key.
+    Text that is no address is returned lower-cased.
+    """
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return address.strip().lower()
+    domain = _normal_domain(domain) or domain
+    if not local.startswith('"'):
+        local = local.split("+", 1)[0] or local
+        if domain in _DOTLESS_PROVIDERS:
+            local = local.replace(".", "") or local
+    return f"{local}@{domain}"
+
+
+def _normal_domain(domain: str) -> str | None:
+    domain = domain.strip()
+    if _DOMAIN_LITERAL.fullmatch(domain):
+        return domain.lower()
+    clean = normalize_domain(unicodedata.normalize("NFC", domain))
+    labels = clean.split(".")
+    if not clean or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    return clean
+
+
+def _valid_local(local: str) -> bool:
+    return bool(_DOT_ATOM.fullmatch(local) or _QUOTED_LOCAL.fullmatch(local))
+
+
+def _tokens(value: str, defects: list[str]) -> list[_Token]:
+    """The lexical tokens of an address header, in one pass without recursion."""
+    tokens: list[_Token] = []
+    index, length = 0, len(value)
+    while index < length:
+        char = value[index]
+        if char.isspace():
+            end = index
+            while end < length and value[end].isspace():
+                end += 1
+            tokens.append(_Token("space", value[index:end], " "))
+            index = end
+        elif char == '"':
+            end, text = _quoted(value, index, defects)
+            tokens.append(_Token("quoted", value[index:end], text))
+            index = end
+        elif char == "(":
+            end, text = _comment(value, index, defects)
+            tokens.append(_Token("comment", value[index:end], text))
+            index = end
+        elif char == "<":
+            end = _angle_end(value, index)
+            closed = value[end - 1] == ">" and end - 1 > index
+            if not closed:
+                defects.append("unterminated <address>")
+            tokens.append(_Token("angle", value[index:end],
+                                 value[index + 1:end - 1 if closed else end]))
+            index = end
+        elif char in _SPECIALS:
+            tokens.append(_Token("special", char, char))
+            index += 1
+        else:
+            end = index
+            while end < length and value[end] not in _SPECIALS and not value[end].isspace():
+                end += 1
+            tokens.append(_Token("atom", value[index:end], value[index:end]))
+            index = end
+    return tokens
+
+
+def _quoted(value: str, start: int, defects: list[str]) -> tuple[int, str]:
+    """The end of the quoted string opening at `start`, and its unescaped content."""
+    pieces: list[str] = []
+    index = start + 1
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value):
+            pieces.append(value[index + 1])
+            index += 2
+            continue
+        if char == '"':
+            return index + 1, "".join(pieces)
+        pieces.append(char)
+        index += 1
+    defects.append("unterminated quoted string in an address header")
+    return len(value), "".join(pieces)
+
+
+def _comment(value: str, start: int, defects: list[str]) -> tuple[int, str]:
+    """The end of the (possibly nested) comment opening at `start`, and its text."""
+    depth = 0
+    index = start
+    while index < len(value):
+        char = value[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index + 1, value[start + 1:index].strip()
+        index += 1
+    defects.append("unterminated comment in an address header")
+    return len(value), value[start + 1:].strip()
+
+
+def _angle_end(value: str, start: int) -> int:
+    """The index after the `>` that closes the angle address at `start` (quotes respected)."""
+    index = start + 1
+    while index < len(value):
+        char = value[index]
+        if char == '"':
+            index, _ = _quoted(value, index, [])
+            continue
+        if char == ">":
+            return index + 1
+        index += 1
+    return len(value)
+
+
+def _items(tokens: list[_Token]) -> list[list[_Token]]:
+    """The tokens of each mailbox: split at `,` and `;`, group names (`name:`) dropped."""
+    items: list[list[_Token]] = []
+    current: list[_Token] = []
+    for token in tokens:
+        if token.kind == "special" and token.text in ",;":
+            items.append(current)
+            current = []
+        elif token.kind == "special" and token.text == ":":
+            current = []    # what came before was the name of a group
+        else:
+            current.append(token)
+    items.append(current)
+    return [item for item in items if any(t.kind not in ("space", "comment") for t in item)]
+
+
+def _mailbox(item: list[_Token], defects: list[str]) -> Mailbox | None:
+    angles = [index for index, token in enumerate(item) if token.kind == "angle"]
+    if len(angles) > 1:
+        defects.append("a mailbox with more than one <address>: left out")
+        return None
+    if angles:
+        after = [t for t in item[angles[0] + 1:] if t.kind not in ("space", "comment")]
+        if after:
+            defects.append("text after an <address>: left out")
+            return None
+        spec = _addr_spec(_tokens(_strip_route(item[angles[0]].text), []))
+        name = _phrase(item[:angles[0]])
+    else:
+        spec = _addr_spec(item)
+        comments = [re.sub(r"[()]", "", t.text) for t in item if t.kind == "comment"]
+        comments = [comment for comment in comments if comment.strip()]
+        name = comments[-1] if comments else ""
+    address = normalize_address(spec) if spec else None
+    if address is None:
+        shown = "".join(token.raw for token in item).strip()[:80]
+        defects.append(f"not an address: {shown!r}")
+        return None
+    return Mailbox(name=_decoded_name(name), address=address)
+
+
+def _strip_route(text: str) -> str:
+    """An angle address without its obsolete source route (`@relay1,@relay2:`)."""
+    text = text.strip()
+    if text.startswith("@") and ":" in text:
+        return text.split(":", 1)[1]
+    return text
+
+
+def _addr_spec(tokens: list[_Token]) -> str | None:
+    """The address the tokens spell, or None when they are not one addr-spec.
+
+    Comments are ignored and whitespace is allowed only next to `@` and `.`
+    (the obsolete syntax); words separated by spaces are a phrase, not an address.
+    """
+    parts = [t for t in tokens if t.kind != "comment"]
+    while parts and parts[0].kind == "space":
+        parts.pop(0)
+    while parts and parts[-1].kind == "space":
+        parts.pop()
+    text: list[str] = []
+    for index, token in enumerate(parts):
+        if token.kind == "space":
+            before, after = parts[index - 1].raw, parts[index + 1].raw
+            if not (before.endswith(("@", ".")) or after.startswith(("@", "."))):
+                return None
+            continue
+        if token.kind not in ("atom", "quoted"):
+            return None
+        text.append(token.raw)
+    return "".join(text) or None
+
+
+def _phrase(tokens: list[_Token]) -> str:
+    """A display name as written: quoted strings unquoted, comments dropped."""
+    words: list[str] = []
+    for token in tokens:
+        if token.kind == "comment":
+            continue
+        if token.kind == "space":
+            if words and words[-1] != " ":
+                words.append(" ")
+            continue
+        words.append(token.text)
+    name = "".join(words).strip()
+    # Outlook writes 'anna@customer.se' <anna@customer.se> when the name is an address.
+    if len(name) >= 2 and name[0] == name[-1] == "'":
+        name = name[1:-1].strip()
+    return name
+
+
+def _decoded_name(name: str) -> str:
+    """The display name with RFC 2047 encoded words decoded; a broken one stays as written."""
+    name = name[:_MAX_NAME * 4]
+    if "=?" in name:
+        with contextlib.suppress(Exception):  # any broken encoded word: keep the text
+            name = "".join(chunk if isinstance(chunk, str) else _bytes_text(chunk, charset)
+                           for chunk, charset in decode_header(name))
+    name = " ".join("".join(ch for ch in name if ch.isprintable() or ch == " ").split())
+    return name[:_MAX_NAME]
+
+
+def _bytes_text(data: bytes, charset: str | None) -> str:
+    for candidate in (charset, "utf-8"):
+        if candidate:
+            try:
+                return data.decode(candidate)
+            except (LookupError, UnicodeDecodeError, ValueError):
+                continue
+    return data.decode("latin-1")
