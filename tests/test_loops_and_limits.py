@@ -217,3 +217,18 @@ def test_a_naive_auto_responder_gets_one_acknowledgement(tmp_path: Path) -> None
     finally:
         assert a.stop() == 0
         controller.stop()
+
+
+def test_a_web_form_mail_with_envelope_sender_nobody_becomes_a_ticket(
+        sqlite_runtime: Runtime) -> None:
+    for index, envelope in enumerate(("nobody@www.bergstromsbygg.se", "bounce@bergstromsbygg.se")):
+        outcome = receive(sqlite_runtime, support_mail(
+            subject=f"Kontaktformulär {index}",
+            body=f"Namn: Anna Lind\n\nBokningssidan visar fel pris i kassan, formulär {index}.\n"),
+            sender=envelope)
+        decision = inbound(sqlite_runtime, outcome.inbound_id).decision
+        assert decision is not None
+        assert (outcome.kind, decision["customer"], decision["ack"]) == (
+            "new", "bergstroms-bygg", True), decision["ack_reason"]
+        assert outcome.ticket is not None
+    assert len(acks(sqlite_runtime)) == 2

@@ -20,7 +20,7 @@ from typing import Protocol
 _UNATTENDED = re.compile(
     r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|noreply|donotreply|mailer[-_.]?daemon|"
     r"postmaster|bounces?|owner-.+|.+-(request|bounces?|owner|admin)|list-.+|.+-l|"
-    r"listserv|majordomo|mailman)(\+.*)?$",
+    r"listserv|majordomo|mailman|nobody)(\+.*)?$",
     re.IGNORECASE,
 )
 
