@@ -82,6 +82,18 @@ def normalize_address(address: str) -> str | None:
     return f"{local}@{clean_domain}" if clean_domain else None
 
 
+def address_key(address: str) -> str:
+    """`address` as maild compares identities: lower-case, the domain in Unicode form.
+
+    `Anna@XN--RKSMRGS-5WAO1O.SE` and `anna@räksmörgås.se` give the same key;
+    a `+tag` still makes a different address (see `mailbox_key` for counting).
+    """
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return address.strip().lower()
+    return f"{local}@{_normal_domain(domain) or domain}"
+
+
 def mailbox_key(address: str) -> str:
     """The mailbox `address` reaches: lower-case, without `+tag`, dots ignored at Gmail.
 

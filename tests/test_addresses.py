@@ -10,14 +10,17 @@ address. Tested on the parser itself, through the pipeline, `maild route
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from maild.addresses import MAX_ADDRESSES, mailbox_key, read_address_list
 from maild.parse import parse_mail
+from maild.routing.load import load_rules
 from maild.runtime import Runtime
-from tests.conftest import MaildCLI
+from tests.conftest import RULES, MaildCLI
 from tests.pipeline_helpers import acks, inbound, receive, tickets
 
 CONTACT = "anna.lind@bergstromsbygg.se"      # a registered contact of Bergströms Bygg
@@ -213,3 +216,18 @@ def test_ingest_of_the_attacks_answers_only_the_real_sender(maild: MaildCLI) -> 
     assert quarantined == 0
     assert sorted(customers) == [("bergstroms-bygg", CONTACT)] * len(ATTACKS)
     assert [row[0] for row in rows] == [CONTACT] * len(ATTACKS)
+
+
+def test_a_contact_is_recognised_in_either_idn_form(tmp_path: Path) -> None:
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(RULES, rules_dir)
+    customer = rules_dir / "customers" / "raksmorgas.toml"
+    customer.write_text(customer.read_text(encoding="utf-8") + (
+        '\n[[contact]]\naddress = "Kalle.Ek@XN--RKSMRGS-5WAO1O.SE"\nname = "Kalle Ek"\n'),
+        encoding="utf-8")
+    rules = load_rules(rules_dir)
+    for written in ("Kalle Ek <kalle.ek@räksmörgås.se>", "<KALLE.EK@xn--rksmrgs-5wao1o.se>"):
+        mail = parse_mail(f"From: {written}\r\nTo: support@example.se\r\n\r\nHej\r\n".encode())
+        assert mail.sender is not None
+        found = rules.contact(mail.sender.address)
+        assert found is not None and found[0].id == "raksmorgas", written

@@ -2,7 +2,9 @@
 
 The body is rendered from the admin's template for the ticket's language and
 never quotes the sender's text: a forged sender must not be able to make maild
-carry words to a victim. The subject is `[TICKET] original subject`.
+carry words to a victim. The subject is `[TICKET] original subject` only for a
+verified sender (the decision's `verified_sender`), else `[TICKET]` and
+maild's own words.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def compose_ack(
         ("To", recipient),
         ("Reply-To", support),
         ("Subject", _encoded("Subject", tagged_subject(
-            ticket, decision.details.get("subject") or "", numbering))),
+            ticket, ack_subject(decision, kind), numbering))),
         ("Date", format_datetime(now)),
         ("Message-ID", f"<{message_id}>"),
     ]
@@ -140,6 +142,23 @@ def compose_ack(
         message[name] = cast("str", value)  # compat32 takes Header objects as values too
     return ComposedMail(raw=message.as_bytes(policy=_WIRE), message_id=message_id,
                         recipient=recipient)
+
+
+# To a sender who is not verified, maild's own words: the subject is the sender's text.
+_NEUTRAL_SUBJECTS = {
+    ("ack", "sv"): "Vi har tagit emot ditt ärende",
+    ("ack", "en"): "We have received your case",
+    ("complete", "sv"): "Vi har fått uppgifterna som saknades",
+    ("complete", "en"): "We have received the missing information",
+}
+
+
+def ack_subject(decision: Decision, kind: str = "ack") -> str:
+    """The sender's subject for a verified sender (`verified_sender`), else maild's own."""
+    if decision.details.get("verified_sender"):
+        return str(decision.details.get("subject") or "")
+    language = decision.details.get("language") or "sv"
+    return _NEUTRAL_SUBJECTS.get((kind, language)) or _NEUTRAL_SUBJECTS[("ack", "sv")]
 
 
 def _encoded(name: str, text: str) -> str | Header:
