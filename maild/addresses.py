@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.header import decode_header
 
@@ -126,44 +127,39 @@ def _valid_local(local: str) -> bool:
     return bool(_DOT_ATOM.fullmatch(local) or _QUOTED_LOCAL.fullmatch(local))
 
 
-def _tokens(value: str, defects: list[str]) -> list[_Token]:
+_SPACE_RUN = re.compile(r"\s+")
+_ATOM_RUN = re.compile(r'[^()<>,;:"\s]+')
+
+
+def _tokens(value: str, defects: list[str]) -> Iterator[_Token]:
     """The lexical tokens of an address header, in one pass without recursion."""
-    tokens: list[_Token] = []
     index, length = 0, len(value)
     while index < length:
         char = value[index]
-        if char.isspace():
-            end = index
-            while end < length and value[end].isspace():
-                end += 1
-            tokens.append(_Token("space", value[index:end], " "))
-            index = end
-        elif char == '"':
+        if char == '"':
             end, text = _quoted(value, index, defects)
-            tokens.append(_Token("quoted", value[index:end], text))
-            index = end
+            yield _Token("quoted", value[index:end], text)
         elif char == "(":
             end, text = _comment(value, index, defects)
-            tokens.append(_Token("comment", value[index:end], text))
-            index = end
+            yield _Token("comment", value[index:end], text)
         elif char == "<":
             end = _angle_end(value, index)
             closed = value[end - 1] == ">" and end - 1 > index
             if not closed:
                 defects.append("unterminated <address>")
-            tokens.append(_Token("angle", value[index:end],
-                                 value[index + 1:end - 1 if closed else end]))
-            index = end
+            yield _Token("angle", value[index:end], value[index + 1:end - 1 if closed else end])
         elif char in _SPECIALS:
-            tokens.append(_Token("special", char, char))
-            index += 1
+            end = index + 1
+            yield _Token("special", char, char)
+        elif char.isspace():
+            match = _SPACE_RUN.match(value, index)
+            end = match.end() if match else index + 1
+            yield _Token("space", value[index:end], " ")
         else:
-            end = index
-            while end < length and value[end] not in _SPECIALS and not value[end].isspace():
-                end += 1
-            tokens.append(_Token("atom", value[index:end], value[index:end]))
-            index = end
-    return tokens
+            match = _ATOM_RUN.match(value, index)
+            end = match.end() if match else index + 1
+            yield _Token("atom", value[index:end], value[index:end])
+        index = end
 
 
 def _quoted(value: str, start: int, defects: list[str]) -> tuple[int, str]:
@@ -218,20 +214,22 @@ def _angle_end(value: str, start: int) -> int:
     return len(value)
 
 
-def _items(tokens: list[_Token]) -> list[list[_Token]]:
+def _items(tokens: Iterable[_Token]) -> Iterator[list[_Token]]:
     """The tokens of each mailbox: split at `,` and `;`, group names (`name:`) dropped."""
-    items: list[list[_Token]] = []
     current: list[_Token] = []
+    substance = False       # whether `current` holds more than space and comments
     for token in tokens:
         if token.kind == "special" and token.text in ",;":
-            items.append(current)
-            current = []
+            if substance:
+                yield current
+            current, substance = [], False
         elif token.kind == "special" and token.text == ":":
-            current = []    # what came before was the name of a group
+            current, substance = [], False    # what came before was the name of a group
         else:
             current.append(token)
-    items.append(current)
-    return [item for item in items if any(t.kind not in ("space", "comment") for t in item)]
+            substance = substance or token.kind not in ("space", "comment")
+    if substance:
+        yield current
 
 
 def _mailbox(item: list[_Token], defects: list[str]) -> Mailbox | None:
@@ -244,7 +242,7 @@ def _mailbox(item: list[_Token], defects: list[str]) -> Mailbox | None:
         if after:
             defects.append("text after an <address>: left out")
             return None
-        spec = _addr_spec(_tokens(_strip_route(item[angles[0]].text), []))
+        spec = _addr_spec(list(_tokens(_strip_route(item[angles[0]].text), [])))
         name = _phrase(item[:angles[0]])
     else:
         spec = _addr_spec(item)
