@@ -5,8 +5,9 @@ addresses>`, groups, commas) is read from the raw header value before any
 RFC 2047 encoded word is decoded, so an encoded word in a display name can
 never become an address; only the display name is decoded afterwards. The
 reader is one linear pass with no recursion: deep comment nesting costs what
-its length costs. What cannot be read as a mailbox is left out and named in
-the defects, never guessed at.
+its length costs. Domains are lower-cased and kept in the IDN form written.
+What cannot be read as a mailbox is left out and named in the defects, never
+guessed at.
 
 `mailbox_key` is the form in which two addresses that reach the same mailbox
 compare equal (case, `+tag` sub-addresses, dots at Gmail), for counting what
@@ -74,13 +75,17 @@ def read_address_list(value: str) -> tuple[tuple[Mailbox, ...], tuple[str, ...]]
 
 
 def normalize_address(address: str) -> str | None:
-    """`local@domain` with the domain normalised (lower-case Unicode), or None if invalid."""
+    """`local@domain` with the domain lower-cased (in the IDN form written), or None if invalid.
+
+    The address keeps the form its mail system wrote (`xn--` stays `xn--`), so
+    replies go where they would have gone; identities are compared with
+    `address_key` and `mailbox_key`, which decode `xn--` labels.
+    """
     address = address.strip()
     local, at, domain = address.rpartition("@")
-    if not at or not _valid_local(local):
+    if not at or not _valid_local(local) or _normal_domain(domain) is None:
         return None
-    clean_domain = _normal_domain(domain)
-    return f"{local}@{clean_domain}" if clean_domain else None
+    return f"{local}@{unicodedata.normalize('NFC', domain.strip().rstrip('.').lower())}"
 
 
 def address_key(address: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from maild.addresses import MAX_ADDRESSES, mailbox_key, read_address_list
+from maild.addresses import MAX_ADDRESSES, address_key, mailbox_key, read_address_list
 from maild.parse import parse_mail
 from maild.routing.load import load_rules
 from maild.runtime import Runtime
@@ -111,12 +111,14 @@ def test_deep_nesting_and_long_headers_are_bounded() -> None:
     assert any("more than" in defect for defect in defects)
 
 
-def test_domains_are_normalised_as_routing_compares_them() -> None:
-    assert _one("Anna <Anna.Lind@XN--RKSMRGS-5WAO1O.SE.>") == ("Anna",
-                                                               "Anna.Lind@räksmörgås.se")
+def test_domains_are_lower_cased_in_the_form_written_and_compared_in_one_form() -> None:
+    assert _one("Anna <Anna.Lind@XN--RKSMRGS-5WAO1O.SE.>") == (
+        "Anna", "Anna.Lind@xn--rksmrgs-5wao1o.se")
     assert _one("<anna@RÄKSMÖRGÅS.se>") == ("", "anna@räksmörgås.se")
     decomposed = "ra\u0308ksmo\u0308rga\u030as.se"
     assert _one(f"<anna@{decomposed}>") == ("", "anna@räksmörgås.se")
+    assert address_key("Anna.Lind@XN--RKSMRGS-5WAO1O.SE") == address_key(
+        "anna.lind@Räksmörgås.se") == "anna.lind@räksmörgås.se"
 
 
 def test_mailbox_key_joins_case_tags_and_gmail_dots() -> None:
