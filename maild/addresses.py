@@ -254,12 +254,35 @@ def _mailbox(item: list[_Token], defects: list[str]) -> Mailbox | None:
         comments = [re.sub(r"[()]", "", t.text) for t in item if t.kind == "comment"]
         comments = [comment for comment in comments if comment.strip()]
         name = comments[-1] if comments else ""
+    if spec and "=?" in spec:
+        spec = _unencoded_spec(spec, defects)
     address = normalize_address(spec) if spec else None
     if address is None:
         shown = "".join(token.raw for token in item).strip()[:80]
         defects.append(f"not an address: {shown!r}")
         return None
     return Mailbox(name=_decoded_name(name), address=address)
+
+
+def _unencoded_spec(spec: str, defects: list[str]) -> str:
+    """`spec` with encoded words in its local part or domain decoded where they spell non-ASCII.
+
+    RFC 2047 allows no encoded word in an address, but Python's email package
+    writes `linnea@=?utf-8?b?...?=.se` for a non-ASCII domain. Such a word is
+    decoded only inside its own part and only to non-ASCII text (an IDN); it
+    can never spell `@`, a separator, or an ASCII name such as `customer.se`.
+    """
+    local, _, domain = spec.rpartition("@")
+    parts: list[str] = []
+    for written in (local, domain):
+        decoded = _decoded_name(written) if "=?" in written else written
+        if decoded != written and not decoded.isascii() and not any(
+                ch in decoded for ch in '@<>,;:"() '):
+            defects.append("encoded word in an address: read as non-ASCII text")
+            parts.append(decoded)
+        else:
+            parts.append(written)
+    return f"{parts[0]}@{parts[1]}"
 
 
 def _strip_route(text: str) -> str:

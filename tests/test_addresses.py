@@ -121,6 +121,16 @@ def test_domains_are_lower_cased_in_the_form_written_and_compared_in_one_form() 
         "anna.lind@Räksmörgås.se") == "anna.lind@räksmörgås.se"
 
 
+def test_encoded_words_in_an_address_are_read_only_as_non_ascii_text() -> None:
+    # Python's email package writes a non-ASCII address this way.
+    assert _one("linnea@=?utf-8?b?csOka3Ntw7ZyZ8Olcw==?=.se") == ("", "linnea@räksmörgås.se")
+    assert _one("=?utf-8?b?w6VzYQ==?=@example.se") == ("", "åsa@example.se")
+    # Never an ASCII name, never structure.
+    assert _one("eva@=?utf-8?q?customer.se?=") is None
+    assert _one("=?utf-8?q?eva?=@customer.se") == ("", "=?utf-8?q?eva?=@customer.se")
+    assert _one("eva@=?utf-8?q?r=C3=A4k=40evil.example?=") is None
+
+
 def test_mailbox_key_joins_case_tags_and_gmail_dots() -> None:
     assert mailbox_key("Anna.Lind+ack7@Bergstromsbygg.SE") == "anna.lind@bergstromsbygg.se"
     assert mailbox_key("a.n.n.a+x@GMail.com") == "anna@gmail.com"
