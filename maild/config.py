@@ -110,6 +110,8 @@ class Config:
     outbox_batch_size: int = 500
     ack_max_per_hour: int = 5
     ack_max_per_day: int = 20
+    ack_domain_max_per_hour: int = 30
+    ack_domain_max_per_day: int = 100
     ack_duplicate_window_hours: float = 24.0
     bounce_suppression_days: int = 60
     reopen_days: int = 14
@@ -300,6 +302,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("outbox.batch_size", _positive_int, "a whole number of at least 1"),
     _Setting("ack.max_per_hour", _positive_int, "a whole number of at least 1"),
     _Setting("ack.max_per_day", _positive_int, "a whole number of at least 1"),
+    _Setting("ack.domain_max_per_hour", _positive_int, "a whole number of at least 1"),
+    _Setting("ack.domain_max_per_day", _positive_int, "a whole number of at least 1"),
     _Setting("ack.duplicate_window_hours", _seconds, "hours, more than 0"),
     _Setting("ack.bounce_suppression_days", _positive_int, "a whole number of days"),
     _Setting("outbox.maildir", _text, "a directory path"),
@@ -341,6 +345,8 @@ _DEFAULTS: dict[str, Any] = {
     "outbox.batch_size": 500,
     "ack.max_per_hour": 5,
     "ack.max_per_day": 20,
+    "ack.domain_max_per_hour": 30,
+    "ack.domain_max_per_day": 100,
     "ack.duplicate_window_hours": 24.0,
     "ack.bounce_suppression_days": 60,
     "outbox.maildir": None,
@@ -514,6 +520,8 @@ def load_config(
         outbox_batch_size=values["outbox.batch_size"],
         ack_max_per_hour=values["ack.max_per_hour"],
         ack_max_per_day=values["ack.max_per_day"],
+        ack_domain_max_per_hour=values["ack.domain_max_per_hour"],
+        ack_domain_max_per_day=values["ack.domain_max_per_day"],
         ack_duplicate_window_hours=values["ack.duplicate_window_hours"],
         bounce_suppression_days=values["ack.bounce_suppression_days"],
         reopen_days=values["tickets.reopen_days"],

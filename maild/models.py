@@ -168,6 +168,10 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = _ts()
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     bounce_token: str | None = Field(default=None, max_length=32, index=True)
+    # What acknowledgement limits count (maild.respond.policy.ack_keys); set on acks only.
+    mailbox: str | None = Field(default=None, max_length=512, index=True)
+    recipient_domain: str | None = Field(default=None, max_length=255, index=True)
+    sender_domain: str | None = Field(default=None, max_length=255, index=True)
     history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     claimed_until: datetime | None = _ts()
     claim_token: str | None = Field(default=None, max_length=32)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from maild.addresses import normalize_address
 from maild.checks import check_items
 from maild.checks.conditions import required_items
 from maild.classify.language import guess_language
@@ -18,7 +19,16 @@ from maild.classify.machine import classify_machine
 from maild.classify.sender import address_domain, registrable_domain
 from maild.parse import Address, ParsedMail
 from maild.respond.bounces import OutboxLookup, find_bounced, permanence
-from maild.respond.policy import AckHistory, AckLimits, ack_verdict, text_digest
+from maild.respond.policy import (
+    AckHistory,
+    AckLimits,
+    AckRequest,
+    ack_domains,
+    ack_verdict,
+    owed_confirmation,
+    sender_standing,
+    text_digest,
+)
 from maild.routing.chain import route
 from maild.routing.model import Rules, SupportAddress
 from maild.routing.priority import choose_priority
@@ -126,9 +136,8 @@ def unparseable_decision(reason: str, envelope: Envelope, rules: Rules) -> Decis
 def _sender_of(mail: ParsedMail, envelope: Envelope) -> Address | None:
     if mail.sender is not None:
         return mail.sender
-    if envelope.sender:
-        return Address(name="", address=envelope.sender.lower())
-    return None
+    address = normalize_address(envelope.sender) if envelope.sender else None
+    return Address(name="", address=address) if address else None
 
 
 def decide(
@@ -191,6 +200,9 @@ def decide(
         details["followup_via"] = correlation.via
         details["staff"] = sender_address in rules.staff if sender_address else False
         details["ack_to"] = ack_recipient(mail, rules)[0]
+        standing = sender_standing(sender_address, None, ticket.private, rules)
+        details["verified_sender"] = standing.verified is not None
+        details["verified_by"] = standing.verified
         policy = rules.policies.get(ticket.policy or "")
         askable = [*policy.required, *(c.item for c in policy.required_when)] if policy else []
         if askable and not details["staff"]:
@@ -230,14 +242,22 @@ def decide(
     details["action_due"] = due.action.isoformat() if due.action else None
 
     recipient, recipient_rule = ack_recipient(mail, rules)
+    standing = sender_standing(sender_address, customer, routed.private, rules)
     details["ack_to"] = recipient
     details["text_digest"] = text_digest(mail.text)
+    details["verified_sender"] = standing.verified is not None
+    details["verified_by"] = standing.verified
+    details["entitled_sender"] = standing.entitled is not None
+    details["entitled_by"] = standing.entitled
     if recipient is None:
         decision.ack_reason = "no sender address that an acknowledgement could go to"
         return decision
-    decision.ack, reason = ack_verdict(recipient, sender=sender_address,
-                                       digest=details["text_digest"],
-                                       now=envelope.received_at, history=lookup, limits=limits)
+    request = AckRequest(
+        recipient=recipient, sender=sender_address, digest=details["text_digest"],
+        domains=ack_domains(sender_address, recipient, rules),
+        owed=owed_confirmation(standing, sender_address, recipient, customer, rules))
+    decision.ack, reason = ack_verdict(request, now=envelope.received_at, history=lookup,
+                                       limits=limits)
     decision.ack_reason = f"{reason}; answered at {recipient_rule}" if decision.ack else reason
     return decision
 

@@ -62,6 +62,8 @@ class Runtime:
 def ack_limits(config: Config) -> AckLimits:
     """The acknowledgement limits the configuration sets."""
     return AckLimits(max_per_hour=config.ack_max_per_hour, max_per_day=config.ack_max_per_day,
+                     domain_max_per_hour=config.ack_domain_max_per_hour,
+                     domain_max_per_day=config.ack_domain_max_per_day,
                      duplicate_window=timedelta(hours=config.ack_duplicate_window_hours),
                      suppression=timedelta(days=config.bounce_suppression_days))
 

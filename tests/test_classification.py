@@ -540,3 +540,32 @@ def test_bounce_from_a_list_server_is_a_bounce() -> None:
                    extra_headers="List-Id: <cats.lists.kund.se>\r\nPrecedence: list\r\n")
     assert _kind(mail) == "bounce"
 
+
+
+# --- nobody@ and bounce@ are local parts, not evidence ----------------------------------
+
+WEB_FORM_BODY = ("Namn: Anna Lind\nE-post: anna.lind@bergstromsbygg.se\n\nMeddelande:\n"
+                 "Hej! Bokningssidan visar fel pris sedan i morse, kan ni titta på det?\n")
+
+
+@pytest.mark.parametrize("envelope", ["nobody@www.bergstromsbygg.se", "bounce@bergstromsbygg.se",
+                                      "bounces@mailer.bergstromsbygg.se", "Nobody@web01"])
+def test_a_web_form_mail_from_a_nobody_or_bounce_envelope_is_a_person(envelope: str) -> None:
+    mail = _mail(subject="Kontaktformulär: bokningen", body=WEB_FORM_BODY)
+    assert _kind(mail, envelope) == "person"
+
+
+@pytest.mark.parametrize("sender", ["Webbformulär <nobody@www.bergstromsbygg.se>",
+                                    "bounce@bergstromsbygg.se"])
+def test_a_web_form_sent_as_nobody_for_the_person_in_reply_to_is_a_person(sender: str) -> None:
+    mail = _mail(sender=sender, subject="Kontaktformulär: bokningen", body=WEB_FORM_BODY,
+                 headers={"Reply-To": "Anna Lind <anna.lind@bergstromsbygg.se>"})
+    assert _kind(mail, sender.rpartition("<")[2].strip(">")) == "person"
+
+
+@pytest.mark.parametrize("sender", ["nobody@mx.kund.se", "bounce@mx.kund.se"])
+def test_nobody_or_bounce_with_a_bounce_subject_is_still_a_bounce(sender: str) -> None:
+    mail = _mail(sender=sender, subject="Undeliverable: Offert", body="Details follow.\n")
+    verdict = _classify(mail, sender)
+    assert verdict is not None and verdict.kind == "bounce"
+    assert "bounce subject" in verdict.signal

@@ -44,6 +44,8 @@ def test_postgres_url_gets_the_psycopg_driver() -> None:
     ("[outbox]\ntransprot = 'maildir'\n", "outbox.transprot: unknown setting"),
     ("database_url = 'mysql://x'\n", "database_url: expected a URL starting with sqlite:///"),
     ("[processing\n", "not valid TOML"),
+    ("[ack]\ndomain_max_per_hour = 0\n", "ack.domain_max_per_hour: expected a whole number"),
+    ("[ack]\ndomain_max_per_day = 'lots'\n", "ack.domain_max_per_day: expected a whole number"),
 ])
 def test_bad_file_names_file_key_and_expectation(tmp_path: Path, text: str,
                                                    message: str) -> None:
@@ -68,3 +70,12 @@ def test_cli_exits_78_with_one_line(maild: MaildCLI) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "maild.toml: processing.max_attempts: expected a whole number" in lines[0]
+
+
+def test_ack_domain_limits_from_file_and_environment(tmp_path: Path) -> None:
+    file = tmp_path / "maild.toml"
+    file.write_text("[ack]\ndomain_max_per_hour = 7\ndomain_max_per_day = 40\n")
+    config = load_config(file, env={"MAILD_ACK_DOMAIN_MAX_PER_DAY": "50"})
+    assert (config.ack_domain_max_per_hour, config.ack_domain_max_per_day) == (7, 50)
+    defaults = load_config(env={})
+    assert (defaults.ack_domain_max_per_hour, defaults.ack_domain_max_per_day) == (30, 100)

@@ -41,8 +41,9 @@ def test_acknowledgements_reach_the_relay_with_rfc3834_headers_in_both_languages
     [sv, en] = [d for d in recorder.deliveries if d.message["Auto-Submitted"] == "auto-replied"]
     assert sv.recipients == ["anna.lind@bergstromsbygg.se"]
     assert sv.sender.startswith("support+bounce-") and sv.sender.endswith("@example.se")
+    # Tom is no registered contact: his subject is not repeated to him.
     for delivery, ticket, subject in ((sv, swedish.ticket, "Bokningssidan visar fel pris"),
-                                      (en, english.ticket, "Delivery reports")):
+                                      (en, english.ticket, "We have received your case")):
         message = delivery.message
         assert message["Subject"] == f"[{ticket}] {subject}"
         assert message["Auto-Submitted"] == "auto-replied"

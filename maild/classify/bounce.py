@@ -2,9 +2,12 @@
 
 `bounce_signal` names the evidence that a message reports on the delivery of
 another one, or returns None. Strong evidence (a delivery report, a header
-only mail systems write, a mail-system sender) decides alone; a bounce-like
-subject or failure wording counts only when the sender is a mail system too,
-because people write "delivery failure" in their own subjects.
+only mail systems write, a mail-system sender such as MAILER-DAEMON) decides
+alone; a bounce-like subject or failure wording counts only when the sender is
+a mail system too, because people write "delivery failure" in their own
+subjects. A local part such as `nobody` or `bounce` is no such evidence on its
+own: web servers send people's form mail as nobody@, and mailing systems use
+bounce@ as the envelope sender of ordinary mail.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ from maild.classify.evidence import (
 )
 from maild.parse import ParsedMail
 
-# Compared without "-", "_" and ".", so MAILER-DAEMON, mailer_daemon and post_master match.
+# The accounts mail systems send their reports from. Compared without "-", "_" and ".",
+# so MAILER-DAEMON, mailer_daemon and post_master match.
 _DAEMON_LOCALPARTS = frozenset({
-    "mailerdaemon", "maildaemon", "postmaster", "mdaemon", "noreplydmarcsupport", "bounce",
-    "bounces", "nobody",
+    "mailerdaemon", "maildaemon", "postmaster", "mdaemon", "noreplydmarcsupport",
 })
-# Senders no person answers from; not enough alone (web forms send as no-reply).
+# Senders no person answers from; not enough alone: web forms send as no-reply or, from a
+# web server, as nobody@; newsletters and ticket systems use bounce@ as the envelope sender.
 _UNATTENDED_LOCALPART = re.compile(
     r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|noresponse|no[-_.]?response|"
-    r"mailer|mail[-_.]?delivery|smtp|mta|daemon|notify|notification)s?([-_.+].*)?$",
+    r"mailer|mail[-_.]?delivery|smtp|mta|daemon|notify|notification|bounce|nobody)s?"
+    r"([-_.+].*)?$",
 )
 _DAEMON_NAME = re.compile(
     r"^\s*(mail delivery (sub)?system|mail ?administrator|mailer[- ]daemon|postmaster|"

@@ -2,7 +2,9 @@
 
 The body is rendered from the admin's template for the ticket's language and
 never quotes the sender's text: a forged sender must not be able to make maild
-carry words to a victim. The subject is `[TICKET] original subject`.
+carry words to a victim. The subject is `[TICKET] original subject` only for a
+verified sender (the decision's `verified_sender`), else `[TICKET]` and
+maild's own words.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def compose_ack(
     message_id = new_message_id(domain)
 
     language = decision.details.get("language") or "sv"
-    subject = tagged_subject(ticket, decision.details.get("subject") or "", numbering)
+    subject = tagged_subject(ticket, ack_subject(decision, kind), numbering)
     references = [*original_references, original_message_id][-10:] if original_message_id else []
     fields = [
         wire.addresses("From", [(queue.name_in(language) if queue else "Support", support)]),
@@ -148,3 +150,21 @@ def compose_ack(
     body = wire.text_part(render_ack_body(rules, decision, ticket, received, kind))
     return ComposedMail(raw=wire.compose(fields, body), message_id=message_id,
                         recipient=recipient)
+
+
+# To a sender who is not verified, maild's own words: the subject is the sender's text.
+_NEUTRAL_SUBJECTS = {
+    ("ack", "sv"): "Vi har tagit emot ditt ärende",
+    ("ack", "en"): "We have received your case",
+    ("complete", "sv"): "Vi har fått uppgifterna som saknades",
+    ("complete", "en"): "We have received the missing information",
+}
+
+
+def ack_subject(decision: Decision, kind: str = "ack") -> str:
+    """The sender's subject for a verified sender (`verified_sender`), else maild's own."""
+    if decision.details.get("verified_sender"):
+        return str(decision.details.get("subject") or "")
+    language = decision.details.get("language") or "sv"
+    return _NEUTRAL_SUBJECTS.get((kind, language)) or _NEUTRAL_SUBJECTS[("ack", "sv")]
+

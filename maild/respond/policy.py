@@ -2,11 +2,21 @@
 
 The recipient rule: a single Reply-To address if the message has one, else the
 From address; never one of maild's own addresses, never a list or unattended
-address (no-reply, -request, -bounces, owner-, ...), never an address that
-bounced permanently within the suppression period. Then the limits: at most
-`max_per_hour` and `max_per_day` acknowledgements to one address, and none for
-a text the same sender already had acknowledged within the duplicate window.
-The ticket is made in every case; only the acknowledgement is withheld.
+address (no-reply, -request, -bounces, owner-, nobody, ...), never an address
+that bounced permanently within the suppression period, and none for a text
+the same sender (or the same mailbox) already had acknowledged within the
+duplicate window.
+
+Then the limits, counted per mailbox (`Anna+x@Kund.se` is `anna@kund.se`) and
+per domain (the sender's and the recipient's, free-mail providers excepted):
+at most `max_per_hour`/`max_per_day` acknowledgements to one mailbox and
+`domain_max_per_hour`/`domain_max_per_day` for one domain. A sender who is
+owed a confirmation of every case (a registered contact, or a sender routed to
+a customer with an agreement, answered at an address of that customer) is
+never held back by these limits: the agreements promise a case number for
+every mail, and loops are kept out by machine-mail detection and the
+same-text rule. The ticket is made in every case; only the acknowledgement is
+withheld.
 """
 
 from __future__ import annotations
@@ -17,20 +27,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from maild.addresses import mailbox_key
+from maild.classify.sender import address_domain, registrable_domain
+from maild.routing.model import Customer, Rules
+
 _UNATTENDED = re.compile(
     r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|noreply|donotreply|mailer[-_.]?daemon|"
     r"postmaster|bounces?|owner-.+|.+-(request|bounces?|owner|admin)|list-.+|.+-l|"
-    r"listserv|majordomo|mailman)(\+.*)?$",
+    r"listserv|majordomo|mailman|nobody)(\+.*)?$",
     re.IGNORECASE,
 )
 
 
 @dataclass(frozen=True)
 class AckLimits:
-    """How often acknowledgements may go to one address."""
+    """How often acknowledgements may go to one mailbox and to one domain."""
 
     max_per_hour: int = 5
     max_per_day: int = 20
+    domain_max_per_hour: int = 30
+    domain_max_per_day: int = 100
     duplicate_window: timedelta = timedelta(hours=24)
     suppression: timedelta = timedelta(days=60)
 
@@ -38,14 +54,44 @@ class AckLimits:
 class AckHistory(Protocol):
     """What was sent and what bounced, as the acknowledgement policy needs it."""
 
-    def acks_sent_to(self, address: str, since: datetime) -> int:
-        """How many acknowledgements went to `address` since `since`."""
+    def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
+        """How many acknowledgements went to mailbox key `mailbox` since `since`."""
 
-    def same_text_acknowledged(self, sender: str, digest: str, since: datetime) -> str | None:
-        """The ticket whose opening message from `sender` had this text digest and an ack."""
+    def acks_for_domain(self, domain: str, since: datetime) -> int:
+        """How many acknowledgements went to or answered a sender at `domain` since `since`."""
+
+    def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
+                               since: datetime) -> str | None:
+        """The ticket opened with this text digest, by `sender` or acknowledged to `mailbox`."""
 
     def suppressed(self, address: str, since: datetime) -> str | None:
         """Why `address` must not get mail: it bounced permanently since `since`."""
+
+
+@dataclass(frozen=True)
+class SenderStanding:
+    """What maild knows of the sender: verified (who it claims to be) and entitled.
+
+    `verified` says why the sender is believed to be who the From says (today:
+    a registered contact of a customer); only a verified sender sees its own
+    subject repeated in the acknowledgement. `entitled` says why every case of
+    the sender must be confirmed (a registered contact, or a sender routed to a
+    customer with an agreement). None means not.
+    """
+
+    verified: str | None = None
+    entitled: str | None = None
+
+
+@dataclass(frozen=True)
+class AckRequest:
+    """One acknowledgement to decide on."""
+
+    recipient: str
+    sender: str | None
+    digest: str
+    domains: tuple[str, ...] = ()      # the domains whose limit counts this acknowledgement
+    owed: str | None = None            # why the recipient is owed it whatever the rate
 
 
 def text_digest(text: str) -> str:
@@ -59,25 +105,110 @@ def is_unattended(address: str) -> bool:
     return bool(_UNATTENDED.match(address.rpartition("@")[0]))
 
 
-def ack_verdict(recipient: str, *, sender: str | None, digest: str, now: datetime,
-                history: AckHistory, limits: AckLimits) -> tuple[bool, str]:
-    """(send?, why) for an acknowledgement of a new ticket to `recipient`."""
+def sender_standing(sender: str | None, customer: Customer | None, private: bool,
+                    rules: Rules) -> SenderStanding:
+    """Whether `sender` (routed to `customer`) is verified and entitled to every confirmation."""
+    contact = rules.contact(sender) if sender else None
+    if contact is not None:
+        reason = f"{sender} is a registered contact of {contact[0].id}"
+        return SenderStanding(verified=reason, entitled=reason)
+    if customer is not None and not private and customer.status != "no-agreement":
+        return SenderStanding(entitled=f"{sender} is routed to {customer.id}, which has an "
+                                       "agreement")
+    return SenderStanding()
+
+
+def ack_domains(sender: str | None, recipient: str, rules: Rules) -> tuple[str, ...]:
+    """The registrable domains whose limit an acknowledgement counts against.
+
+    The sender's domain and the recipient's; a free-mail provider is shared by
+    strangers, so it has no domain limit (its mailboxes keep theirs).
+    """
+    domains: list[str] = []
+    for address in (sender, recipient):
+        domain = registrable_domain(address_domain(address)) if address else ""
+        if domain and domain not in rules.private and domain not in domains:
+            domains.append(domain)
+    return tuple(domains)
+
+
+def owed_confirmation(standing: SenderStanding, sender: str | None, recipient: str,
+                      customer: Customer | None, rules: Rules) -> str | None:
+    """Why `recipient` gets the confirmation whatever the rate, or None.
+
+    Only an entitled sender's own side is owed it: the sender's mailbox, a
+    registered contact of the same customer, or an address at its domains. A
+    Reply-To elsewhere is limited like any other recipient.
+    """
+    if standing.entitled is None or customer is None:
+        return None
+    same_customer = rules.contact(recipient)
+    at_customer = rules.customer_for_domain(address_domain(recipient))
+    if ((sender and mailbox_key(sender) == mailbox_key(recipient))
+            or (same_customer is not None and same_customer[0].id == customer.id)
+            or (at_customer is not None and at_customer.id == customer.id)):
+        return standing.entitled
+    return None
+
+
+@dataclass(frozen=True)
+class AckKeys:
+    """What an acknowledgement is counted by: the recipient's mailbox and both domains."""
+
+    mailbox: str
+    recipient_domain: str | None
+    sender_domain: str | None
+
+
+def ack_keys(recipient: str, sender: str | None) -> AckKeys:
+    """The keys the limits count an acknowledgement to `recipient` for `sender` by."""
+    def domain_of(address: str | None) -> str | None:
+        return (registrable_domain(address_domain(address)) or None) if address else None
+
+    return AckKeys(mailbox=mailbox_key(recipient), recipient_domain=domain_of(recipient),
+                   sender_domain=domain_of(sender))
+
+
+def ack_verdict(request: AckRequest, *, now: datetime, history: AckHistory,
+                limits: AckLimits) -> tuple[bool, str]:
+    """(send?, why) for an acknowledgement of a new ticket."""
+    recipient = request.recipient
+    mailbox = mailbox_key(recipient)
     if is_unattended(recipient):
         return False, f"{recipient} looks like a list or unattended address: no acknowledgement"
-    reason = history.suppressed(recipient, now - limits.suppression)
+    since = now - limits.suppression
+    reason = history.suppressed(recipient, since) or (
+        history.suppressed(mailbox, since) if mailbox != recipient.lower() else None)
     if reason:
         return False, f"{recipient} bounced permanently ({reason}): no acknowledgement"
-    last_hour = history.acks_sent_to(recipient, now - timedelta(hours=1))
-    if last_hour >= limits.max_per_hour:
-        return False, (f"rate limit: {last_hour} acknowledgements to {recipient} in the last "
-                       f"hour (at most {limits.max_per_hour})")
-    last_day = history.acks_sent_to(recipient, now - timedelta(days=1))
-    if last_day >= limits.max_per_day:
-        return False, (f"rate limit: {last_day} acknowledgements to {recipient} in the last "
-                       f"day (at most {limits.max_per_day})")
-    if sender:
-        earlier = history.same_text_acknowledged(sender, digest, now - limits.duplicate_window)
+    if request.sender:
+        earlier = history.same_text_acknowledged(request.sender, mailbox, request.digest,
+                                                 now - limits.duplicate_window)
         if earlier:
-            return False, (f"the same text from {sender} was acknowledged as {earlier} within "
-                           f"{limits.duplicate_window.total_seconds() / 3600:g} h")
+            return False, (f"the same text from {request.sender} was acknowledged as {earlier} "
+                           f"within {limits.duplicate_window.total_seconds() / 3600:g} h")
+    if request.owed is not None:
+        return True, f"new ticket from a person; every case is confirmed: {request.owed}"
+    limited = _over_limit(mailbox, request.domains, now=now, history=history, limits=limits)
+    if limited:
+        return False, limited
     return True, "new ticket from a person"
+
+
+def _over_limit(mailbox: str, domains: tuple[str, ...], *, now: datetime,
+                history: AckHistory, limits: AckLimits) -> str | None:
+    """The rate limit an acknowledgement to `mailbox` would break, or None."""
+    for window, name, most in ((timedelta(hours=1), "hour", limits.max_per_hour),
+                               (timedelta(days=1), "day", limits.max_per_day)):
+        sent = history.acks_to_mailbox(mailbox, now - window)
+        if sent >= most:
+            return (f"rate limit: {sent} acknowledgements to the mailbox {mailbox} in the last "
+                    f"{name} (at most {most})")
+    for domain in domains:
+        for window, name, most in ((timedelta(hours=1), "hour", limits.domain_max_per_hour),
+                                   (timedelta(days=1), "day", limits.domain_max_per_day)):
+            sent = history.acks_for_domain(domain, now - window)
+            if sent >= most:
+                return (f"rate limit: {sent} acknowledgements for the domain {domain} in the "
+                        f"last {name} (at most {most})")
+    return None

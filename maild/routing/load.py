@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from maild.addresses import address_key
 from maild.classify.sender import PrivateDomains, is_public_suffix, normalize_domain
 from maild.routing.model import (
     CUSTOMER_STATUSES,
@@ -632,7 +633,7 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
             problems.add(source, contact.line("address"), f"customer '{customer_id}': contact "
                          f"address '{address}' is not a valid e-mail address")
             continue
-        contacts.append(Contact(address=address.strip().lower(), name=person, title=title))
+        contacts.append(Contact(address=address_key(address), name=person, title=title))
     by_address: dict[str, str] = {}
     for address, target in table.get("queue_by_address", dict, "a table of support address = "
                                      "queue id", required=False, default={}).items():

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maild.addresses import address_key
 from maild.classify.sender import PrivateDomains, address_domain, parent_domains
 from maild.sla import Calendar, PenaltySchedule
 
@@ -202,8 +203,8 @@ class Rules:
         return None
 
     def contact(self, address: str) -> tuple[Customer, Contact] | None:
-        """The customer and registered contact for `address` (case-insensitive), if any."""
-        found = self._contact_index.get(address.strip().lower())
+        """The customer and registered contact for `address` (case and IDN form ignored), if any."""
+        found = self._contact_index.get(address_key(address))
         if found is None:
             return None
         return self.customers[found[0]], found[1]

@@ -70,11 +70,16 @@ class NoTickets:
         """No message belongs to a ticket."""
         return None
 
-    def acks_sent_to(self, address: str, since: datetime) -> int:
+    def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
         """Nothing was sent."""
         return 0
 
-    def same_text_acknowledged(self, sender: str, digest: str, since: datetime) -> str | None:
+    def acks_for_domain(self, domain: str, since: datetime) -> int:
+        """Nothing was sent."""
+        return 0
+
+    def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
+                               since: datetime) -> str | None:
         """No text was acknowledged."""
         return None
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
 from maild.models import (
@@ -23,6 +23,7 @@ from maild.pipeline import Decision
 from maild.respond.ack import compose_ack
 from maild.respond.address import UnusableAddress
 from maild.respond.bounces import OutboxRef, new_token, verp_address
+from maild.respond.policy import ack_keys
 from maild.respond.team import compose_team_delivery
 from maild.routing.model import Rules
 from maild.tickets.correlate import MessageMatch, TicketRef
@@ -80,22 +81,32 @@ class DatabaseTickets:
                     return MessageMatch(ticket_ref(ticket), message_id, ours)
         return None
 
-    def acks_sent_to(self, address: str, since: datetime) -> int:
-        """Acknowledgements queued or sent to `address` since `since`."""
+    def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
+        """Acknowledgements queued or sent to mailbox key `mailbox` since `since`."""
         return int(self.session.scalar(
             select(func.count()).select_from(Outbox)
-            .where(col(Outbox.recipient) == address, col(Outbox.purpose) == "ack",
+            .where(col(Outbox.mailbox) == mailbox, col(Outbox.purpose) == "ack",
                    col(Outbox.created_at) >= since)) or 0)
 
-    def same_text_acknowledged(self, sender: str, digest: str, since: datetime) -> str | None:
-        """The ticket opened by `sender` with this text since `since` that got an ack."""
+    def acks_for_domain(self, domain: str, since: datetime) -> int:
+        """Acknowledgements since `since` that went to `domain` or answered a sender there."""
+        return int(self.session.scalar(
+            select(func.count()).select_from(Outbox)
+            .where(or_(col(Outbox.recipient_domain) == domain,
+                       col(Outbox.sender_domain) == domain),
+                   col(Outbox.purpose) == "ack", col(Outbox.created_at) >= since)) or 0)
+
+    def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
+                               since: datetime) -> str | None:
+        """The ticket opened with this text since `since`, by `sender` or acked to `mailbox`."""
         row = self.session.execute(
             select(col(Ticket.number))
             .join(TicketMessage, col(TicketMessage.ticket_id) == col(Ticket.id))
             .join(Outbox, col(Outbox.ticket_id) == col(Ticket.id))
-            .where(col(TicketMessage.sender) == sender, col(TicketMessage.role) == "opening",
+            .where(col(TicketMessage.role) == "opening",
                    col(TicketMessage.body_digest) == digest,
-                   col(TicketMessage.created_at) >= since, col(Outbox.purpose) == "ack")
+                   col(TicketMessage.created_at) >= since, col(Outbox.purpose) == "ack",
+                   or_(col(TicketMessage.sender) == sender, col(Outbox.mailbox) == mailbox))
             .limit(1)).first()
         return str(row[0]) if row else None
 
@@ -240,6 +251,9 @@ def apply_decision(
                       recipient=composed.recipient, message_id=composed.message_id,
                       raw=composed.raw, state=OutboxState.QUEUED, created_at=now,
                       bounce_token=token)
+        keys = ack_keys(composed.recipient, decision.sender)
+        item.mailbox, item.recipient_domain = keys.mailbox, keys.recipient_domain
+        item.sender_domain = keys.sender_domain
         session.add(item)
         session.flush()
         outbox_id = item.id
