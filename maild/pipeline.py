@@ -24,6 +24,8 @@ from maild.routing.priority import choose_priority
 from maild.sla.policy_clock import deadlines
 from maild.tickets.correlate import TicketLookup, correlate
 from maild.tickets.numbering import TicketNumbering
+from maild.trust.entitlement import entitlement
+from maild.trust.verdict import assess
 
 
 class Lookups(TicketLookup, AckHistory, OutboxLookup, Protocol):
@@ -171,9 +173,12 @@ def decide(
             _match_bounce(decision, mail, envelope, identity, lookup)
         return decision
     details["signal"] = "no machine-mail signal: a person wrote it"
+    trust = assess(mail, sender_address, rules)
+    details["trust"] = trust.to_json()
 
     correlation = correlate(mail, sender_address, rules, lookup, numbering,
-                            now=envelope.received_at, reopen_within=reopen_within)
+                            trusted=trust.trusted, now=envelope.received_at,
+                            reopen_within=reopen_within)
     details["correlation"] = correlation.reason
     if correlation.ticket is not None:
         ticket = correlation.ticket
@@ -187,7 +192,7 @@ def decide(
         decision.ack_reason = f"follow-up on {ticket.number}: no acknowledgement"
         details["language"] = ticket.language
         details["followup_via"] = correlation.via
-        details["staff"] = sender_address in rules.staff if sender_address else False
+        details["staff"] = trust.trusted and sender_address in rules.staff
         details["ack_to"] = ack_recipient(mail, rules)[0]
         policy = rules.policies.get(ticket.policy or "")
         if policy is not None and policy.required and not details["staff"]:
@@ -199,26 +204,34 @@ def decide(
 
     routed = route(sender_address, support, rules)
     customer = routed.customer
-    chosen = choose_priority(mail, rules.policies[routed.policy], customer=customer,
-                             sender=sender_address, private=routed.private)
+    policy = rules.policies[routed.policy]
+    chosen = choose_priority(mail, policy, customer=customer, sender=sender_address,
+                             private=routed.private)
+    entitled = entitlement(customer, policy, sender=sender_address, private=routed.private,
+                           trust=trust)
     decision.customer = customer.id if customer else None
     decision.policy = routed.policy
     decision.queue = routed.queue
-    decision.priority = chosen.level
+    if entitled.status == "suspended" and rules.suspended_queue:
+        decision.queue = rules.suspended_queue
+    decision.priority = chosen.level if entitled.prioritised else policy.lowest_priority
     decision.private = routed.private
     details["customer_name"] = customer.name if customer else None
     details["customer_status"] = customer.status if customer else None
     details["route_reason"] = routed.reason
-    details["priority_reason"] = chosen.reason
+    details["priority_reason"] = chosen.reason if entitled.prioritised else (
+        f"{entitled.reason}; lowest priority")
+    details["priority_requested"] = chosen.level
+    details["entitlement"] = entitled.to_json()
     details["rules_tried"] = list(routed.trace)
     language = customer.language if customer else guess_language(
         f"{mail.subject}\n{mail.text}") or "sv"
     details["language"] = language
-    policy = rules.policies[routed.policy]
     results = check_items(mail, policy.required)
     decision.missing = [result.item for result in results if not result.present]
     details["evidence"] = {result.item: result.evidence for result in results if result.present}
-    response_due, resolution_due = deadlines(policy, decision.priority, envelope.received_at)
+    response_due, resolution_due = deadlines(policy, decision.priority, envelope.received_at) \
+        if entitled.committed else (None, None)
     decision.response_due = response_due.isoformat() if response_due else None
     details["resolution_due"] = resolution_due.isoformat() if resolution_due else None
 
