@@ -34,8 +34,8 @@ from maild.routing.model import (
     TrustSettings,
     base_address,
 )
-from maild.trust.verdict import valid_path
 from maild.sla import Calendar, PenaltySchedule, Target
+from maild.trust.verdict import valid_path
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[^\s@]+\.[^\s@.]+$")
 _LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$", re.UNICODE)
