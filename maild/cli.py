@@ -161,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     note.add_argument("--by", metavar="NAME", help="who (default: your user name)")
     _add_json(note)
     note.set_defaults(handler=team.note)
+    entitle = ticket_sub.add_parser(
+        "entitle", help="give a ticket the agreement's commitment maild withheld",
+        description="For a ticket whose sender maild could not entitle (not authenticated, "
+        "or not a named contact of the customer): after checking the sender, give it the "
+        "priority the mail asked for and deadlines computed from the ticket's start. "
+        "Recorded as an event.")
+    entitle.add_argument("number", metavar="NUMBER")
+    entitle.add_argument("--reason", metavar="TEXT", required=True,
+                         help="why the sender is entitled (recorded on the ticket)")
+    entitle.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    _add_json(entitle)
+    entitle.set_defaults(handler=team.entitle)
     respond = ticket_sub.add_parser("respond", help="record the first response (answered "
                                     "outside maild)")
     respond.add_argument("number", metavar="NUMBER")

@@ -133,6 +133,9 @@ def sla_report(context: Context, args: argparse.Namespace) -> int:
                     basis = f"uptime {uptimes[customer_id]:g} %"
                 else:
                     basis = "uptime not given (--uptime CUSTOMER=PERCENT)"
+            elif row["tickets"] == row["no_commitment"]:
+                # suspended, no agreement, or no sender entitled: nothing was promised
+                basis = "no commitment this month"
             else:
                 penalty = policy.penalty.percent(breaches=row["breaches"])
                 basis = f"{row['breaches']} breached cases"

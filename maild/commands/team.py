@@ -20,10 +20,14 @@ from maild.commands.common import (
     local_time,
     print_json,
 )
+from maild.log import get_logger
 from maild.models import Ticket, TicketEvent, TicketStatus, utcnow
 from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
+from maild.sla.policy_clock import deadlines
 from maild.tickets.lifecycle import record, set_status
+
+log = get_logger("maild.tickets")
 
 NEAR = timedelta(hours=2)
 
@@ -230,3 +234,57 @@ def events(session: Session, ticket_id: int) -> list[TicketEvent]:
     """The ticket's trail, oldest first."""
     return list(session.exec(select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id)
                              .order_by(col(TicketEvent.at), col(TicketEvent.id))))
+
+
+def entitle(context: Context, args: argparse.Namespace) -> int:
+    """Give a ticket the agreement's commitment maild withheld (unauthenticated or not a contact).
+
+    The priority becomes the one the sender's mail asked for, and the deadlines are
+    computed from the ticket's start, as if the sender had been entitled from the first.
+    """
+    rules = context.runtime.rules
+    actor = _actor(args)
+    now = utcnow()
+    with Session(context.runtime.engine) as session:
+        ticket = find_ticket(session, args.number)
+        decision = dict(ticket.decision or {})
+        held = decision.get("entitlement") or {}
+        customer = rules.customers.get(ticket.customer or "")
+        policy = rules.policies.get(ticket.policy or "")
+        if customer is None or policy is None:
+            raise CommandError(f"{ticket.number} has no customer agreement to entitle it to")
+        if customer.status != "active":
+            raise CommandError(f"{ticket.number}: customer {customer.id} is {customer.status}; "
+                               f"set status = \"active\" in its rules file first")
+        if held.get("committed", True) or ticket.response_due is not None:
+            raise CommandError(f"{ticket.number} already has the agreement's commitment")
+        requested = decision.get("priority_requested")
+        priority = requested if requested in policy.priorities else (
+            ticket.priority or policy.default_priority)
+        response_due, resolution_due = deadlines(policy, priority, ticket.created_at)
+        record(session, ticket, actor=actor, kind="entitled", at=now, reason=args.reason,
+               was=held.get("status"), old_priority=ticket.priority, priority=priority,
+               response_due=response_due.isoformat() if response_due else None)
+        decision["entitlement"] = {**held, "status": "entitled-by-staff", "entitled": True,
+                                   "committed": True, "prioritised": True, "flag": None,
+                                   "reason": f"entitled by {actor}: {args.reason}"}
+        decision["priority"] = priority
+        decision["response_due"] = response_due.isoformat() if response_due else None
+        decision["resolution_due"] = resolution_due.isoformat() if resolution_due else None
+        ticket.decision = decision
+        ticket.priority = priority
+        ticket.response_due = response_due
+        ticket.resolution_due = resolution_due
+        ticket.updated_at = now
+        session.add(ticket)
+        session.commit()
+        data = ticket_row(ticket, now)
+    log.info("ticket.entitled", ticket=data["number"], by=actor, priority=priority,
+             reason=args.reason)
+    if args.json:
+        print_json(data)
+    else:
+        due = local_time(response_due) if response_due else "no response target"
+        console().print(f"{data['number']} entitled: priority {priority}, first response due "
+                        f"{due}", markup=False)
+    return EX_OK

@@ -76,6 +76,8 @@ def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: dat
         "opening_hours": format_hours(policy.hours, language) if policy else "",
         "missing": [ITEM_WORDS[item][language] for item in decision.missing or []],
         "suspended": bool(customer and customer.status == "suspended"),
+        "unverified": (decision.details.get("entitlement") or {}).get("status") in (
+            "unauthenticated", "not-a-contact"),
         "support_address": decision.details.get("support_address"),
     }
     return _compiled(template).render(context)

@@ -643,11 +643,6 @@ def _cross_check(
                              f"'{contact_owner[contact.address]}'")
             contact_owner.setdefault(contact.address, customer.id)
         policy = policies.get(customer.policy)
-        if policy and policy.entitled == "contacts" and customer.status == "active" and (
-                not customer.contacts):
-            problems.add(source, source.key_line("policy"),
-                         f"customer '{customer.id}': policy '{policy.id}' entitles named "
-                         "contacts only, but the customer lists none: add [[contact]] tables")
         if customer.status == "no-agreement" and policy and policy.penalty is not None:
             problems.add(source, source.key_line("status"),
                          f"customer '{customer.id}' has status no-agreement, but policy "

@@ -53,8 +53,8 @@ def entitlement(customer: Customer | None, policy: Policy, *, sender: str | None
     if customer.status == "suspended":
         return Entitlement("suspended", False, False, f"{customer.id} is suspended (payment "
                            "default): registered and on hold, no deadline",
-                           f"{customer.name} är vilande (t.ex. obetalda fakturor): "
-                           "inget åtagande.")
+                           "kundens support är vilande (t.ex. obetalda fakturor): inget "
+                           "åtagande, ingen svarstid.")
     if customer.status == "no-agreement":
         return Entitlement("no-agreement", False, False, f"{customer.id} has no agreement: "
                            "no commitment", f"{customer.name} har inget avtal: inget åtagande.")
@@ -62,7 +62,7 @@ def entitlement(customer: Customer | None, policy: Policy, *, sender: str | None
         return Entitlement("unauthenticated", False, False,
                            f"{trust.reason}: lowest priority, no commitment until staff "
                            "entitle the ticket",
-                           f"avsändaren är inte autentiserad ({trust.reason}). Lägsta "
+                           "avsändaren är inte autentiserad (se trust i beslutet): lägsta "
                            "prioritet och inget åtagande förrän ni har kontrollerat "
                            "avsändaren: maild ticket entitle NUMMER --reason ...")
     if policy.entitled == "contacts" and not customer.is_contact(sender):
