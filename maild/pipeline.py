@@ -7,7 +7,7 @@ priority, no acknowledgement?" always has its answer in the record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -205,8 +205,10 @@ def decide(
     routed = route(sender_address, support, rules)
     customer = routed.customer
     policy = rules.policies[routed.policy]
-    chosen = choose_priority(mail, policy, customer=customer, sender=sender_address,
-                             private=routed.private)
+    # What the mail asks for; whether the sender may have it is the entitlement's question
+    # (the customer's contact list counts there, under `entitled = "contacts"`).
+    chosen = choose_priority(mail, policy, customer=replace(customer, contacts=()) if customer
+                             else None, sender=sender_address, private=routed.private)
     entitled = entitlement(customer, policy, sender=sender_address, private=routed.private,
                            trust=trust)
     decision.customer = customer.id if customer else None
