@@ -243,6 +243,12 @@ def decide(
     if recipient is None:
         decision.ack_reason = "no sender address that an acknowledgement could go to"
         return decision
+    if correlation.refused is not None and not trust.trusted:
+        decision.ack_reason = (f"names {correlation.refused.number}, which an unauthenticated "
+                               "sender may not join: registered without an acknowledgement "
+                               "(no loop with an automatic responder, nothing told to a "
+                               "forger)")
+        return decision
     decision.ack, reason = ack_verdict(recipient, sender=sender_address,
                                        digest=details["text_digest"],
                                        now=envelope.received_at, history=lookup, limits=limits)
