@@ -152,6 +152,9 @@ def test_a_forged_staff_reply_does_not_answer_the_ticket(runtime: Runtime) -> No
     assert ticket.first_response_at is None and ticket.status != "answered"
     assert attack.kind == "new" and attack.ticket != opened.ticket
     assert ticket_row(runtime, attack.ticket).refers_to == opened.ticket
+    # a reply maild may not attach is not answered: no loop, nothing told to a forger
+    assert [item.ticket_id for item in outbox(runtime, "ack")] == [
+        ticket_row(runtime, opened.ticket).id]
     # the real colleague, submitted with SMTP AUTH to our own MTA ([staff] authenticated_by)
     real = receive(runtime, with_results("auth=pass smtp.auth=kim@example.se",
                                          support_mail(authenticated=False, **reply)))
