@@ -266,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = rules_sub.add_parser(
         "explain", help="show how mail from an address is routed, rule by rule",
         description="Route a message from ADDRESS through the rules and print the customer, "
-                    "policy, queue, priority and private flag, with every rule tried in order.")
+                    "policy, queue, priority, private flag and entitlement, with every rule "
+                    "tried in order, for genuine mail from ADDRESS (as if the trusted MTA had "
+                    "authenticated it).")
     explain.add_argument("address", metavar="ADDRESS", help="the sender's e-mail address")
     explain.add_argument("--to", metavar="SUPPORT_ADDRESS",
                          help="the support address written to (default: the first served one)")
