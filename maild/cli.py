@@ -181,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     note.add_argument("--by", metavar="NAME", help="who (default: your user name)")
     _add_json(note)
     note.set_defaults(handler=team.note)
+    entitle = ticket_sub.add_parser(
+        "entitle", help="give a ticket the agreement's commitment maild withheld",
+        description="For a ticket whose sender maild could not entitle (not authenticated, "
+        "or not a named contact of the customer): after checking the sender, give it the "
+        "priority the mail asked for and deadlines computed from the ticket's start. "
+        "Recorded as an event.")
+    entitle.add_argument("number", metavar="NUMBER")
+    entitle.add_argument("--reason", metavar="TEXT", required=True,
+                         help="why the sender is entitled (recorded on the ticket)")
+    entitle.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    _add_json(entitle)
+    entitle.set_defaults(handler=team.entitle)
     respond = ticket_sub.add_parser("respond", help="record the first response (answered "
                                     "outside maild)")
     respond.add_argument("number", metavar="NUMBER")
@@ -306,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = rules_sub.add_parser(
         "explain", help="show how mail from an address is routed, rule by rule",
         description="Route a message from ADDRESS through the rules and print the customer, "
-                    "policy, queue, priority and private flag, with every rule tried in order.")
+                    "policy, queue, priority, private flag and entitlement, with every rule "
+                    "tried in order, for genuine mail from ADDRESS (as if the trusted MTA had "
+                    "authenticated it).")
     explain.add_argument("address", metavar="ADDRESS", help="the sender's e-mail address")
     explain.add_argument("--to", metavar="SUPPORT_ADDRESS",
                          help="the support address written to (default: the first served one)")

@@ -7,13 +7,13 @@ priority, no acknowledgement?" always has its answer in the record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from maild.addresses import normalize_address
 from maild.checks import check_items
-from maild.checks.conditions import required_items
+from maild.checks.conditions import RequiredItems, required_items
 from maild.classify.language import guess_language
 from maild.classify.machine import classify_machine
 from maild.classify.sender import address_domain, registrable_domain
@@ -32,9 +32,11 @@ from maild.respond.policy import (
 from maild.routing.chain import route
 from maild.routing.model import Rules, SupportAddress
 from maild.routing.priority import choose_priority
-from maild.sla.policy_clock import deadlines
+from maild.sla.policy_clock import Deadlines, deadlines
 from maild.tickets.correlate import TicketLookup, correlate
 from maild.tickets.numbering import TicketNumbering
+from maild.trust.entitlement import entitlement
+from maild.trust.verdict import assess
 
 
 class Lookups(TicketLookup, AckHistory, OutboxLookup, Protocol):
@@ -182,9 +184,12 @@ def decide(
             _match_bounce(decision, mail, envelope, identity, lookup)
         return decision
     details["signal"] = "no machine-mail signal: a person wrote it"
+    trust = assess(mail, sender_address, rules)
+    details["trust"] = trust.to_json()
 
     correlation = correlate(mail, sender_address, rules, lookup, numbering,
-                            now=envelope.received_at, reopen_within=reopen_within)
+                            trusted=trust.trusted, now=envelope.received_at,
+                            reopen_within=reopen_within)
     details["correlation"] = correlation.reason
     if correlation.ticket is not None:
         ticket = correlation.ticket
@@ -198,9 +203,10 @@ def decide(
         decision.ack_reason = f"follow-up on {ticket.number}: no acknowledgement"
         details["language"] = ticket.language
         details["followup_via"] = correlation.via
-        details["staff"] = sender_address in rules.staff if sender_address else False
+        details["staff"] = trust.trusted and sender_address in rules.staff
         details["ack_to"] = ack_recipient(mail, rules)[0]
-        standing = sender_standing(sender_address, None, ticket.private, rules)
+        standing = sender_standing(sender_address, None, ticket.private, rules,
+                                   trusted=trust.trusted)
         details["verified_sender"] = standing.verified is not None
         details["verified_by"] = standing.verified
         policy = rules.policies.get(ticket.policy or "")
@@ -214,35 +220,48 @@ def decide(
 
     routed = route(sender_address, support, rules)
     customer = routed.customer
-    chosen = choose_priority(mail, rules.policies[routed.policy], customer=customer,
-                             sender=sender_address, private=routed.private)
+    policy = rules.policies[routed.policy]
+    # What the mail asks for; whether the sender may have it is the entitlement's question
+    # (the customer's contact list counts there, under `entitled = "contacts"`).
+    chosen = choose_priority(mail, policy, customer=replace(customer, contacts=()) if customer
+                             else None, sender=sender_address, private=routed.private)
+    entitled = entitlement(customer, policy, sender=sender_address, private=routed.private,
+                           trust=trust)
     decision.customer = customer.id if customer else None
     decision.policy = routed.policy
     decision.queue = routed.queue
-    decision.priority = chosen.level
+    if entitled.status == "suspended" and rules.suspended_queue:
+        decision.queue = rules.suspended_queue
+    decision.priority = chosen.level if entitled.prioritised else policy.lowest_priority
     decision.private = routed.private
     details["customer_name"] = customer.name if customer else None
     details["customer_status"] = customer.status if customer else None
     details["route_reason"] = routed.reason
-    details["priority_reason"] = chosen.reason
+    details["priority_reason"] = chosen.reason if entitled.prioritised else (
+        f"{entitled.reason}; lowest priority")
+    details["priority_requested"] = chosen.level
+    details["entitlement"] = entitled.to_json()
     details["rules_tried"] = list(routed.trace)
     language = customer.language if customer else guess_language(
         f"{mail.subject}\n{mail.text}") or "sv"
     details["language"] = language
-    policy = rules.policies[routed.policy]
-    required = required_items(policy, mail)
+    # Support on hold is not given: a suspended customer is asked for nothing technical.
+    required = required_items(policy, mail) if entitled.status != "suspended" else \
+        RequiredItems((), {})
     results = check_items(mail, required.items)
     decision.missing = [result.item for result in results if not result.present]
     details["evidence"] = {result.item: result.evidence for result in results if result.present}
     if required.because:
         details["required_when"] = required.because
-    due = deadlines(policy, decision.priority, envelope.received_at, decision.queue)
+    due = deadlines(policy, decision.priority, envelope.received_at, decision.queue) \
+        if entitled.committed else Deadlines()
     decision.response_due = due.response.isoformat() if due.response else None
     details["resolution_due"] = due.resolution.isoformat() if due.resolution else None
     details["action_due"] = due.action.isoformat() if due.action else None
 
     recipient, recipient_rule = ack_recipient(mail, rules)
-    standing = sender_standing(sender_address, customer, routed.private, rules)
+    standing = sender_standing(sender_address, customer, routed.private, rules,
+                               trusted=trust.trusted, committed=entitled.committed)
     details["ack_to"] = recipient
     details["text_digest"] = text_digest(mail.text)
     details["verified_sender"] = standing.verified is not None
@@ -251,6 +270,12 @@ def decide(
     details["entitled_by"] = standing.entitled
     if recipient is None:
         decision.ack_reason = "no sender address that an acknowledgement could go to"
+        return decision
+    if correlation.refused is not None and not trust.trusted:
+        decision.ack_reason = (f"names {correlation.refused.number}, which an unauthenticated "
+                               "sender may not join: registered without an acknowledgement "
+                               "(no loop with an automatic responder, nothing told to a "
+                               "forger)")
         return decision
     request = AckRequest(
         recipient=recipient, sender=sender_address, digest=details["text_digest"],

@@ -67,3 +67,13 @@ def test_fixture_decision(path: Path, processed: dict[str, dict[str, Any]]) -> N
     if expected["followup_of"]:
         parent = processed[expected["followup_of"]]
         assert decision["ticket_number"] == parent["ticket_number"]
+    if expected.get("refers_to"):
+        assert decision["refers_to"] == processed[expected["refers_to"]]["ticket_number"]
+    if "trusted" in expected:
+        assert decision["trust"]["trusted"] is expected["trusted"], decision["trust"]["reason"]
+    if "entitlement" in expected:
+        assert decision["entitlement"]["status"] == expected["entitlement"]
+    if "priority" in expected:
+        assert decision["priority"] == expected["priority"], decision["priority_reason"]
+    if "committed" in expected:
+        assert (decision["response_due"] is not None) is expected["committed"]

@@ -46,8 +46,9 @@ def decision(raw: bytes, rules: Rules = SHIPPED) -> dict[str, Any]:
     ("maria.holm@lindqvistlogistik.se", "Fråga", "Hur exporterar jag en rapport?", "P5",
      "default priority of policy office-p1-p5"),
     ("praktikant@lindqvistlogistik.se", "Driftstopp!", "Allt ligger nere, akut!", "P5",
-     "praktikant@lindqvistlogistik.se is not a registered contact of lindqvist-logistik: "
-     "lowest priority"),
+     "praktikant@lindqvistlogistik.se is not a named contact of lindqvist-logistik and policy "
+     "office-p1-p5 entitles named contacts only: no commitment until staff entitle the "
+     "ticket; lowest priority"),
     # ITSL P1-P4 by impact, P3 by default.
     ("karin@halsovaxeln.se", "Driftstopp", "Ingen kommer åt tjänsten.", "P1",
      "keyword 'Driftstopp' means P1"),

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from maild.models import Outbox, Ticket, TicketEvent
 from maild.runtime import Runtime
 from tests.conftest import FIXTURES, MaildCLI
-from tests.mailmaker import support_mail
+from tests.mailmaker import authenticated_headers, support_mail
 from tests.pipeline_helpers import acks, inbound, receive
 
 PNG = base64.b64decode(
@@ -22,6 +22,8 @@ PNG = base64.b64decode(
 def _care_mail(body: str, *, subject: str = "Bokningssidan visar fel pris",
                in_reply_to: str | None = None, screenshot: bool = False) -> bytes:
     message = EmailMessage(policy=SMTP)
+    for name, value in authenticated_headers("anna.lind@bergstromsbygg.se"):
+        message[name] = value
     message["From"] = "Anna Lind <anna.lind@bergstromsbygg.se>"
     message["To"] = "support@example.se"
     message["Subject"] = subject

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from maild.models import Outbox, Ticket, TicketEvent
 from maild.runtime import Runtime, open_runtime
 from tests.conftest import FIXTURES, MaildCLI, make_config
-from tests.mailmaker import support_mail
+from tests.mailmaker import authenticated_headers, support_mail
 from tests.pipeline_helpers import inbound, receive
 from tests.sink import RecordingSink
 from tests.test_required_info import PNG
@@ -22,6 +22,8 @@ from tests.test_required_info import PNG
 
 def _with_screenshot() -> bytes:
     message = EmailMessage(policy=SMTP)
+    for name, value in authenticated_headers("anna.lind@bergstromsbygg.se"):
+        message[name] = value
     message["From"] = "Anna Lind <anna.lind@bergstromsbygg.se>"
     message["To"] = "support@example.se"
     message["Subject"] = "Bildspelet fastnar"
@@ -59,7 +61,7 @@ def test_a_new_ticket_reaches_the_team_with_a_summary_and_the_original_intact(
     assert "Prioritet:  Normal (default priority of policy care)" in text
     assert "Svar senast:" in text and "Saknas:     inget" in text
     assert original.get_content_type() == "message/rfc822"
-    embedded_raw = team.raw[team.raw.index(b"From: Anna Lind"):]
+    embedded_raw = team.raw[team.raw.index(b"Authentication-Results: mx1.example.se"):]
     assert raw.replace(b"\r\n", b"\n") in embedded_raw.replace(b"\r\n", b"\n")
     embedded = message_from_bytes(raw, policy=default)
     attachment = next(embedded.iter_attachments())
@@ -77,7 +79,8 @@ def test_private_and_unregistered_senders_are_flagged_for_the_team(
     texts = [message_from_bytes(raw, policy=default) for raw in copies]
     summaries = [next(m.iter_parts()).get_content() for m in texts]
     assert "OBS: privat adress, inte en registrerad kontakt" in summaries[0]
-    assert "OBS: praktikant@lindqvistlogistik.se är inte en registrerad kontakt" in summaries[1]
+    assert ("OBS: praktikant@lindqvistlogistik.se är inte en anmäld kontaktperson hos "
+            "Lindqvist Logistik AB") in summaries[1]
 
 
 def test_machine_mail_is_not_sent_to_the_team(sqlite_runtime: Runtime) -> None:
@@ -147,7 +150,8 @@ def test_the_team_commands_on_a_database_seeded_through_the_pipeline(maild: Mail
     assert maild("ingest", str(FIXTURES)).code == 0
     queues = {row["queue"]: row for row in json.loads(maild("queues", "--json").stdout)}
     assert queues["web"]["new"] + queues["web"]["waiting"] == 8
-    assert queues["triage"]["new"] + queues["triage"]["waiting"] == 13
+    # 14: the hyggeshop.dk reminder (40) cannot prove its sender, so it is a new ticket
+    assert queues["triage"]["new"] + queues["triage"]["waiting"] == 14
     web = json.loads(maild("tickets", "--queue", "web", "--json").stdout)
     assert len(web) == 8 and all(row["queue"] == "web" for row in web)
     private = [row for row in json.loads(maild("tickets", "--json").stdout) if row["private"]]

@@ -106,11 +106,15 @@ def show(context: Context, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _synthetic_message(sender: str, to: str, subject: str) -> bytes:
+def _synthetic_message(sender: str, to: str, subject: str, authserv_id: str | None) -> bytes:
+    """A message from `sender`, authenticated (DMARC pass) by `authserv_id` when one is given."""
     from email.message import EmailMessage
     from email.policy import SMTP
 
     message = EmailMessage(policy=SMTP)
+    if authserv_id:
+        domain = sender.rpartition("@")[2]
+        message["Authentication-Results"] = f"{authserv_id}; dmarc=pass header.from={domain}"
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
@@ -135,7 +139,9 @@ def explain(context: Context, args: argparse.Namespace) -> int:
     if rules.support_address(to) is None:
         raise CommandError(f"maild does not serve {to}; served addresses: "
                            + ", ".join(a.address for a in rules.addresses))
-    raw = _synthetic_message(args.address, to, args.subject or "")
+    # explain answers for genuine mail from the address: as the trusted MTA would pass it on
+    raw = _synthetic_message(args.address, to, args.subject or "",
+                             min(rules.trust.authserv_ids, default=None))
     envelope = Envelope(sender=args.address, recipients=(to,), received_at=utcnow())
     decision = decide(parse_mail(raw), envelope, rules, lookup=NoTickets(),
                       numbering=TicketNumbering(context.config.ticket_prefix),
@@ -144,7 +150,7 @@ def explain(context: Context, args: argparse.Namespace) -> int:
     keys = ("kind", "sender", "sender_domain", "private", "support_address", "customer",
             "customer_name", "customer_status", "policy", "queue", "priority",
             "priority_reason", "language", "route_reason", "signal", "rules_version",
-            "rules_tried")
+            "rules_tried", "entitlement")
     result = {key: record.get(key) for key in keys}
     if args.json:
         print_json(result)
@@ -164,6 +170,8 @@ def explain(context: Context, args: argparse.Namespace) -> int:
                          ("queue", result["queue"]),
                          ("priority", f"{result['priority']} ({result['priority_reason']})"),
                          ("private", "yes" if result["private"] else "no"),
+                         ("entitlement", "{status} ({reason})".format(
+                             **(result["entitlement"] or {"status": "-", "reason": "-"}))),
                          ("language", result["language"]),
                          ("rules version", result["rules_version"])):
         out.print(f"{label}: {value}", markup=False)

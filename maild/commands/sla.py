@@ -180,7 +180,13 @@ def sla_report(context: Context, args: argparse.Namespace) -> int:
         known = rules.customers.get(customer_id)
         row = rows.get(customer_id) or LedgerRow(customer_id, known.policy if known else None)
         policy = rules.policies.get(row.policy or "")
-        percent, amount, basis = _penalty(policy, row, uptimes.get(customer_id))
+        if known is not None and known.status in ("suspended", "no-agreement"):
+            percent, amount, basis = None, None, f"no commitment: customer {known.status}"
+        elif row.tickets and row.tickets == row.no_commitment:
+            # no sender was entitled to a commitment: nothing was promised this month
+            percent, amount, basis = None, None, "no commitment this month"
+        else:
+            percent, amount, basis = _penalty(policy, row, uptimes.get(customer_id))
         currency = (policy.penalty.monthly_fee.currency if policy and policy.penalty
                     and policy.penalty.monthly_fee else None)
         report.append({"customer": customer_id, "policy": row.policy, "tickets": row.tickets,

@@ -20,12 +20,16 @@ from maild.commands.common import (
     local_time,
     print_json,
 )
+from maild.log import get_logger
 from maild.models import Ticket, TicketEvent, TicketStatus, utcnow
 from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
 from maild.tickets.closing import CloseRefused, close_ticket
+from maild.tickets.entitle import EntitleRefused, entitle_ticket
 from maild.tickets.lifecycle import record, set_status
 from maild.tickets.reprioritise import PriorityRefused, change_priority
+
+log = get_logger("maild.tickets")
 
 NEAR = timedelta(hours=2)
 
@@ -260,3 +264,28 @@ def events(session: Session, ticket_id: int) -> list[TicketEvent]:
     """The ticket's trail, oldest first."""
     return list(session.exec(select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id)
                              .order_by(col(TicketEvent.at), col(TicketEvent.id))))
+
+
+def entitle(context: Context, args: argparse.Namespace) -> int:
+    """Give a ticket the agreement's commitment maild withheld (unauthenticated or not a contact).
+
+    The priority becomes the one the sender's mail asked for, and the deadlines are
+    computed from the ticket's start, as if the sender had been entitled from the first.
+    """
+    actor = _actor(args)
+    with Session(context.runtime.engine) as session:
+        ticket = find_ticket(session, args.number)
+        try:
+            done = entitle_ticket(session, ticket, rules=context.runtime.rules,
+                                  reason=args.reason, actor=actor, at=utcnow())
+        except EntitleRefused as refused:
+            raise CommandError(str(refused)) from refused
+        session.commit()
+        data = ticket_row(ticket, utcnow())
+    if args.json:
+        print_json(data)
+    else:
+        due = local_time(done.response_due) if done.response_due else "no response target"
+        console().print(f"{done.ticket} entitled: priority {done.priority}, first response due "
+                        f"{due}", markup=False)
+    return EX_OK

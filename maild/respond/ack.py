@@ -79,6 +79,8 @@ def render_ack_body(rules: Rules, decision: Decision, ticket: str, received: dat
         "opening_hours": _opening_hours(policy, decision.priority, decision.queue, language),
         "missing": [ITEM_WORDS[item][language] for item in decision.missing or []],
         "suspended": suspended,
+        "unverified": (decision.details.get("entitlement") or {}).get("status") in (
+            "unauthenticated", "not-a-contact"),
         "support_address": decision.details.get("support_address"),
     }
     return _compiled(template).render(context)

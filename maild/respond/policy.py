@@ -106,16 +106,25 @@ def is_unattended(address: str) -> bool:
 
 
 def sender_standing(sender: str | None, customer: Customer | None, private: bool,
-                    rules: Rules) -> SenderStanding:
-    """Whether `sender` (routed to `customer`) is verified and entitled to every confirmation."""
-    contact = rules.contact(sender) if sender else None
+                    rules: Rules, *, trusted: bool, committed: bool = True) -> SenderStanding:
+    """Whether `sender` (routed to `customer`) is verified and entitled to every confirmation.
+
+    Both need the sender to be authenticated (`trusted`): a forged From is neither, so it
+    never has its subject repeated nor escapes the rate limits. Entitled also needs the
+    contract's commitment (`committed`) to the case.
+    """
+    if not trusted or not sender:
+        return SenderStanding()
+    contact = rules.contact(sender)
     if contact is not None:
-        reason = f"{sender} is a registered contact of {contact[0].id}"
-        return SenderStanding(verified=reason, entitled=reason)
-    if customer is not None and not private and customer.status != "no-agreement":
-        return SenderStanding(entitled=f"{sender} is routed to {customer.id}, which has an "
-                                       "agreement")
-    return SenderStanding()
+        reason = f"{sender} is an authenticated, registered contact of {contact[0].id}"
+        return SenderStanding(verified=reason, entitled=reason if committed else None)
+    verified = f"{sender} is authenticated"
+    if customer is not None and not private and customer.status != "no-agreement" and committed:
+        return SenderStanding(verified=verified,
+                              entitled=f"{sender} is authenticated and routed to {customer.id}, "
+                                       "which has an agreement")
+    return SenderStanding(verified=verified)
 
 
 def ack_domains(sender: str | None, recipient: str, rules: Rules) -> tuple[str, ...]:

@@ -46,11 +46,12 @@ def summary(ticket: Ticket, rules: Rules, *, priority_reason: str, role: str,
         lines.append("OBS: privat adress, inte en registrerad kontakt hos någon kund.")
     elif ticket.private:
         lines.append("OBS: privat adress (registrerad kontakt).")
+    flag = ((ticket.decision or {}).get("entitlement") or {}).get("flag")
+    if flag:  # maild.trust: unauthenticated, not entitled, suspended, no agreement
+        lines.append(f"OBS: {flag}".replace("NUMMER", ticket.number))
     elif customer is not None and customer.contacts and sender not in {
             contact.address for contact in customer.contacts}:
         lines.append(f"OBS: {sender} är inte en registrerad kontakt hos {customer.name}.")
-    if customer is not None and customer.status == "suspended":
-        lines.append("OBS: kundens support är vilande (t.ex. obetalda fakturor).")
     due = format_when(ticket.response_due, "sv") if ticket.response_due else "inget åtagande"
     missing = ", ".join(_ITEM_WORDS_SV.get(item, item) for item in (ticket.missing or []))
     lines += [

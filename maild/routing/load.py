@@ -20,7 +20,9 @@ from maild.addresses import address_key
 from maild.classify.sender import PrivateDomains, is_public_suffix, normalize_domain
 from maild.routing.model import (
     CUSTOMER_STATUSES,
+    ENTITLED,
     LANGUAGES,
+    PRIVATE_ADDRESSES,
     REQUIRED_ITEMS,
     Contact,
     Customer,
@@ -33,9 +35,11 @@ from maild.routing.model import (
     Rules,
     Staff,
     SupportAddress,
+    TrustSettings,
     base_address,
 )
 from maild.sla import Calendar, PenaltySchedule, Target
+from maild.trust.verdict import valid_path
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[^\s@]+\.[^\s@.]+$")
 _LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$", re.UNICODE)
@@ -436,7 +440,7 @@ def _load_policy(path: Path, problems: _Collector,
     table.only(("name", "hours", "holidays", "priorities", "default_priority", "required",
                 "max_contacts", "priority", "closed", "timezone", "escalation",
                 "warn_at_percent", "penalty", "trust_priority_headers", "confirm_complete",
-                "required_when", "queue", "review_required"))
+                "required_when", "queue", "review_required", "entitled", "private_addresses"))
     name = table.get("name", str, "the contract's name as text", default=policy_id)
     hours = table.get("hours", str, "opening hours such as 'mon-fri 09:00-17:00' or '24/7'",
                       default="24/7")
@@ -510,6 +514,12 @@ def _load_policy(path: Path, problems: _Collector,
                      f"priorities ({', '.join(priorities)})")
     confirm = table.get("confirm_complete", bool, "true or false", required=False,
                         default=False)
+    entitled = table.get("entitled", str, "who may open cases: domain or contacts",
+                         required=False, default="domain")
+    _check_choice(table, "entitled", entitled, ENTITLED)
+    private_addresses = table.get("private_addresses", str, "as-indicated or lowest",
+                                  required=False, default="as-indicated")
+    _check_choice(table, "private_addresses", private_addresses, PRIVATE_ADDRESSES)
     return Policy(id=policy_id, name=name, hours=hours, holidays=holidays,
                   priorities=tuple(priorities), default_priority=default,
                   required=tuple(required), targets=targets, max_contacts=max_contacts,
@@ -517,7 +527,8 @@ def _load_policy(path: Path, problems: _Collector,
                   warn_at_percent=warn_at, penalty=penalty, calendars=calendars,
                   trust_priority_headers=trusted, confirm_complete=bool(confirm),
                   required_when=required_when, queue_services=services,
-                  review_required=review_required)
+                  review_required=review_required, entitled=entitled or "domain",
+                  private_addresses=private_addresses or "as-indicated")
 
 
 def _calendars(table: _Table, hours: str, holidays: str, closed: list[str], *, timezone: str,
@@ -586,7 +597,7 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
                      "a-z, 0-9, - and _ only, such as acme-ab.toml")
     table = _Table(data, source, problems, f"customer '{customer_id}'")
     table.only(("name", "domains", "policy", "queue", "language", "status", "contact",
-                "queue_by_address", "timezone"))
+                "queue_by_address", "timezone", "authenticated_by"))
     name = table.get("name", str, "the customer's name as text", default=customer_id)
     domains = table.strings("domains", "a list of domains such as [\"foretag.se\"]")
     normalized: list[str] = []
@@ -642,10 +653,11 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
                          f"queue_by_address for '{address}' must be a queue id")
             continue
         by_address[base_address(address)] = target
+    paths = _trust_paths(table, f"customer '{customer_id}'")
     customer = Customer(id=customer_id, name=name, domains=tuple(normalized), policy=policy,
                         queue=queue, language=language or "sv", status=status or "active",
                         contacts=tuple(contacts), queue_by_address=by_address,
-                        timezone=timezone)
+                        timezone=timezone, authenticated_by=paths)
     return _LoadedCustomer(customer, source)
 
 
@@ -656,6 +668,19 @@ def _known_zone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+def _trust_paths(table: _Table, what: str) -> tuple[str, ...]:
+    """`authenticated_by`: the trust paths besides DMARC (see maild.trust.verdict)."""
+    paths = table.strings("authenticated_by", 'a list of trust paths such as ["dkim", '
+                          '"spf", "auth", "dkim:mailer.example"]', required=False)
+    for path in paths:
+        if not valid_path(path):
+            table.problems.add(table.source, table.source.value_line(path) or
+                               table.line("authenticated_by"),
+                               f"{what}: authenticated_by '{path}' is not a trust path: use "
+                               "dkim, spf, auth or dkim:DOMAIN")
+    return tuple(path.lower() for path in paths)
 
 
 def _load_private(directory: Path, problems: _Collector) -> PrivateDomains:
@@ -758,6 +783,11 @@ def _cross_check(
                              f"'{contact_owner[contact.address]}'")
             contact_owner.setdefault(contact.address, customer.id)
         policy = policies.get(customer.policy)
+        if customer.status == "no-agreement" and policy and policy.penalty is not None:
+            problems.add(source, source.key_line("status"),
+                         f"customer '{customer.id}' has status no-agreement, but policy "
+                         f"'{policy.id}' has a fee reduction it could not honour: use a "
+                         "policy without [penalty]")
         if policy and policy.max_contacts is not None and (
                 len(customer.contacts) > policy.max_contacts):
             problems.add(source, source.line_of("[[contact]]"),
@@ -786,6 +816,13 @@ def load_rules(directory: Path) -> Rules:
     private = _load_private(directory, problems)
     no_agreement = _load_no_agreement(directory, problems, policies, queues)
     staff = _load_staff(directory, problems)
+    trust, suspended_queue = _load_trust(directory, problems, queues)
+    if not trust.authserv_ids:
+        for loaded in customers:
+            if loaded.customer.authenticated_by:
+                problems.add(loaded.source, loaded.source.key_line("authenticated_by"),
+                             f"customer '{loaded.customer.id}': authenticated_by needs a "
+                             "trusted authserv-id in routing.toml [trust]")
     templates = _load_templates(directory, problems)
     _cross_check(problems, customers=customers, policies=policies, queues=queues,
                  addresses=addresses, private=private)
@@ -807,6 +844,8 @@ def load_rules(directory: Path) -> Rules:
         private=private,
         templates=templates,
         staff=staff,
+        trust=trust,
+        suspended_queue=suspended_queue,
         _domain_index=domain_index,
         _contact_index=contact_index,
     )
@@ -819,7 +858,7 @@ def _load_no_agreement(directory: Path, problems: _Collector, policies: dict[str
         return None
     data, source = loaded
     top = _Table(data, source, problems, "routing.toml")
-    top.only(("no_agreement", "staff"))
+    top.only(("no_agreement", "staff", "trust", "suspended"))
     section = top.get("no_agreement", dict, "a [no_agreement] table with policy and queue",
                       default=None)
     if section is None:
@@ -855,7 +894,8 @@ def _load_staff(directory: Path, problems: _Collector) -> Staff:
         problems.add(source, source.key_line("staff"), "[staff] must be a table")
         return Staff()
     table = _Table(section, source, problems, "[staff]", source.key_line("staff") or 0)
-    table.only(("addresses", "domains"))
+    table.only(("addresses", "domains", "authenticated_by"))
+    paths = _trust_paths(table, "[staff]")
     addresses = table.strings("addresses", "a list of e-mail addresses", required=False)
     domains = table.strings("domains", "a list of domains", required=False)
     for address in addresses:
@@ -867,4 +907,41 @@ def _load_staff(directory: Path, problems: _Collector) -> Staff:
             problems.add(source, source.value_line(domain), f"[staff]: '{domain}' is not a "
                          "valid domain name")
     return Staff(addresses=frozenset(a.lower() for a in addresses),
-                 domains=frozenset(normalize_domain(d) for d in domains))
+                 domains=frozenset(normalize_domain(d) for d in domains), authenticated_by=paths)
+
+
+def _load_trust(directory: Path, problems: _Collector, queues: dict[str, Queue]
+                ) -> tuple[TrustSettings, str | None]:
+    """[trust] (the trusted authserv-ids) and [suspended] (its queue) of routing.toml."""
+    path = directory / "routing.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return TrustSettings(), None  # reported by _load_no_agreement already
+    source = _Source(path, text)
+    top = _Table(data, source, problems, "routing.toml")
+    section = top.get("trust", dict, "a [trust] table", required=False, default={})
+    table = _Table(section, source, problems, "[trust]", source.key_line("trust") or 0)
+    table.only(("authserv_ids", "received_hops"))
+    ids = table.strings("authserv_ids", "a list of the organisation's MTA authserv-ids, such "
+                        "as [\"mx1.example.se\"]", required=False)
+    for authserv_id in ids:
+        if not valid_domain(normalize_domain(authserv_id)):
+            problems.add(source, source.value_line(authserv_id) or table.line("authserv_ids"),
+                         f"[trust]: authserv-id '{authserv_id}' is not a host or domain name")
+    hops = table.get("received_hops", int, "a whole number from 0 to 5", required=False,
+                     default=0)
+    if not 0 <= hops <= 5:
+        problems.add(source, table.line("received_hops"),
+                     f"[trust]: received_hops must be from 0 to 5, not {hops}")
+        hops = 0
+    suspended = top.get("suspended", dict, "a [suspended] table", required=False, default={})
+    held = _Table(suspended, source, problems, "[suspended]", source.key_line("suspended") or 0)
+    held.only(("queue",))
+    queue = held.get("queue", str, "a queue id from queues.toml", required=False)
+    if queue is not None and queues and queue not in queues:
+        problems.add(source, held.line("queue"), f"[suspended]: unknown queue '{queue}' "
+                     f"(defined: {', '.join(queues)})")
+    return TrustSettings(authserv_ids=frozenset(i.lower() for i in ids),
+                         received_hops=hops), queue

@@ -11,6 +11,8 @@ from maild.classify.sender import PrivateDomains, address_domain, parent_domains
 from maild.sla import Calendar, PenaltySchedule
 
 CUSTOMER_STATUSES = ("active", "suspended", "no-agreement")
+ENTITLED = ("domain", "contacts")            # who may open cases under a policy
+PRIVATE_ADDRESSES = ("as-indicated", "lowest")  # the priority of a contact's private address
 LANGUAGES = ("sv", "en")
 REQUIRED_ITEMS = (
     "description", "screenshot", "occurred_at", "browser", "os",
@@ -41,6 +43,14 @@ class Customer:
     contacts: tuple[Contact, ...] = ()
     queue_by_address: Mapping[str, str] = field(default_factory=dict)
     timezone: str | None = None   # the customer's own zone: times in its mail are given in it
+    authenticated_by: tuple[str, ...] = ()   # trust paths besides DMARC (maild.trust.verdict)
+
+    def is_contact(self, address: str | None) -> bool:
+        """Whether `address` is one of the customer's registered contacts (IDN forms alike)."""
+        if not address:
+            return False
+        wanted = _comparable(address)
+        return any(_comparable(contact.address) == wanted for contact in self.contacts)
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,8 @@ class Policy:
     required_when: tuple[RequiredWhen, ...] = ()
     queue_services: Mapping[str, QueueService] = field(default_factory=dict)
     review_required: tuple[str, ...] = ()
+    entitled: str = "domain"
+    private_addresses: str = "as-indicated"
 
     @property
     def lowest_priority(self) -> str:
@@ -154,6 +166,11 @@ class NoAgreementRoute:
     queue: str
 
 
+def _comparable(address: str) -> str:
+    local, _, domain = address.strip().lower().rpartition("@")
+    return f"{local}@{address_domain('@' + domain)}"
+
+
 def base_address(address: str) -> str:
     """`address` lower-cased, without its +tag: Support+webb@Example.se → support@example.se."""
     local, at, domain = address.strip().lower().rpartition("@")
@@ -168,6 +185,7 @@ class Staff:
 
     addresses: frozenset[str] = frozenset()
     domains: frozenset[str] = frozenset()
+    authenticated_by: tuple[str, ...] = ()   # trust paths besides DMARC (maild.trust.verdict)
 
     def __contains__(self, address: object) -> bool:
         if not isinstance(address, str):
@@ -175,6 +193,18 @@ class Staff:
         address = address.strip().lower()
         return address in self.addresses or any(
             domain in self.domains for domain in parent_domains(address_domain(address)))
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """Whose Authentication-Results maild believes, and where in the header they must stand.
+
+    `received_hops` is how many Received lines of the organisation's own relays may
+    stand above a believed header (maild's own Received line is not counted).
+    """
+
+    authserv_ids: frozenset[str] = frozenset()
+    received_hops: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +221,8 @@ class Rules:
     private: PrivateDomains
     templates: Mapping[str, str] = field(default_factory=dict)
     staff: Staff = field(default_factory=Staff)
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    suspended_queue: str | None = None
     _domain_index: Mapping[str, str] = field(default_factory=dict)
     _contact_index: Mapping[str, tuple[str, Contact]] = field(default_factory=dict)
 

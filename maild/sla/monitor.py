@@ -1,7 +1,9 @@
 """The breach monitor: warns before a response deadline, marks breaches, escalates once.
 
 One pass looks at the open tickets and, at `now`:
-- escalates at once a ticket whose priority says so (`escalate_on_open`, ITSL's P1);
+- escalates at once a ticket whose priority says so (`escalate_on_open`, ITSL's P1),
+  when the ticket has a commitment at all (a suspended customer, an unauthenticated
+  or unentitled sender has none);
 - warns when `warn_at_percent` of the open time to the response deadline has passed;
 - marks a response breach when the deadline passed with no staff response, an
   action breach when the action deadline passed with no staff action (a
@@ -144,7 +146,9 @@ def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> Mon
             bound = log.bind(ticket=ticket.number, policy=policy.id, priority=ticket.priority)
             target = policy.targets.get(ticket.priority or "")
             responded = ticket.first_response_at is not None
-            if target is not None and target.escalate_on_open and ticket.escalated_at is None:
+            committed = ticket.response_due is not None or ticket.resolution_due is not None
+            if target is not None and target.escalate_on_open and committed and (
+                    ticket.escalated_at is None):
                 sent = _notify(session, ticket, rules, policy, domain=domain, now=now,
                                headline=f"{ticket.priority} har öppnats och eskaleras direkt")
                 record(session, ticket, actor="maild", kind="escalated", at=now,

@@ -5,7 +5,9 @@ ticket, or one maild sent for it) or by the ticket tag in its subject. Naming
 a ticket is not enough to join it (anyone can write a tag): the sender must be
 a participant of the ticket, a registered contact of its customer, a colleague
 at the requester's (non-private) company domain, or reply to a message that
-maild itself sent, whose Message-ID only the recipient has seen.
+maild itself sent, whose Message-ID only the recipient has seen. And in every
+case the sender must be authenticated (maild.trust): an unauthenticated mail
+never joins or reopens a ticket; it opens a new one that refers to it.
 """
 
 from __future__ import annotations
@@ -125,9 +127,9 @@ def _may_join(ticket: TicketRef, sender: str, rules: Rules, ours: bool) -> tuple
 
 
 def correlate(mail: ParsedMail, sender: str | None, rules: Rules, lookup: TicketLookup,
-              numbering: TicketNumbering, *, now: datetime | None = None,
+              numbering: TicketNumbering, *, trusted: bool, now: datetime | None = None,
               reopen_within: timedelta = timedelta(days=14)) -> Correlation:
-    """Find the ticket `mail` follows up, checking that `sender` may add to it.
+    """Find the ticket `mail` follows up, checking that `sender` (`trusted` or not) may add to it.
 
     A ticket closed longer than `reopen_within` before `now` is not joined: the mail
     opens a new ticket that refers to it.
@@ -150,6 +152,9 @@ def correlate(mail: ParsedMail, sender: str | None, rules: Rules, lookup: Ticket
     for ticket, via, ours in candidates:
         if sender is None:
             refused, refusal = ticket, "the message has no sender address"
+            continue
+        if not trusted:
+            refused, refusal = ticket, f"{sender} is not authenticated"
             continue
         allowed, why = _may_join(ticket, sender, rules, ours)
         if allowed and ticket.closed_at is not None and now is not None and (

@@ -141,7 +141,12 @@ class Applied:
     outbox_id: int | None
 
 
-def _participants(mail: ParsedMail, rules: Rules, existing: Sequence[str]) -> list[str]:
+def _participants(mail: ParsedMail, rules: Rules, existing: Sequence[str],
+                  decision: Decision) -> list[str]:
+    """Who may write on the ticket: the sender and, from an authenticated sender only, the
+    people they addressed (an unauthenticated From could name anyone in Cc)."""
+    if not (decision.details.get("trust") or {}).get("trusted"):
+        return list(dict.fromkeys([*existing, *([decision.sender] if decision.sender else [])]))
     people = [address.address.lower() for address in
               ((mail.sender,) if mail.sender else ()) + mail.reply_to + mail.cc + mail.to]
     people = [p for p in people if rules.support_address(p) is None]
@@ -169,7 +174,8 @@ def apply_decision(
         ticket.updated_at = now
         staff = bool(decision.details.get("staff"))
         if not staff:
-            ticket.participants = _participants(mail, rules, ticket.participants or [])
+            ticket.participants = _participants(mail, rules, ticket.participants or [],
+                                                decision)
         session.add(ticket)
         session.flush()
         assert ticket.id is not None
@@ -223,7 +229,7 @@ def apply_decision(
         resolution_due=_when(decision.details.get("resolution_due")),
         action_due=_when(decision.details.get("action_due")),
         missing=decision.missing,
-        participants=_participants(mail, rules, []),
+        participants=_participants(mail, rules, [], decision),
     )
     session.add(ticket)
     session.flush()
