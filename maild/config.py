@@ -98,6 +98,8 @@ class Config:
     smtp_hostname: str | None = None
     max_message_size: int = 26_214_400
     smtp_timeout: int = 300
+    max_connections: int = 500
+    max_connections_per_client: int = 50
     tls_cert: Path | None = None
     tls_key: Path | None = None
     drain_seconds: int = 30
@@ -319,6 +321,9 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("smtp.hostname", _optional_text, "the host name maild greets with"),
     _Setting("smtp.max_message_size", _positive_int, "a size in bytes, at least 1"),
     _Setting("smtp.timeout", _positive_int, "seconds, at least 1"),
+    _Setting("smtp.max_connections", _positive_int, "a number of connections, at least 1"),
+    _Setting("smtp.max_connections_per_client", _positive_int,
+             "a number of connections, at least 1"),
     _Setting("smtp.tls_cert", _optional_path, "the certificate file (PEM)"),
     _Setting("smtp.tls_key", _optional_path, "the private key file (PEM)"),
     _Setting("lmtp.listen", _listen, "a list of HOST:PORT or unix:PATH"),
@@ -361,6 +366,8 @@ _DEFAULTS: dict[str, Any] = {
     "smtp.hostname": None,
     "smtp.max_message_size": 26_214_400,
     "smtp.timeout": 300,
+    "smtp.max_connections": 500,
+    "smtp.max_connections_per_client": 50,
     "smtp.tls_cert": None,
     "smtp.tls_key": None,
     "lmtp.listen": [],
@@ -508,6 +515,8 @@ def load_config(
         smtp_hostname=values["smtp.hostname"],
         max_message_size=values["smtp.max_message_size"],
         smtp_timeout=values["smtp.timeout"],
+        max_connections=values["smtp.max_connections"],
+        max_connections_per_client=values["smtp.max_connections_per_client"],
         tls_cert=optional_path("smtp.tls_cert"),
         tls_key=optional_path("smtp.tls_key"),
         drain_seconds=values["daemon.drain_seconds"],

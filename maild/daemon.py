@@ -41,7 +41,13 @@ from maild.runtime import ack_limits, deliver_due
 from maild.sla.monitor import run_monitor
 from maild.tickets.numbering import TicketNumbering
 from maild.transports.imap import LEASE_SECONDS, FolderPoller, PollerHealth
-from maild.transports.smtp import IntakeHandler, make_server_factory, tls_context
+from maild.transports.smtp import (
+    AcceptErrorLog,
+    ConnectionLimits,
+    IntakeHandler,
+    make_server_factory,
+    tls_context,
+)
 
 log = get_logger("maild.daemon")
 
@@ -114,9 +120,11 @@ class Daemon:
         if self.config.tls_cert and self.config.tls_key and protocol == "smtp":
             tls = await asyncio.to_thread(tls_context, str(self.config.tls_cert),
                                           str(self.config.tls_key))
+        limits = ConnectionLimits(total=self.config.max_connections,
+                                  per_client=self.config.max_connections_per_client)
         make = make_server_factory(handler, hostname=hostname,
                                    max_size=self.config.max_message_size,
-                                   timeout=self.config.smtp_timeout, tls=tls)
+                                   timeout=self.config.smtp_timeout, tls=tls, limits=limits)
 
         def factory() -> SMTP:
             session = make()
@@ -124,6 +132,8 @@ class Daemon:
             return session
 
         loop = asyncio.get_running_loop()
+        if not isinstance(loop.get_exception_handler(), AcceptErrorLog):
+            loop.set_exception_handler(AcceptErrorLog())
         try:
             if address.path is not None:
                 await asyncio.to_thread(address.path.unlink, missing_ok=True)

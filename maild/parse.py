@@ -17,9 +17,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.errors import HeaderParseError
 from email.header import decode_header
+from email.parser import BytesParser
+from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote
 
 import mailparser
 
@@ -33,6 +37,10 @@ logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _MAX_HEADER_VALUE = 16_384
+# RFC 5322 comments nest without limit, and the standard library's parsers recurse
+# once per level: deeper nesting than this is flattened in the copy that is parsed.
+MAX_COMMENT_NESTING = 32
+_HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
 
 
 class UnparseableMail(Exception):
@@ -110,7 +118,8 @@ def decode_header_value(value: Any) -> str:
             text = data.decode("latin-1")
     try:
         parts = decode_header(text)
-    except (ValueError, LookupError, AssertionError):
+    except (ValueError, LookupError, AssertionError, HeaderParseError):
+        # A broken encoded word (`=?utf-8?B?A?=`) is kept as the text it is.
         return _clean(text)
     pieces: list[str] = []
     for chunk, charset in parts:
@@ -123,12 +132,13 @@ def decode_header_value(value: Any) -> str:
 
 
 def _decode_bytes(data: bytes, charset: str | None) -> str:
+    """`data` as text in `charset`; a broken or unknown charset name falls back to UTF-8."""
     for candidate in (charset, "utf-8", "windows-1252"):
         if not candidate:
             continue
         try:
             return data.decode(candidate)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeDecodeError, LookupError, ValueError):  # ValueError: a NUL in the name
             continue
     return data.decode("latin-1")
 
@@ -253,40 +263,123 @@ def _bodies_with_stdlib(message: email.message.Message) -> tuple[str, str | None
         if part.is_multipart():
             continue
         content_type = part.get_content_type()
-        filename = part.get_filename()
-        disposition = (part.get("Content-Disposition") or "").lower()
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
+        filename = _part_filename(part)
+        disposition = decode_header_value(part.get("Content-Disposition") or "").lower()
+        data = _part_payload(part)
         is_attachment = bool(filename) or disposition.startswith("attachment") or not (
             content_type.startswith("text/"))
         if is_attachment:
-            content_id = (part.get("Content-ID") or "").strip().strip("<>") or None
+            content_id = decode_header_value(part.get("Content-ID") or "").strip("<>") or None
             attachments.append(Attachment(
-                filename=decode_header_value(filename) if filename else None,
-                content_type=content_type, size=len(data), content_id=content_id,
+                filename=filename, content_type=content_type, size=len(data),
+                content_id=content_id,
                 inline=bool(content_id) or disposition.startswith("inline")))
             continue
-        decoded = _decode_bytes(data, part.get_content_charset())
+        decoded = _decode_bytes(data, _part_charset(part))
         (htmls if content_type == "text/html" else texts).append(decoded)
     return "\n".join(texts), ("\n".join(htmls) if htmls else None), tuple(attachments)
 
 
-def parse_mail(raw: bytes) -> ParsedMail:
-    """Parse `raw` into a `ParsedMail`; raises `UnparseableMail` only if nothing can read it."""
+def _part_filename(part: email.message.Message) -> str | None:
+    """A part's file name, decoded where it can be, else as written; None when it has none."""
     try:
-        message = email.message_from_bytes(raw)
+        filename = part.get_filename()
+    except Exception:  # a broken RFC 2231 parameter: read the raw parameter instead
+        value = part.get_param("filename", header="content-disposition") or part.get_param(
+            "name")
+        filename = unquote(value[2], encoding="latin-1") if isinstance(value, tuple) else (
+            value if isinstance(value, str) else None)
+    return decode_header_value(filename) or None if filename else None
+
+
+def _part_charset(part: email.message.Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except Exception:
+        return None
+
+
+def _part_payload(part: email.message.Message) -> bytes:
+    """A part's decoded bytes; the undecoded text when its transfer encoding is broken."""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = str(part.get_payload()).encode("utf-8", "surrogateescape")
+    return payload if isinstance(payload, bytes) else b""
+
+
+def bound_comment_nesting(raw: bytes) -> tuple[bytes, bool]:
+    """`raw` with header comments nested deeper than `MAX_COMMENT_NESTING` flattened.
+
+    Only the top-level header block is touched, and only when something nests too
+    deep; the second value says whether anything changed. The stored bytes are
+    never this copy.
+    """
+    match = _HEADER_BLOCK_END.search(raw)
+    head, rest = (raw[:match.start()], raw[match.start():]) if match else (raw, b"")
+    if head.count(b"(") <= MAX_COMMENT_NESTING:
+        return raw, False
+    lines: list[bytes] = []
+    depth = 0
+    changed = False
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):
+            depth = 0  # a new header field
+        kept = bytearray()
+        escaped = False
+        for byte in line:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # a backslash quotes the next character
+                escaped = True
+            elif byte == 0x28:  # (
+                depth += 1
+                if depth > MAX_COMMENT_NESTING:
+                    changed = True
+                    continue
+            elif byte == 0x29 and depth > 0:  # )
+                depth -= 1
+                if depth >= MAX_COMMENT_NESTING:
+                    continue
+            kept.append(byte)
+        lines.append(bytes(kept))
+    return (b"\n".join(lines) + rest, True) if changed else (raw, False)
+
+
+def parse_mail(raw: bytes) -> ParsedMail:
+    """Parse `raw` into a `ParsedMail`; raises `UnparseableMail` only if nothing can read it.
+
+    Whatever nests too deep for the standard library's recursive parsers (comments
+    in a header, MIME parts inside parts) is degraded and recorded as a defect:
+    the headers and what text there is are still read.
+    """
+    readable, flattened = bound_comment_nesting(raw)
+    defects = ["CommentNestingTooDeep"] if flattened else []
+    body_readable = True
+    try:
+        message = email.message_from_bytes(readable)
+    except RecursionError:
+        message = BytesParser(policy=compat32).parsebytes(readable, headersonly=True)
+        defects.append("MimeNestingTooDeep")
+        body_readable = False
     except Exception as error:
         raise UnparseableMail(f"the message cannot be read at all: {error}") from error
-    defects = [type(defect).__name__ for defect in message.defects]
+    defects += [type(defect).__name__ for defect in message.defects]
     parser = "mail-parser"
+    text: str = ""
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
     try:
-        text, html, attachments, extra = _bodies_with_mailparser(message)
-        defects.extend(extra)
+        if body_readable:
+            text, html, attachments, extra = _bodies_with_mailparser(message)
+            defects.extend(extra)
     except Exception as error:
         log.info("parse.fallback", reason=f"{type(error).__name__}: {error}"[:300])
         parser = "stdlib"
         try:
             text, html, attachments = _bodies_with_stdlib(message)
+        except RecursionError:
+            defects.append("MimeNestingTooDeep")
         except Exception as fallback_error:
             raise UnparseableMail(
                 f"mail-parser failed ({type(error).__name__}: {error}) and so did the "
@@ -300,6 +393,9 @@ def parse_mail(raw: bytes) -> ParsedMail:
     )
     if not text.strip() and html:
         text = html_to_text(html)
+    # A NUL is no character of any text, and PostgreSQL stores none.
+    text = text.replace("\x00", "")
+    html = html.replace("\x00", "") if html is not None else None
     senders = _addresses(_raw_header_all(message, "From"), defects) or _addresses(
         _raw_header_all(message, "Sender"), defects)
     reply_to, to, cc = (_addresses(_raw_header_all(message, name), defects)

@@ -569,3 +569,44 @@ def test_nobody_or_bounce_with_a_bounce_subject_is_still_a_bounce(sender: str) -
     verdict = _classify(mail, sender)
     assert verdict is not None and verdict.kind == "bounce"
     assert "bounce subject" in verdict.signal
+
+
+# --- gateway notices without a report -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("sender", "subject", "body"), [
+    ("Mailer_Daemon+bounces@mx.kund.se", "Notice", "Your message to x@kund.se could not be "
+                                                   "delivered.\n"),
+    ("<postmaster%mx.kund.se@relay.kund.se>", "Hello", "Message delivery has been delayed.\n"),
+    ("Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@kund.se>",
+     "Fördröjd leverans: Offert", "Leveransen har fördröjts till följande mottagare:\n"),
+    ("Virenschutz <gateway@fw.kund.de>", "Hinweis", "Ihre Nachricht konnte nicht zugestellt "
+                                                   "werden, da ein Virus gefunden wurde.\n"),
+])
+def test_gateway_notice_from_a_role_sender_is_a_bounce(sender: str, subject: str,
+                                                       body: str) -> None:
+    verdict = _classify(_mail(sender=sender, subject=subject, body=body))
+    assert verdict is not None
+    assert verdict.kind == "bounce"
+
+
+def test_notice_opening_with_failure_and_returned_headers_is_a_bounce() -> None:
+    body = ("The message that you sent was undeliverable to the following:\n\tx@kund.se\n\n"
+            "Received: from mx.example.se\nMessage-ID: <a@example.se>\nFrom: support@example.se\n"
+            "Subject: [MD-1] Tack\n")
+    verdict = _classify(_mail(sender="Karin Ek <karin.ek@kund.se>", subject="Notice", body=body))
+    assert verdict is not None
+    assert verdict.kind == "bounce"
+    assert "opens with a delivery-failure sentence" in verdict.signal
+
+
+@pytest.mark.parametrize(("sender", "subject", "body"), [
+    ("Anna Lind <anna.lind@bergstromsbygg.se>", "Olevererbart: offert",
+     "Hej! Vi får 'Ditt meddelande nådde inte några eller alla mottagare' hela tiden.\n"),
+    ("Anna Lind <anna.lind@bergstromsbygg.se>", "Frågor om våra rubriker",
+     "Hej, här är rubrikerna:\nReceived: from x\nMessage-ID: <a@b>\nFrom: a@b\n"),
+    ("IT <gateway@bergstromsbygg.se>", "VB: Undeliverable: offert",
+     "Your message could not be delivered.\n"),
+])
+def test_people_writing_like_gateways_are_people(sender: str, subject: str, body: str) -> None:
+    assert _classify(_mail(sender=sender, subject=subject, body=body)) is None

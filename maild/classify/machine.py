@@ -6,6 +6,7 @@ maild never acknowledges them.
 
 The order of the checks is part of the meaning: maild's own mail first; a
 complaint before a bounce (feedback loops send from daemon accounts); a bounce
+(a report or a mail system's own format first, then a gateway's plain notice)
 before an auto-reply (Postfix and Exim mark their bounces `Auto-Submitted:
 auto-replied`); auto-replies before list traffic; and the null envelope sender
 last, because RFC 3834 auto-replies use it as well as bounces do.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from maild.classify.autoreply import autoreply_signal
 from maild.classify.bounce import bounce_signal, null_sender_signal
 from maild.classify.complaint import complaint_signal
+from maild.classify.gateway import gateway_bounce_signal
 from maild.classify.listmail import list_signal
 from maild.classify.loop import LOOP_HEADER, loop_signal
 from maild.parse import ParsedMail
@@ -48,6 +50,7 @@ def classify_machine(
         ("loop", lambda: loop_signal(mail, own_domains, own_addresses)),
         ("complaint", lambda: complaint_signal(mail)),
         ("bounce", lambda: bounce_signal(mail, envelope_sender)),
+        ("bounce", lambda: gateway_bounce_signal(mail, envelope_sender)),
         ("autoreply", lambda: autoreply_signal(mail)),
         ("list", lambda: list_signal(mail)),
         ("bounce", lambda: null_sender_signal(envelope_sender)),

@@ -15,6 +15,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from maild.admission import not_mail_reason, too_large_reason
 from maild.commands.common import (
     EX_FAILED,
     EX_OK,
@@ -57,39 +58,61 @@ def _is_mbox(path: Path) -> bool:
         return handle.read(5) == b"From "
 
 
-def _from_maildir(path: Path) -> Iterator[Source]:
+def _from_maildir(path: Path, max_size: int | None) -> Iterator[Source | tuple[str, str]]:
     box = mailbox.Maildir(path, factory=None, create=False)
     for key in sorted(box.keys()):
-        yield Source(f"{path}:{key}", box.get_bytes(key))
+        yield _admitted(f"{path}:{key}", box.get_bytes(key), max_size)
 
 
-def _from_mbox(path: Path) -> Iterator[Source]:
+def _from_mbox(path: Path, max_size: int | None) -> Iterator[Source | tuple[str, str]]:
     box = mailbox.mbox(path, factory=None, create=False)
     for index, key in enumerate(box.keys(), start=1):
-        yield Source(f"{path}#{index}", box.get_bytes(key))
+        yield _admitted(f"{path}#{index}", box.get_bytes(key), max_size)
 
 
-def collect(paths: list[str]) -> Iterator[Source | tuple[str, str]]:
-    """Every message under `paths`; yields (label, error) for a path that cannot be read."""
+def _from_file(path: Path, max_size: int | None) -> Source | tuple[str, str]:
+    reason = too_large_reason(path.stat().st_size, max_size) if max_size is not None else None
+    if reason is not None:  # refused unread
+        return (str(path), f"refused: {reason}")
+    return _admitted(str(path), path.read_bytes(), max_size)
+
+
+def _admitted(label: str, raw: bytes, max_size: int | None) -> Source | tuple[str, str]:
+    """`raw` as a message to store, or (label, why it is refused: too large, or no mail)."""
+    reason = too_large_reason(len(raw), max_size) if max_size is not None else None
+    if reason is not None:
+        return (label, f"refused: {reason}")
+    reason = not_mail_reason(raw)
+    if reason is not None:
+        return (label, f"refused: not a mail message: {reason}")
+    return Source(label, raw)
+
+
+def collect(paths: list[str], max_size: int | None = None) -> Iterator[Source | tuple[str, str]]:
+    """Every message under `paths`, read one at a time as it is needed.
+
+    Yields (label, reason) instead for a path that cannot be read, a file that is
+    no mail message, and a message over `max_size` bytes (left unread).
+    """
     for name in paths:
         path = Path(name)
         try:
             if path.is_dir():
                 if _is_maildir(path):
-                    yield from _from_maildir(path)
+                    yield from _from_maildir(path, max_size)
                     continue
                 for child in sorted(path.rglob("*")):
                     if child.is_dir() and _is_maildir(child):
-                        yield from _from_maildir(child)
+                        yield from _from_maildir(child, max_size)
                     elif child.is_file() and child.suffix.lower() == ".eml":
-                        yield Source(str(child), child.read_bytes())
+                        yield _from_file(child, max_size)
                     elif child.is_file() and child.suffix.lower() == ".mbox":
-                        yield from _from_mbox(child)
+                        yield from _from_mbox(child, max_size)
             elif path.is_file():
                 if _is_mbox(path):
-                    yield from _from_mbox(path)
+                    yield from _from_mbox(path, max_size)
                 else:
-                    yield Source(str(path), path.read_bytes())
+                    yield _from_file(path, max_size)
             else:
                 yield (str(path), "no such file or directory")
         except OSError as error:
@@ -108,18 +131,20 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
     runtime = context.runtime
     counts: Counter[str] = Counter()
     failures: list[str] = []
-    sources = list(collect(args.paths))
     out = console()
-    show_progress = sys.stderr.isatty() and len(sources) > 1
+    show_progress = sys.stderr.isatty()
     from rich.progress import Progress
 
     with Progress(transient=True, disable=not show_progress,
                   console=console().__class__(stderr=True)) as progress:
-        task = progress.add_task("storing", total=len(sources))
-        for source in sources:
+        task = progress.add_task("storing", total=None)
+        # One message in memory at a time: each is read, stored and let go.
+        for source in collect(args.paths, context.config.max_message_size):
             progress.advance(task)
             if isinstance(source, tuple):
                 failures.append(f"{source[0]}: {source[1]}")
+                counts["refused"] += source[1].startswith("refused")
+                print(f"maild: not stored: {source[0]}: {source[1]}", file=sys.stderr)
                 continue
             try:
                 stored = store_inbound(runtime.engine, source.raw, transport="file",
@@ -127,9 +152,12 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
                                        recipients=args.to, source=source.label)
             except StorageError as error:
                 failures.append(f"{source.label}: {error}")
+                print(f"maild: not stored: {source.label}: {error}", file=sys.stderr)
                 continue
             counts["duplicates" if stored.duplicate else "stored"] += 1
-        if not args.no_process:
+        # Input that was all refused processes nothing.
+        nothing_taken = failures and not counts["stored"] and not counts["duplicates"]
+        if not args.no_process and not nothing_taken:
             processor = runtime.processor()
             work = progress.add_task("processing", total=counts["stored"] or None)
             outcome = processor.run_pending(progress=lambda _: progress.advance(work))
@@ -140,8 +168,10 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
             counts["retried"] += report.retried
             left = waiting(runtime.engine)
     summary = (f"stored {counts['stored']}, duplicates {counts['duplicates']}, "
-               f"could not store {len(failures)}")
-    if not args.no_process:
+               f"could not store {len(failures) - counts['refused']}")
+    if counts["refused"]:
+        summary += f", refused {counts['refused']}"
+    if not args.no_process and not nothing_taken:
         kinds = {key[5:]: value for key, value in counts.items() if key.startswith("kind:")}
         summary += (f"; processed {counts['processed']}, quarantined {counts['quarantined']}, "
                     f"to retry {counts['received']}")
@@ -154,16 +184,27 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
             summary += (f"; the outbox pass stopped at its batch size ({report.batch_size}): "
                         "`maild outbox flush` or the daemon delivers the rest")
     out.print(summary)
-    for failure in failures:
-        print(f"maild: not stored: {failure}", file=sys.stderr)
     return EX_FAILED if failures else EX_OK
 
 
 def deliver(context: Context, args: argparse.Namespace) -> int:
-    """Store one message from standard input; exit 75 if it could not be stored."""
-    raw = sys.stdin.buffer.read()
+    """Store one message from standard input; exit 75 if it could not be stored.
+
+    Standard input is read up to the size limit and no further: a larger message,
+    or input that is no mail message, is refused with exit 65 (EX_DATAERR), which
+    an MTA returns to the sender instead of retrying.
+    """
+    limit = context.config.max_message_size
+    raw = sys.stdin.buffer.read(limit + 1)
     if not raw.strip():
         raise CommandError("no message on standard input; nothing stored", code=65)
+    if len(raw) > limit:
+        raise CommandError(f"message refused, nothing stored: it is larger than the limit of "
+                           f"{limit} bytes (smtp.max_message_size)", code=65)
+    reason = not_mail_reason(raw)
+    if reason is not None:
+        raise CommandError(f"message refused, nothing stored: not a mail message: {reason}",
+                           code=65)
     try:
         runtime = context.runtime
         stored = store_inbound(runtime.engine, raw, transport="pipe",

@@ -5,6 +5,12 @@ addresses of the rules in force (with +tag sub-addresses), so maild is never a
 relay. DATA stores the raw bytes off the event loop and answers `250` only once
 they are committed; a storage failure answers `451` and the client retries.
 LMTP answers once per recipient, as RFC 2033 requires.
+
+Connections are limited in all and per client address (`ConnectionLimits`), so
+idle or hostile clients cannot take every file descriptor: a connection over a
+limit is answered `421` and closed at once, and the refusals are logged once
+per interval. maild offers no AUTH: the command is answered `502 5.5.1` like a
+command it does not implement, and a second STARTTLS inside TLS `503`.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import format_datetime
 from typing import Any
 
@@ -35,10 +43,84 @@ COMMAND_LIMITS = {"*": 100, "MAIL": 1000, "RCPT": 10000, "DATA": 1000, "RSET": 1
 StoreFunction = Callable[[bytes, str | None, list[str], str, str], Awaitable[Stored]]
 
 
-class _EnhancedSizeReplies:
-    """aiosmtpd's size-limit replies, given RFC 3463 enhanced status 5.3.4."""
+# How often a refused connection or a failing accept() is logged, at most.
+REFUSAL_LOG_INTERVAL = 60.0
+
+
+@dataclass
+class ConnectionLimits:
+    """The connections a listener holds at once, in all and per client address."""
+
+    total: int
+    per_client: int
+    log_interval: float = REFUSAL_LOG_INTERVAL
+    open: Counter[str] = field(default_factory=Counter)
+    refused_since_log: int = 0
+    last_log: float = float("-inf")
+
+    def admit(self, client: str) -> str | None:
+        """Count a new connection from `client`, or say why it is refused (counting nothing)."""
+        if sum(self.open.values()) >= self.total:
+            reason = f"{self.total} connections open, the most this listener takes"
+        elif self.open[client] >= self.per_client:
+            reason = f"{self.per_client} connections open from this client, the most allowed"
+        else:
+            self.open[client] += 1
+            return None
+        self._log_refusal(client, reason)
+        return reason
+
+    def release(self, client: str) -> None:
+        """Forget one closed connection from `client`."""
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
+
+    def _log_refusal(self, client: str, reason: str) -> None:
+        self.refused_since_log += 1
+        now = time.monotonic()
+        if now - self.last_log < self.log_interval:
+            return
+        log.warning("smtp.connection_refused", client=client, reason=reason,
+                    refused=self.refused_since_log, open=sum(self.open.values()),
+                    interval_seconds=self.log_interval)
+        self.last_log = now
+        self.refused_since_log = 0
+
+
+class AcceptErrorLog:
+    """An event-loop exception handler: a failing accept() is logged once per interval.
+
+    Out of file descriptors, asyncio retries accept() every second and reports each
+    failure with a traceback; one line a minute says the same.
+    """
+
+    def __init__(self, interval: float = REFUSAL_LOG_INTERVAL) -> None:
+        self.interval = interval
+        self.failures = 0
+        self.last_log = float("-inf")
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if not str(context.get("message", "")).startswith("socket.accept()"):
+            loop.default_exception_handler(context)
+            return
+        self.failures += 1
+        now = time.monotonic()
+        if now - self.last_log >= self.interval:
+            log.error("smtp.accept_failed", error=str(context.get("exception")),
+                      failures=self.failures, interval_seconds=self.interval)
+            self.last_log = now
+            self.failures = 0
+
+
+class _MaildSession:
+    """aiosmtpd's server with maild's replies: size limits, AUTH, STARTTLS, connection limits."""
 
     data_size_limit: int | None
+    hostname: str
+    limits: ConnectionLimits | None = None
+    _client: str | None = None
+    _refused = False
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str) and status.startswith("552 Error"):
@@ -46,13 +128,47 @@ class _EnhancedSizeReplies:
                       f"{self.data_size_limit} bytes)")
         await super().push(status)  # type: ignore[misc]
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Admit the connection within the limits, or answer 421 and close it at once."""
+        if self.limits is not None and self._client is None and not self._refused:
+            peer = transport.get_extra_info("peername")
+            client = str(peer[0]) if isinstance(peer, tuple) and peer else "local"
+            if self.limits.admit(client) is not None:
+                self._refused = True
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"421 4.7.0 {self.hostname} Too many connections, "
+                                f"try again later\r\n".encode())
+                transport.close()
+                return
+            self._client = client
+        super().connection_made(transport)  # type: ignore[misc]
 
-class MaildSMTP(_EnhancedSizeReplies, SMTP):
-    """aiosmtpd's SMTP server with maild's size-limit replies."""
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self.limits is not None and self._client is not None:
+            self.limits.release(self._client)
+            self._client = None
+        super().connection_lost(error)  # type: ignore[misc]
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        """maild takes no authentication: AUTH is a command it does not implement."""
+        await self.push("502 5.5.1 Command not implemented")
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        """Start TLS once; inside TLS the command is out of sequence (RFC 3207)."""
+        if getattr(self, "_tls_protocol", None) is not None:
+            await self.push("503 5.5.1 TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)  # type: ignore[misc]
 
 
-class MaildLMTP(_EnhancedSizeReplies, LMTP):
-    """aiosmtpd's LMTP server with maild's size-limit replies."""
+class MaildSMTP(_MaildSession, SMTP):
+    """aiosmtpd's SMTP server with maild's replies and connection limits."""
+
+
+class MaildLMTP(_MaildSession, LMTP):
+    """aiosmtpd's LMTP server with maild's replies and connection limits."""
 
 
 @dataclass
@@ -152,12 +268,13 @@ def _peer(session: Session) -> str:
 
 
 def make_server_factory(handler: IntakeHandler, *, hostname: str, max_size: int,
-                        timeout: int, tls: ssl.SSLContext | None) -> Callable[[], SMTP]:
+                        timeout: int, tls: ssl.SSLContext | None,
+                        limits: ConnectionLimits | None = None) -> Callable[[], SMTP]:
     """A protocol factory for `loop.create_server`: one SMTP or LMTP session per connection."""
     server_class = MaildLMTP if handler.protocol == "lmtp" else MaildSMTP
 
     def factory() -> SMTP:
-        return server_class(
+        server = server_class(
             handler,
             hostname=hostname,
             data_size_limit=max_size,
@@ -169,6 +286,8 @@ def make_server_factory(handler: IntakeHandler, *, hostname: str, max_size: int,
             command_call_limit=COMMAND_LIMITS,
             ident="maild",
         )
+        server.limits = limits
+        return server
 
     return factory
 

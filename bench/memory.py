@@ -1,0 +1,110 @@
+"""Memory per MB of message: the peak RSS that processing one large mail adds, per MB of it.
+
+For each size (a mail whose attachment makes it that large) a fresh Python
+process stores the mail in its own SQLite database, then processes it as the
+worker does (parse, classify, route, ticket, acknowledgement and team copy
+composed and queued), and reports how far its peak RSS (VmHWM, reset just
+before) rose above its RSS while processing. Linux only.
+Prints one line per size, and as its last line one JSON object.
+Usage: python bench/memory.py [--sizes 1,5,10,25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_message(megabytes: float) -> bytes:
+    """A support mail from a customer whose attachment makes it about `megabytes` MB."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = "Anna Lind <anna.lind@bergstromsbygg.se>"
+    message["To"] = "support@example.se"
+    message["Subject"] = "Loggfiler från driftstoppet"
+    message["Message-ID"] = f"<memory-{megabytes}@bergstromsbygg.se>"
+    message.set_content("Hej!\n\nHär är loggarna från driftstoppet i morse.\n\nAnna\n")
+    payload = os.urandom(int(megabytes * 1_048_576 * 3 / 4))  # base64 grows it by 4/3
+    message.add_attachment(payload, maintype="application", subtype="octet-stream",
+                           filename="loggar.bin")
+    return message.as_bytes()
+
+
+def _status_kib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    """Start the peak RSS (VmHWM) afresh from the current RSS (Linux 4.0 and later)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def measure_one(megabytes: float) -> dict[str, float]:
+    """In this process: the RSS that processing one mail of `megabytes` MB adds at its peak."""
+    from maild.config import load_config
+    from maild.intake import store_inbound
+    from maild.log import configure_logging
+    from maild.runtime import open_runtime
+
+    configure_logging("warning", "json")
+    with tempfile.TemporaryDirectory() as work:
+        config = load_config(env={}, overrides={"data_dir": work,
+                                                "rules_dir": str(ROOT / "rules")})
+        runtime = open_runtime(config)
+        raw = make_message(megabytes)
+        size = len(raw)
+        stored = store_inbound(runtime.engine, raw, transport="file")
+        del raw
+        processor = runtime.processor()
+        # Warm up every code path on a small mail first, so imports and caches do not count.
+        small = store_inbound(runtime.engine, make_message(0.01), transport="file")
+        processor.process_now(small.inbound_id)
+        gc.collect()
+        before = _status_kib("VmRSS")
+        _reset_peak()
+        outcome = processor.process_now(stored.inbound_id)
+        after = _status_kib("VmHWM")
+        assert outcome is not None
+        assert outcome.state == "processed", outcome
+        runtime.engine.dispose()
+    added_mb = max(after - before, 0) / 1024
+    size_mb = size / 1_048_576
+    return {"message_mb": round(size_mb, 2), "rss_added_mb": round(added_mb, 1),
+            "mb_per_message_mb": round(added_mb / size_mb, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="1,5,10,25", help="message sizes in MB, comma-separated")
+    parser.add_argument("--one", type=float, help=argparse.SUPPRESS)  # run inside the child
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(measure_one(args.one)))
+        return
+    results = []
+    for size in (float(text) for text in args.sizes.split(",")):
+        done = subprocess.run([sys.executable, __file__, "--one", str(size)], check=True,
+                              capture_output=True, text=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append(result)
+        print(f"{result['message_mb']:6.1f} MB mail: peak RSS +{result['rss_added_mb']:7.1f} MB "
+              f"while processing = {result['mb_per_message_mb']:.1f} MB per MB of message")
+    print(json.dumps({"memory_per_message_mb": results}))
+
+
+if __name__ == "__main__":
+    main()

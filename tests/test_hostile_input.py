@@ -1,0 +1,119 @@
+"""Hostile input: one bad value degrades alone, and no nesting depth crashes the parser.
+
+Each message here is readable apart from one value (a NUL in a charset name, a
+broken encoded word as a file name) or nests deeper than the standard library's
+recursive parsers can follow; each must become a ticket with what could be
+read, never a quarantined message or a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maild.parse import MAX_COMMENT_NESTING, parse_mail
+from maild.runtime import Runtime
+from tests.conftest import MaildCLI
+from tests.pipeline_helpers import inbound, receive, tickets
+
+HEAD = (b"From: Anna Lind <anna.lind@bergstromsbygg.se>\r\nTo: support@example.se\r\n"
+        b"Message-ID: <hostile-1@bergstromsbygg.se>\r\n")
+
+
+def _mixed(attachment_headers: bytes, text_headers: bytes = b"Content-Type: text/plain\r\n"
+           ) -> bytes:
+    return (HEAD + b"Subject: Bokningen\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n" + text_headers +
+            b"\r\nBokningssidan visar fel pris.\r\n--XX\r\n" + attachment_headers +
+            b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--XX--\r\n")
+
+
+NUL_CHARSET = (HEAD + b"Subject: Bokningen\r\nContent-Type: text/plain; charset=\"utf\x00-8\"\r\n"
+               b"Content-Transfer-Encoding: base64\r\n\r\n"
+               b"Qm9rbmluZ3NzaWRhbiB2aXNhciBmZWwgcHJpcy4=\r\n")
+BROKEN_FILENAME = _mixed(b"Content-Type: application/pdf\r\n"
+                         b"Content-Disposition: attachment; filename=\"=?utf-8?B?A?=\"\r\n")
+NUL_IN_RFC2231_FILENAME = _mixed(b"Content-Type: application/pdf; "
+                                 b"name=\"=?utf\x00-8?q?a.pdf?=\"\r\n"
+                                 b"Content-Disposition: attachment; filename*=utf\x00-8''"
+                                 b"offert%E4.pdf\r\n")
+NUL_CHARSET_IN_A_PART = _mixed(b"Content-Type: application/pdf\r\n",
+                               b"Content-Type: text/plain; charset=\"iso\x00-8859-1\"\r\n")
+
+
+@pytest.mark.parametrize("raw", [NUL_CHARSET, BROKEN_FILENAME, NUL_IN_RFC2231_FILENAME,
+                                 NUL_CHARSET_IN_A_PART],
+                         ids=["nul-charset", "broken-filename", "nul-rfc2231", "nul-part"])
+def test_one_bad_value_keeps_the_rest_readable(raw: bytes) -> None:
+    mail = parse_mail(raw)
+    assert mail.sender is not None and mail.sender.address == "anna.lind@bergstromsbygg.se"
+    assert mail.subject == "Bokningen"
+    assert "Bokningssidan visar fel pris." in mail.text
+    assert "\x00" not in mail.text
+
+
+def test_broken_encoded_word_file_name_is_kept_as_written() -> None:
+    mail = parse_mail(BROKEN_FILENAME)
+    assert [a.filename for a in mail.attachments] == ["=?utf-8?B?A?="]
+
+
+def test_nul_in_a_charset_name_of_an_encoded_word_keeps_the_subject() -> None:
+    mail = parse_mail(HEAD + b"Subject: =?utf\x00-8?q?Bokningen?=\r\n\r\nText\r\n")
+    assert mail.subject == "Bokningen"
+
+
+@pytest.mark.parametrize("header", [b"From", b"Subject", b"Reply-To", b"Date", b"Content-Type",
+                                    b"X-Anything"])
+def test_600_nested_comments_in_any_header_do_not_crash(header: bytes) -> None:
+    lines = {b"From": b"From: anna.lind@bergstromsbygg.se\r\n", b"Subject": b"Subject: Hej\r\n"}
+    lines[header] = header + b": " + b"(" * 600 + b"anna.lind@bergstromsbygg.se\r\n"
+    raw = b"".join(lines.values()) + b"To: support@example.se\r\n\r\nBokningen.\r\n"
+    mail = parse_mail(raw)
+    assert "CommentNestingTooDeep" in mail.defects
+    assert "Bokningen." in mail.text
+
+
+def test_comments_nested_within_the_bound_are_untouched() -> None:
+    comment = b"(" * MAX_COMMENT_NESTING + b"x" + b")" * MAX_COMMENT_NESTING
+    mail = parse_mail(b"From: " + comment + b" anna.lind@bergstromsbygg.se\r\nSubject: " + comment
+                      + b"\r\n\r\nText\r\n")
+    assert mail.sender is not None and mail.sender.address == "anna.lind@bergstromsbygg.se"
+    assert mail.subject.count("(") == MAX_COMMENT_NESTING
+    assert "CommentNestingTooDeep" not in mail.defects
+
+
+@pytest.mark.parametrize("nesting", [
+    b"".join(b"Content-Type: multipart/mixed; boundary=B%d\r\n\r\n--B%d\r\n" % (i, i)
+             for i in range(2000)),
+    b"Content-Type: message/rfc822\r\n\r\n" * 1500,
+], ids=["multipart", "message-rfc822"])
+def test_mime_nested_thousands_deep_keeps_the_headers(nesting: bytes) -> None:
+    mail = parse_mail(HEAD + b"Subject: Djupt\r\nMIME-Version: 1.0\r\n" + nesting + b"\r\nx\r\n")
+    assert mail.subject == "Djupt"
+    assert mail.sender is not None
+    assert "MimeNestingTooDeep" in mail.defects
+
+
+@pytest.mark.parametrize("raw", [
+    NUL_CHARSET, BROKEN_FILENAME,
+    HEAD + b"Subject: " + b"(" * 600 + b"\r\n\r\nBokningen.\r\n",
+    b"From: " + b"(" * 600 + b"anna.lind@bergstromsbygg.se\r\nTo: support@example.se\r\n"
+    b"Subject: Hej\r\n\r\nBokningen.\r\n",
+], ids=["nul-charset", "broken-filename", "nested-subject", "nested-from"])
+def test_hostile_value_becomes_a_ticket_not_a_quarantine(runtime: Runtime, raw: bytes) -> None:
+    outcome = receive(runtime, raw, sender="anna.lind@bergstromsbygg.se")
+    row = inbound(runtime, outcome.inbound_id)
+    assert row.state == "processed", row.last_error
+    assert len(tickets(runtime)) == 1
+
+
+def test_route_of_600_nested_comments_in_from_prints_a_decision(maild: MaildCLI,
+                                                                tmp_path: Path) -> None:
+    path = tmp_path / "nested.eml"
+    path.write_bytes(b"From: " + b"(" * 600 + b"anna.lind@bergstromsbygg.se\r\n"
+                     b"To: support@example.se\r\nSubject: Hej\r\n\r\nBokningen.\r\n")
+    result = maild("route", str(path), "--json")
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert '"kind"' in result.stdout
