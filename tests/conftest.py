@@ -18,6 +18,7 @@ from maild.runtime import Runtime, open_runtime
 pytest_plugins = [
     "tests.dovecot",  # `dovecot` and `dovecot_tls`: a real Dovecot on loopback
     "tests.sink",  # `sink`: a recording SMTP relay on loopback
+    "tests.postfix",  # `postfix_server`: a real Postfix on loopback
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
