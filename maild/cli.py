@@ -60,15 +60,32 @@ class _Parser(argparse.ArgumentParser):
     usage_exit_code = 2
 
     def error(self, message: str) -> NoReturn:
+        if self.usage_exit_code == EX_TEMPFAIL:  # for an MTA: one line, and try again
+            self.exit(EX_TEMPFAIL, "maild: temporary failure, message not stored (the MTA "
+                                   f"will retry): wrong command line: {message}\n")
         self.print_usage(sys.stderr)
         self.exit(self.usage_exit_code, f"{self.prog}: error: {message}\n")
+
+
+_GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--data-dir", "--rules-dir")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv`: the first word that is no global option or its value."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The argument parser of every maild subcommand."""
     parser = _Parser(
         prog="maild",
@@ -400,7 +417,10 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `maild` with `argv`; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if _command_of(sys.argv[1:] if argv is None else argv) == "deliver":
+        parser.usage_exit_code = EX_TEMPFAIL  # also for unknown options after `deliver`
+    args = parser.parse_args(argv)
     if args.command == "deliver":
         return _deliver(args)
     try:
