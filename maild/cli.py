@@ -85,8 +85,8 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def build_parser() -> _Parser:
-    """The argument parser of every maild subcommand."""
+def build_parser(*, only_deliver: bool = False) -> _Parser:
+    """The argument parser of every maild subcommand (of `deliver` alone: a quicker start)."""
     parser = _Parser(
         prog="maild",
         description="maild turns support mail into tickets: it stores every message, routes it "
@@ -102,6 +102,31 @@ def build_parser() -> _Parser:
                         help="log every decision (commands other than deliver log only "
                              "warnings and errors unless this is given)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    deliver = sub.add_parser(
+        "deliver", help="store one message from standard input (MTA pipe)",
+        description="For an MTA pipe (Postfix pipe(8), procmail, Exim): reads one message "
+                    "from standard input, stores it for the daemon's worker (or `maild "
+                    "process`) and prints one line: 'stored as inbound N'. Exit 0 once "
+                    "stored; 75 (EX_TEMPFAIL) when it could not be stored or maild is "
+                    "misconfigured, so the MTA keeps the message and tries again; 65 for an "
+                    "empty input. Never any other code.",
+        epilog="Postfix master.cf: argv=.../maild deliver --from=${sender} -- ${recipient}")
+    # An MTA bounces mail on any exit code but 0 and 75: a wrong command line in
+    # master.cf is a configuration problem, and the mail must stay queued.
+    deliver.usage_exit_code = EX_TEMPFAIL
+    deliver.add_argument("recipients", nargs="*", metavar="RECIPIENT",
+                         help="envelope recipients (any number; put -- before them)")
+    deliver.add_argument("--to", action="append", default=[], metavar="ADDRESS",
+                         help="an envelope recipient (repeatable; same as RECIPIENT)")
+    deliver.add_argument("--from", dest="sender", metavar="ADDRESS",
+                         help="envelope sender; an empty value (--from=) is the null sender <>")
+    deliver.add_argument("--process", action="store_true",
+                         help="process the message at once and print its ticket number "
+                              "(slower: loads the whole pipeline)")
+    deliver.set_defaults(handler=intake_commands.deliver)
+
+    if only_deliver:
+        return parser
 
     run = sub.add_parser(
         "run", help="run the daemon: SMTP/LMTP listeners, IMAP pollers, workers",
@@ -130,29 +155,6 @@ def build_parser() -> _Parser:
     ingest.add_argument("--no-process", action="store_true",
                         help="only store; process later with `maild process`")
     ingest.set_defaults(handler=intake_commands.ingest)
-
-    deliver = sub.add_parser(
-        "deliver", help="store one message from standard input (MTA pipe)",
-        description="For an MTA pipe (Postfix pipe(8), procmail, Exim): reads one message "
-                    "from standard input, stores it for the daemon's worker (or `maild "
-                    "process`) and prints one line: 'stored as inbound N'. Exit 0 once "
-                    "stored; 75 (EX_TEMPFAIL) when it could not be stored or maild is "
-                    "misconfigured, so the MTA keeps the message and tries again; 65 for an "
-                    "empty input. Never any other code.",
-        epilog="Postfix master.cf: argv=.../maild deliver --from=${sender} -- ${recipient}")
-    # An MTA bounces mail on any exit code but 0 and 75: a wrong command line in
-    # master.cf is a configuration problem, and the mail must stay queued.
-    deliver.usage_exit_code = EX_TEMPFAIL
-    deliver.add_argument("recipients", nargs="*", metavar="RECIPIENT",
-                         help="envelope recipients (any number; put -- before them)")
-    deliver.add_argument("--to", action="append", default=[], metavar="ADDRESS",
-                         help="an envelope recipient (repeatable; same as RECIPIENT)")
-    deliver.add_argument("--from", dest="sender", metavar="ADDRESS",
-                         help="envelope sender; an empty value (--from=) is the null sender <>")
-    deliver.add_argument("--process", action="store_true",
-                         help="process the message at once and print its ticket number "
-                              "(slower: loads the whole pipeline)")
-    deliver.set_defaults(handler=intake_commands.deliver)
 
     route = sub.add_parser("route", help="show the decision for one message (dry run)",
                            description="Print the full decision maild would make for FILE: "
@@ -417,8 +419,9 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `maild` with `argv`; returns the exit code."""
-    parser = build_parser()
-    if _command_of(sys.argv[1:] if argv is None else argv) == "deliver":
+    is_deliver = _command_of(sys.argv[1:] if argv is None else argv) == "deliver"
+    parser = build_parser(only_deliver=is_deliver)
+    if is_deliver:
         parser.usage_exit_code = EX_TEMPFAIL  # also for unknown options after `deliver`
     args = parser.parse_args(argv)
     if args.command == "deliver":
