@@ -187,13 +187,6 @@ class PostfixServer:
         """The log lines of finished or deferred deliveries (status=...)."""
         return [line for line in self.log().splitlines() if re.search(r" status=\w+", line)]
 
-    def queue_is_empty(self) -> bool:
-        """Whether no message waits in the queue (every one delivered or bounced)."""
-        queue = self.root / "spool"
-        return not any(any((queue / name).rglob("*")) and
-                       any(path.is_file() for path in (queue / name).rglob("*"))
-                       for name in ("incoming", "active", "deferred", "hold"))
-
 
 @pytest.fixture
 def postfix_server() -> Iterator[PostfixServer]:
