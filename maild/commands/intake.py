@@ -179,7 +179,8 @@ def deliver(context: Context, args: argparse.Namespace) -> int:
     try:
         print(_process_now(context, inbound_id, duplicate))
     except Exception as error:  # processing is retried by the worker or `maild process`
-        print(f"{stored}; processing deferred: {str(error).splitlines()[0][:200]}")
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        print(f"{stored}; processing deferred: {reason}")
     return EX_OK
 
 
