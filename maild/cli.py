@@ -2,37 +2,93 @@
 
 Exit codes follow sysexits(3), so an MTA and systemd read them right:
 0 done, 1 something failed, 2 wrong usage, 75 temporary failure (try again),
-78 configuration or rules error.
+78 configuration or rules error. `deliver` (an MTA pipe) exits only 0, 65 or 75.
+
+A subcommand's module is imported only when that subcommand runs, so that
+`maild deliver` starts without loading the processing pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from maild import __version__
-from maild.commands import checkinfo, team, views
-from maild.commands import intake as intake_commands
-from maild.commands import rules as rules_commands
-from maild.commands import sla as sla_commands
 from maild.commands.common import EX_CONFIG, EX_TEMPFAIL, CommandError, Context
 from maild.config import ConfigError, load_config
-from maild.db import StorageError
-from maild.log import configure_logging
-from maild.models import OutboxState, TicketStatus
-from maild.routing.load import RulesError
+
+if TYPE_CHECKING:
+    from maild.commands import checkinfo, team, views
+    from maild.commands import intake as intake_commands
+    from maild.commands import rules as rules_commands
+    from maild.commands import sla as sla_commands
 
 Handler = Callable[[Context, argparse.Namespace], int]
+TICKET_STATUSES = ("new", "open", "waiting-on-customer", "answered", "closed")
+OUTBOX_STATES = ("queued", "sending", "sent", "failed", "bounced", "cancelled")
+
+
+class _LazyCommands:
+    """A command module imported on first call of one of its handlers."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Handler:
+        def handler(context: Context, args: argparse.Namespace) -> int:
+            function: Handler = getattr(importlib.import_module(self._module), name)
+            return function(context, args)
+
+        handler.__name__ = name
+        return handler
+
+
+if not TYPE_CHECKING:
+    checkinfo = _LazyCommands("maild.commands.checkinfo")
+    team = _LazyCommands("maild.commands.team")
+    views = _LazyCommands("maild.commands.views")
+    intake_commands = _LazyCommands("maild.commands.intake")
+    rules_commands = _LazyCommands("maild.commands.rules")
+    sla_commands = _LazyCommands("maild.commands.sla")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors exit with `usage_exit_code` (2 unless set)."""
+
+    usage_exit_code = 2
+
+    def error(self, message: str) -> NoReturn:
+        if self.usage_exit_code == EX_TEMPFAIL:  # for an MTA: one line, and try again
+            self.exit(EX_TEMPFAIL, "maild: temporary failure, message not stored (the MTA "
+                                   f"will retry): wrong command line: {message}\n")
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_exit_code, f"{self.prog}: error: {message}\n")
+
+
+_GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--data-dir", "--rules-dir")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv`: the first word that is no global option or its value."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every maild subcommand."""
-    parser = argparse.ArgumentParser(
+def build_parser(*, only_deliver: bool = False) -> _Parser:
+    """The argument parser of every maild subcommand (of `deliver` alone: a quicker start)."""
+    parser = _Parser(
         prog="maild",
         description="maild turns support mail into tickets: it stores every message, routes it "
                     "by the sender's domain, numbers it, and acknowledges it.",
@@ -47,6 +103,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log every decision (commands other than deliver log only "
                              "warnings and errors unless this is given)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    deliver = sub.add_parser(
+        "deliver", help="store one message from standard input (MTA pipe)",
+        description="For an MTA pipe (Postfix pipe(8), procmail, Exim): reads one message "
+                    "from standard input, stores it for the daemon's worker (or `maild "
+                    "process`) and prints one line: 'stored as inbound N'. Exit 0 once "
+                    "stored; 75 (EX_TEMPFAIL) when it could not be stored or maild is "
+                    "misconfigured, so the MTA keeps the message and tries again; 65 for an "
+                    "empty input. Never any other code.",
+        epilog="Postfix master.cf: argv=.../maild deliver --from=${sender} -- ${recipient}")
+    # An MTA bounces mail on any exit code but 0 and 75: a wrong command line in
+    # master.cf is a configuration problem, and the mail must stay queued.
+    deliver.usage_exit_code = EX_TEMPFAIL
+    deliver.add_argument("recipients", nargs="*", metavar="RECIPIENT",
+                         help="envelope recipients (any number; put -- before them)")
+    deliver.add_argument("--to", action="append", default=[], metavar="ADDRESS",
+                         help="an envelope recipient (repeatable; same as RECIPIENT)")
+    deliver.add_argument("--from", dest="sender", metavar="ADDRESS",
+                         help="envelope sender; an empty value (--from=) is the null sender <>")
+    deliver.add_argument("--process", action="store_true",
+                         help="process the message at once and print its ticket number "
+                              "(slower: loads the whole pipeline)")
+    deliver.set_defaults(handler=intake_commands.deliver)
+
+    if only_deliver:
+        return parser
 
     run = sub.add_parser(
         "run", help="run the daemon: SMTP/LMTP listeners, IMAP pollers, workers",
@@ -75,17 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--no-process", action="store_true",
                         help="only store; process later with `maild process`")
     ingest.set_defaults(handler=intake_commands.ingest)
-
-    deliver = sub.add_parser("deliver", help="store one message from standard input (MTA pipe)",
-                             description="For an MTA pipe (Postfix pipe(8), procmail, Exim): "
-                             "reads one message from standard input, stores it and prints its "
-                             "ticket number. Exit 0 once stored; 75 (EX_TEMPFAIL) when it "
-                             "could not be stored, so the MTA tries again.")
-    deliver.add_argument("--to", action="append", default=[], metavar="ADDRESS",
-                         help="envelope recipient (repeat for several)")
-    deliver.add_argument("--from", dest="sender", metavar="ADDRESS",
-                         help="envelope sender; give an empty string for the null sender <>")
-    deliver.set_defaults(handler=intake_commands.deliver)
 
     route = sub.add_parser("route", help="show the decision for one message (dry run)",
                            description="Print the full decision maild would make for FILE: "
@@ -125,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "when overdue, yellow within two hours), customer, a mark for "
                              "private senders, and missing information.")
     tickets.add_argument("--queue", metavar="Q", help="only this queue")
-    tickets.add_argument("--status", choices=list(TicketStatus.ALL), help="only this status")
+    tickets.add_argument("--status", choices=list(TICKET_STATUSES), help="only this status")
     tickets.add_argument("--customer", metavar="C", help="only this customer id")
     tickets.add_argument("--overdue", action="store_true", help="only overdue tickets")
     tickets.add_argument("--sort", choices=["due", "priority", "received"], default="received",
@@ -276,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_sub = outbox.add_subparsers(dest="action", metavar="ACTION")
     outbox.set_defaults(handler=views.outbox_list, json=False, state=None)
     o_list = outbox_sub.add_parser("list", help="outgoing messages with their state")
-    o_list.add_argument("--state", choices=list(OutboxState.ALL))
+    o_list.add_argument("--state", choices=list(OUTBOX_STATES))
     _add_json(o_list)
     o_list.set_defaults(handler=views.outbox_list)
     o_show = outbox_sub.add_parser("show", help="one outgoing message, as composed")
@@ -308,13 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="check and show the routing rules")
     rules_sub = rules.add_subparsers(dest="action", metavar="ACTION", required=True)
-    rules_check = rules_sub.add_parser("check", help="validate a rules directory (exit 0 or 1)")
+    rules_check = rules_sub.add_parser("check", help="validate a rules directory (exit 0 or 78)")
     rules_check.add_argument("directory", nargs="?", metavar="DIR")
     rules_check.set_defaults(handler=rules_commands.check, needs_database=False)
     show_rules = rules_sub.add_parser("show", help="customers, domains, queues, policies, "
                                       "served addresses")
     _add_json(show_rules)
     show_rules.set_defaults(handler=rules_commands.show, needs_database=False)
+    addresses = rules_sub.add_parser(
+        "addresses", help="the served support addresses (a Postfix recipient map with --postfix)",
+        description="Print the support addresses maild serves, one per line. With --postfix, "
+                    "print them as a Postfix lookup table for virtual_mailbox_maps, so that "
+                    "Postfix refuses mail to any other address at RCPT. With "
+                    "recipient_delimiter = + Postfix finds support+tag@domain under "
+                    "support@domain, as maild does.")
+    addresses.add_argument("--postfix", action="store_true",
+                           help="a Postfix table: address, tab, 'maild' (for postmap)")
+    addresses.set_defaults(handler=rules_commands.addresses, needs_database=False)
     explain = rules_sub.add_parser(
         "explain", help="show how mail from an address is routed, rule by rule",
         description="Route a message from ADDRESS through the rules and print the customer, "
@@ -362,18 +442,67 @@ def daemon_command(context: Context, args: argparse.Namespace) -> int:
     return run(config, lambda: LiveRules(config.rules_dir))
 
 
+def _rules_problems(error: Exception) -> list[object] | None:
+    """The problems of a `RulesError`, or None for any other exception."""
+    if "maild.routing.load" not in sys.modules:
+        return None  # the rules were never loaded, so this cannot be a rules error
+    from maild.routing.load import RulesError
+
+    return list(error.problems) if isinstance(error, RulesError) else None
+
+
+def _is_storage_error(error: Exception) -> bool:
+    if "maild.db" not in sys.modules:
+        return False
+    from maild.db import StorageError
+
+    return isinstance(error, StorageError)
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    """`maild deliver` for an MTA: exits 0, 65 or 75 only, with one line of output.
+
+    Every configuration or storage problem is 75, so the MTA keeps the message
+    and tries again instead of bouncing it; no traceback reaches a bounce notice.
+    Log events go to standard error only with -v (the MTA logs what deliver prints);
+    the handler configures logging only on the paths that load the logging library.
+    """
+    try:
+        config = load_config(args.config, overrides={"data_dir": args.data_dir,
+                                                     "rules_dir": args.rules_dir})
+    except ConfigError as error:
+        print(f"maild: configuration error, message not stored (the MTA will retry): {error}",
+              file=sys.stderr)
+        return EX_TEMPFAIL
+    try:
+        code: int = args.handler(Context(config, verbose=args.verbose), args)
+        return code
+    except Exception as error:  # the MTA must never see a traceback or exit 1
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        print(f"maild: temporary failure, message not stored (the MTA will retry): {reason}",
+              file=sys.stderr)
+        return EX_TEMPFAIL
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `maild` with `argv`; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    is_deliver = _command_of(sys.argv[1:] if argv is None else argv) == "deliver"
+    parser = build_parser(only_deliver=is_deliver)
+    if is_deliver:
+        parser.usage_exit_code = EX_TEMPFAIL  # also for unknown options after `deliver`
+    args = parser.parse_args(argv)
+    if args.command == "deliver":
+        return _deliver(args)
     try:
         config = load_config(args.config, overrides={"data_dir": args.data_dir,
                                                      "rules_dir": args.rules_dir})
     except ConfigError as error:
         print(f"maild: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
+    from maild.log import configure_logging
+
     level = config.log_level
-    if not args.verbose and args.command not in ("deliver", "run") and level in ("debug",
-                                                                                "info"):
+    if not args.verbose and args.command != "run" and level in ("debug", "info"):
         level = "warning"
     configure_logging(level, config.log_format)
     context = Context(config)
@@ -383,18 +512,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"maild: {error}", file=sys.stderr)
         return error.code
-    except RulesError as error:
-        print(f"maild: the rules in {config.rules_dir} have problems:", file=sys.stderr)
-        for problem in error.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EX_CONFIG
-    except StorageError as error:
-        print(f"maild: {error}", file=sys.stderr)
-        return EX_TEMPFAIL
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        problems = _rules_problems(error)
+        if problems is not None:
+            print(f"maild: the rules in {config.rules_dir} have problems:", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            return EX_CONFIG
+        if _is_storage_error(error):
+            print(f"maild: {error}", file=sys.stderr)
+            return EX_TEMPFAIL
+        raise
 
 
 if __name__ == "__main__":

@@ -42,6 +42,15 @@ class ListenAddress:
 
 
 @dataclass(frozen=True)
+class UnixSocketAccess:
+    """Who may connect to maild's LMTP Unix socket: its owner, group and mode."""
+
+    owner: str | None = None           # a user name or number; None: maild's own user
+    group: str | None = None           # a group name or number; None: maild's own group
+    mode: int = 0o660
+
+
+@dataclass(frozen=True)
 class RelaySettings:
     """The SMTP relay the outbox delivers through."""
 
@@ -95,6 +104,7 @@ class Config:
     source: str
     smtp_listen: tuple[ListenAddress, ...] = ()
     lmtp_listen: tuple[ListenAddress, ...] = ()
+    lmtp_socket: UnixSocketAccess | None = None
     smtp_hostname: str | None = None
     max_message_size: int = 26_214_400
     smtp_timeout: int = 300
@@ -185,6 +195,29 @@ def _listen(value: Any) -> tuple[ListenAddress, ...]:
             raise _Invalid(f"HOST:PORT or unix:PATH, got {text!r}")
         addresses.append(ListenAddress(host, int(port)))
     return tuple(addresses)
+
+
+def _account_name(value: Any) -> str | None:
+    """A user or group name (letters, digits, . _ -) or number, or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    text = _optional_text(value)
+    if text is not None and not all(c.isalnum() or c in "._-" for c in text):
+        raise ValueError
+    return text
+
+
+def _file_mode(value: Any) -> int:
+    """A permission mode written in octal, such as "0660" or "660" (or TOML's 0o660)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
+        return value
+    text = _text(value) if isinstance(value, str) else None
+    if text is None or not text.isdigit() or any(c in "89" for c in text):
+        raise ValueError
+    mode = int(text, 8)
+    if mode > 0o777:
+        raise ValueError
+    return mode
 
 
 def _optional_path(value: Any) -> Path | None:
@@ -327,6 +360,9 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("smtp.tls_cert", _optional_path, "the certificate file (PEM)"),
     _Setting("smtp.tls_key", _optional_path, "the private key file (PEM)"),
     _Setting("lmtp.listen", _listen, "a list of HOST:PORT or unix:PATH"),
+    _Setting("lmtp.socket_owner", _account_name, "a user name or number"),
+    _Setting("lmtp.socket_group", _account_name, "a group name or number"),
+    _Setting("lmtp.socket_mode", _file_mode, "an octal permission mode such as \"0660\""),
     _Setting("daemon.drain_seconds", _positive_int, "seconds, at least 1"),
     _Setting("daemon.worker_interval", _seconds, "seconds, more than 0"),
     _Setting("daemon.outbox_interval", _seconds, "seconds, more than 0"),
@@ -371,6 +407,9 @@ _DEFAULTS: dict[str, Any] = {
     "smtp.tls_cert": None,
     "smtp.tls_key": None,
     "lmtp.listen": [],
+    "lmtp.socket_owner": None,
+    "lmtp.socket_group": None,
+    "lmtp.socket_mode": "0660",
     "daemon.drain_seconds": 30,
     "daemon.worker_interval": 5.0,
     "daemon.outbox_interval": 30.0,
@@ -512,6 +551,9 @@ def load_config(
         source=str(file) if file is not None else "defaults",
         smtp_listen=values["smtp.listen"],
         lmtp_listen=values["lmtp.listen"],
+        lmtp_socket=UnixSocketAccess(owner=values["lmtp.socket_owner"],
+                                     group=values["lmtp.socket_group"],
+                                     mode=values["lmtp.socket_mode"]),
         smtp_hostname=values["smtp.hostname"],
         max_message_size=values["smtp.max_message_size"],
         smtp_timeout=values["smtp.timeout"],

@@ -29,7 +29,7 @@ from aiosmtpd.smtp import SMTP
 
 from maild import systemd
 from maild.cluster.lease import NamedLease, holder_name
-from maild.config import Config, ListenAddress
+from maild.config import Config, ListenAddress, UnixSocketAccess
 from maild.db import StorageError, open_database
 from maild.group_commit import GroupCommitter
 from maild.intake import Stored
@@ -48,6 +48,7 @@ from maild.transports.smtp import (
     make_server_factory,
     tls_context,
 )
+from maild.transports.unix_socket import SocketSetupError, bind_unix_socket
 
 log = get_logger("maild.daemon")
 
@@ -136,10 +137,14 @@ class Daemon:
             loop.set_exception_handler(AcceptErrorLog())
         try:
             if address.path is not None:
-                await asyncio.to_thread(address.path.unlink, missing_ok=True)
-                server = await loop.create_unix_server(factory, str(address.path))
+                listener = await asyncio.to_thread(bind_unix_socket, address.path,
+                                                   self.config.lmtp_socket or UnixSocketAccess())
+                server = await loop.create_unix_server(factory, sock=listener)
             else:
                 server = await loop.create_server(factory, address.host, address.port or 25)
+        except SocketSetupError as error:
+            raise ListenError(f"cannot listen for {protocol.upper()} on {address}: "
+                              f"{error}") from error
         except OSError as error:
             raise ListenError(f"cannot listen for {protocol.upper()} on {address}: "
                               f"{error.strerror or error}") from error

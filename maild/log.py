@@ -13,7 +13,10 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    """Send structlog events to stderr at `level`, as console text or JSON lines."""
+    """Send structlog events to stderr at `level`, as console text or JSON lines ("off": none)."""
+    if level == "off":
+        structlog.configure(processors=[_drop], cache_logger_on_first_use=False)
+        return
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -32,6 +35,10 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def _drop(logger: Any, method: str, event: Any) -> Any:
+    raise structlog.DropEvent
 
 
 def get_logger(name: str) -> Any:

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.token_endpoint",  # `token_endpoint`: OAuth 2.0 token introspection on loopback
     "tests.dovecot",  # `dovecot`, `dovecot_tls`, `dovecot_oauth2`: a real Dovecot on loopback
     "tests.sink",  # `sink`: a recording SMTP relay on loopback
+    "tests.postfix",  # `postfix_server`: a real Postfix on loopback
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,12 +22,12 @@ def _count(maild: MaildCLI, table: str) -> int:
 
 def test_deliver_prints_the_ticket_number_and_redelivery_is_one_ticket(maild: MaildCLI) -> None:
     raw = support_mail()
-    first = maild("deliver", "--from", "anna.lind@bergstromsbygg.se", "--to",
+    first = maild("deliver", "--process", "--from", "anna.lind@bergstromsbygg.se", "--to",
                   "support@example.se", input=raw)
     assert first.code == 0, first.stderr
     number = first.stdout.strip()
     assert NUMBER.match(number)
-    again = maild("deliver", "--to", "teknik@example.se",
+    again = maild("deliver", "--process", "--to", "teknik@example.se",
                   input=b"Received: from relay2\r\nDelivered-To: teknik@example.se\r\n" + raw)
     assert again.code == 0
     assert again.stdout.strip() == number
@@ -41,7 +41,7 @@ def test_deliver_prints_the_ticket_number_and_redelivery_is_one_ticket(maild: Ma
 
 
 def test_deliver_machine_mail_says_no_ticket(maild: MaildCLI) -> None:
-    result = maild("deliver", "--from", "", input=support_mail())
+    result = maild("deliver", "--process", "--from", "", input=support_mail())
     assert result.code == 0
     assert "bounce, no ticket" in result.stdout
     assert _count(maild, "ticket") == 0
@@ -61,7 +61,7 @@ def test_deliver_exits_75_while_the_database_is_locked(maild: MaildCLI) -> None:
     assert result.code == 75, result.stderr
     assert "temporary failure" in result.stderr
     assert _count(maild, "inbound") == 1, "nothing of the refused message was stored"
-    retry = maild("deliver", input=support_mail(subject="during the lock"))
+    retry = maild("deliver", "--process", input=support_mail(subject="during the lock"))
     assert retry.code == 0
     assert NUMBER.match(retry.stdout.strip())
     assert _count(maild, "inbound") == 2
@@ -77,7 +77,7 @@ def test_deliver_exits_75_when_the_database_is_unreachable(maild: MaildCLI) -> N
 def test_deliver_with_broken_rules_keeps_the_message(maild: MaildCLI) -> None:
     broken = maild.cwd / "broken-rules"
     broken.mkdir()
-    result = maild("--rules-dir", str(broken), "deliver", input=support_mail())
+    result = maild("--rules-dir", str(broken), "deliver", "--process", input=support_mail())
     assert result.code == 0
     assert "processing deferred" in result.stdout
     assert _count(maild, "inbound") == 1
@@ -127,7 +127,7 @@ def test_route_of_a_missing_file_is_a_clear_error(maild: MaildCLI) -> None:
 
 def test_inbound_raw_is_byte_identical_and_views_work(maild: MaildCLI) -> None:
     raw = support_mail().replace(b"\r\n", b"\n") + b"\n\xff trailing junk\n"
-    number = maild("deliver", input=raw).stdout.strip()
+    number = maild("deliver", "--process", input=raw).stdout.strip()
     listing = json.loads(maild("inbound", "list", "--json").stdout)
     assert listing[0]["state"] == "processed"
     assert listing[0]["kind"] == "new"
@@ -155,7 +155,7 @@ def test_rules_check(maild: MaildCLI) -> None:
     broken.mkdir()
     (broken / "queues.toml").write_text("[support\nname = 'x'\n")
     result = maild("rules", "check", str(broken))
-    assert result.code == 1
+    assert result.code == 78
     assert f"{broken / 'queues.toml'}:1: TOML syntax error" in result.stderr
 
 
@@ -164,7 +164,7 @@ def test_concurrent_deliveries_on_sqlite_make_distinct_tickets(maild: MaildCLI) 
     results: list[str] = []
 
     def one(index: int) -> None:
-        done = maild("deliver", input=support_mail(subject=f"parallel {index}"))
+        done = maild("deliver", "--process", input=support_mail(subject=f"parallel {index}"))
         results.append(done.stdout.strip() if done.code == 0 else f"exit {done.code}")
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]

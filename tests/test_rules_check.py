@@ -177,7 +177,7 @@ def test_every_problem_is_reported_in_one_pass(rules_dir: Path) -> None:
 def test_rules_check_command_exit_codes(maild: MaildCLI, rules_dir: Path) -> None:
     customer("acme", GOOD.replace("acme.se", "bergstromsbygg.se"), rules_dir)
     result = maild("rules", "check", str(rules_dir))
-    assert result.code == 1
+    assert result.code == 78
     assert "is already claimed by customer 'acme'" in result.stderr
     assert "1 problem; maild will not use these rules" in result.stderr
     processing = maild("--rules-dir", str(rules_dir), "route", str(

@@ -7,29 +7,42 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from maild.config import load_config
 from tests.conftest import ROOT
+from tests.readme_blocks import readme_block
 
 UNIT = ROOT / "systemd" / "maild.service"
 EXAMPLE = ROOT / "systemd" / "maild.toml.example"
 
 
-def test_unit_file_has_what_the_daemon_relies_on() -> None:
+def _unit(*texts: str) -> configparser.ConfigParser:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
-    unit.read(UNIT)
+    unit.read_string(UNIT.read_text())
+    for text in texts:  # drop-ins: later settings win
+        unit.read_string(text)
+    return unit
+
+
+def test_unit_file_has_what_the_daemon_relies_on() -> None:
+    unit = _unit()
     service = unit["Service"]
     assert service["Type"] == "notify"
     assert service["Restart"] == "on-failure"
     assert service["RestartPreventExitStatus"] == "78"
     assert int(service["WatchdogSec"]) > 0
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
-    for key, value in {"DynamicUser": "yes", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
-                       "PrivateTmp": "yes", "ReadWritePaths": "/var/lib/maild"}.items():
+    # The static maild user: Postfix's pipe runs `maild deliver` as it, outside the unit.
+    assert "DynamicUser" not in service
+    for key, value in {"User": "maild", "Group": "maild", "ProtectSystem": "strict",
+                       "NoNewPrivileges": "yes", "PrivateTmp": "yes", "UMask": "0027",
+                       "StateDirectory": "maild", "ReadWritePaths": "/var/lib/maild",
+                       "RuntimeDirectory": "maild"}.items():
         assert service[key] == value, key
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
@@ -62,3 +75,37 @@ def test_example_configuration_loads_as_shipped_and_uncommented(tmp_path: Path) 
     assert full.imap[0].after == "move" and full.imap[0].move_to == "Registrerat"
     assert full.imap[1].oauth2_token_command is not None
     assert full.tls_cert == Path("/etc/maild/tls/fullchain.pem")
+
+
+def test_readme_lmtp_socket_is_where_the_unit_lets_maild_create_it_and_postfix_reach_it() -> None:
+    service = _unit(readme_block("# /etc/systemd/system/maild.service.d/postfix.conf"))["Service"]
+    lmtp = tomllib.loads(readme_block("# /etc/maild/maild.toml", "### Behind Postfix"))["lmtp"]
+    [listen] = lmtp["listen"]
+    socket = Path(listen.removeprefix("unix:"))
+    # ProtectSystem=strict: maild may write only its StateDirectory, RuntimeDirectory and
+    # ReadWritePaths; the socket's directory must be the RuntimeDirectory.
+    assert socket.parent == Path("/run") / service["RuntimeDirectory"]
+    mode = int(service["RuntimeDirectoryMode"], 8)
+    assert mode & 0o005 == 0o005, "Postfix (another user) must be able to enter /run/maild"
+    # maild can give the socket to the postfix group only as a member of it.
+    assert lmtp["socket_group"] in service["SupplementaryGroups"].split()
+    assert int(lmtp["socket_mode"], 8) & 0o060 == 0o060, "the group may connect"
+    assert int(lmtp["socket_mode"], 8) & 0o007 == 0, "nobody else may"
+    config = load_config(None, env={}, overrides={"lmtp.listen": listen,
+                                                  "lmtp.socket_group": lmtp["socket_group"],
+                                                  "lmtp.socket_mode": lmtp["socket_mode"]})
+    assert config.lmtp_socket is not None and config.lmtp_socket.mode == 0o660
+
+
+def test_readme_install_commands_name_the_shipped_files_and_the_units_paths() -> None:
+    block = readme_block("# as root", "### Running under systemd")
+    service = _unit()["Service"]
+    names = re.findall(r"(?<=\s)(systemd/[\w.]+|rules)(?=\s)", block)
+    assert sorted(set(names)) == ["rules", "systemd/maild.service", "systemd/maild.toml.example"]
+    for name in names:
+        assert (ROOT / name).exists(), name
+    config_path = re.search(r"--config (\S+)", service["ExecStart"])
+    assert config_path is not None and config_path.group(1) in block
+    example = load_config(EXAMPLE, env={})
+    assert str(example.rules_dir) in block, "the rules are copied where the example looks"
+    assert service["WorkingDirectory"] == str(example.data_dir)

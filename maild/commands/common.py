@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from maild.config import Config
-from maild.runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from maild.runtime import Runtime
 
 EX_OK = 0
 EX_FAILED = 1
+EX_DATAERR = 65
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
@@ -30,20 +32,25 @@ class CommandError(Exception):
 class Context:
     """The configuration, and the runtime opened on first use."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, verbose: bool = False) -> None:
         self.config = config
+        self.verbose = verbose
         self._runtime: Runtime | None = None
 
     @property
     def runtime(self) -> Runtime:
         """The database-backed runtime (opens and migrates the database once)."""
         if self._runtime is None:
+            from maild.runtime import open_runtime
+
             self._runtime = open_runtime(self.config)
         return self._runtime
 
 
 def console() -> Console:
     """A console on standard output; wide plain text when it is not a terminal."""
+    from rich.console import Console
+
     if sys.stdout.isatty():
         return Console(highlight=False)
     return Console(highlight=False, width=240, color_system=None)
@@ -64,6 +71,8 @@ def print_json(data: Any) -> None:
 
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     """Write a table of `rows` under `columns`."""
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")

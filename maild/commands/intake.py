@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import mailbox
 import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import inspect
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from typing import TYPE_CHECKING
 
 from maild.admission import not_mail_reason, too_large_reason
 from maild.commands.common import (
+    EX_DATAERR,
     EX_FAILED,
     EX_OK,
     EX_TEMPFAIL,
@@ -25,19 +22,14 @@ from maild.commands.common import (
     console,
     print_json,
 )
-from maild.db import StorageError, make_engine, schema_is_current
-from maild.intake import store_inbound
-from maild.log import get_logger
-from maild.models import Inbound, utcnow
-from maild.parse import UnparseableMail, parse_mail
-from maild.pipeline import Envelope, Lookups, decide, identity_of, unparseable_decision
-from maild.respond.outbox import waiting
-from maild.routing.load import RulesError
-from maild.runtime import ack_limits
-from maild.tickets.correlate import NoTickets
-from maild.tickets.service import DatabaseTickets
 
-log = get_logger("maild.commands")
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from maild.pipeline import Lookups
+
+# The heavy modules (SQLAlchemy, the pipeline) are imported inside the commands that
+# need them: `maild deliver` must start in a few tens of milliseconds (see bench/).
 _RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
 
 
@@ -59,12 +51,16 @@ def _is_mbox(path: Path) -> bool:
 
 
 def _from_maildir(path: Path, max_size: int | None) -> Iterator[Source | tuple[str, str]]:
+    import mailbox
+
     box = mailbox.Maildir(path, factory=None, create=False)
     for key in sorted(box.keys()):
         yield _admitted(f"{path}:{key}", box.get_bytes(key), max_size)
 
 
 def _from_mbox(path: Path, max_size: int | None) -> Iterator[Source | tuple[str, str]]:
+    import mailbox
+
     box = mailbox.mbox(path, factory=None, create=False)
     for index, key in enumerate(box.keys(), start=1):
         yield _admitted(f"{path}#{index}", box.get_bytes(key), max_size)
@@ -128,6 +124,10 @@ def envelope_sender_of(raw: bytes) -> str | None:
 
 def ingest(context: Context, args: argparse.Namespace) -> int:
     """Store every message under the given paths, process them, deliver acknowledgements."""
+    from maild.db import StorageError
+    from maild.intake import store_inbound
+    from maild.respond.outbox import waiting
+
     runtime = context.runtime
     counts: Counter[str] = Counter()
     failures: list[str] = []
@@ -188,60 +188,108 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
 
 
 def deliver(context: Context, args: argparse.Namespace) -> int:
-    """Store one message from standard input; exit 75 if it could not be stored.
+    """Store one message from standard input: exit 0 once committed, 75 if it could not be.
 
+    What it prints is what the MTA logs (and puts in a bounce notice), so it is
+    one plain line: `stored as inbound N` (with --process: the ticket number).
     Standard input is read up to the size limit and no further: a larger message,
     or input that is no mail message, is refused with exit 65 (EX_DATAERR), which
     an MTA returns to the sender instead of retrying.
     """
     limit = context.config.max_message_size
     raw = sys.stdin.buffer.read(limit + 1)
+    refusal: str | None = None
     if not raw.strip():
-        raise CommandError("no message on standard input; nothing stored", code=65)
-    if len(raw) > limit:
-        raise CommandError(f"message refused, nothing stored: it is larger than the limit of "
-                           f"{limit} bytes (smtp.max_message_size)", code=65)
-    reason = not_mail_reason(raw)
-    if reason is not None:
-        raise CommandError(f"message refused, nothing stored: not a mail message: {reason}",
-                           code=65)
+        refusal = "no message on standard input; nothing stored"
+    elif len(raw) > limit:
+        refusal = (f"message refused, nothing stored: it is larger than the limit of {limit} "
+                   "bytes (smtp.max_message_size)")
+    elif (reason := not_mail_reason(raw)) is not None:
+        refusal = f"message refused, nothing stored: not a mail message: {reason}"
+    if refusal is not None:
+        print(f"maild: {refusal}", file=sys.stderr)
+        return EX_DATAERR
+    recipients = [*args.to, *args.recipients]
     try:
-        runtime = context.runtime
-        stored = store_inbound(runtime.engine, raw, transport="pipe",
-                               envelope_sender=args.sender, recipients=args.to)
-    except StorageError as error:
-        print(f"maild: temporary failure, message not stored (the MTA will retry): {error}",
+        inbound_id, duplicate = _store_from_pipe(context, raw, args.sender, recipients)
+    except Exception as error:  # whatever went wrong, the MTA keeps the message
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        print(f"maild: temporary failure, message not stored (the MTA will retry): {reason}",
               file=sys.stderr)
         return EX_TEMPFAIL
     # The message is safe from here on: whatever happens next, exit 0.
-    try:
-        processor = runtime.processor()
-        outcome = processor.process_now(stored.inbound_id)
-        runtime.flush_outbox()
-    except (RulesError, StorageError, SQLAlchemyError, OSError) as error:
-        print(f"stored as inbound {stored.inbound_id}; processing deferred: "
-              f"{str(error).splitlines()[0]}")
+    stored = f"{'already stored' if duplicate else 'stored'} as inbound {inbound_id}"
+    if not args.process:
+        print(stored)
         return EX_OK
-    with Session(runtime.engine) as session:
-        inbound = session.get(Inbound, stored.inbound_id)
-        assert inbound is not None
-        ticket_number = None
-        if inbound.ticket_id is not None:
-            from maild.models import Ticket
-
-            ticket = session.get(Ticket, inbound.ticket_id)
-            ticket_number = ticket.number if ticket else None
-        kind, state = inbound.kind, inbound.state
-    if ticket_number:
-        print(ticket_number)
-    elif outcome is None and stored.duplicate:
-        print(f"duplicate of inbound {stored.inbound_id} ({state})")
-    else:
-        print(f"stored as inbound {stored.inbound_id}: {kind or state}, no ticket")
+    try:
+        print(_process_now(context, inbound_id, duplicate))
+    except Exception as error:  # processing is retried by the worker or `maild process`
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        print(f"{stored}; processing deferred: {reason}")
     return EX_OK
 
 
+def _deliver_logging(context: Context) -> None:
+    """Logging for deliver's slower paths: off, unless -v asks for the configured level.
+
+    The MTA puts deliver's output into its log and bounce notices, so no JSON lines.
+    """
+    from maild.log import configure_logging
+
+    config = context.config
+    configure_logging(config.log_level if context.verbose else "off", config.log_format)
+
+
+def _store_from_pipe(context: Context, raw: bytes, sender: str | None,
+                     recipients: list[str]) -> tuple[int, bool]:
+    """Commit the message: the quick SQLite path when it applies, else the full one."""
+    from maild.transports.pipe import store_sqlite
+
+    path = context.config.sqlite_path
+    if path is not None:
+        quick = store_sqlite(path, raw, sender=sender, recipients=recipients)
+        if quick is not None:
+            return quick.inbound_id, quick.duplicate
+    _deliver_logging(context)
+    from maild.intake import store_inbound
+
+    stored = store_inbound(context.runtime.engine, raw, transport="pipe",
+                           envelope_sender=sender, recipients=recipients)
+    return stored.inbound_id, stored.duplicate
+
+
+def _process_now(context: Context, inbound_id: int, duplicate: bool) -> str:
+    """Process the stored message now; the line to print (its ticket number, or why none)."""
+    from sqlmodel import Session
+
+    from maild.models import Inbound, Ticket
+
+    _deliver_logging(context)
+    runtime = context.runtime
+    outcome = runtime.processor().process_now(inbound_id)
+    runtime.flush_outbox()
+    with Session(runtime.engine) as session:
+        inbound = session.get(Inbound, inbound_id)
+        assert inbound is not None
+        ticket = session.get(Ticket, inbound.ticket_id) if inbound.ticket_id else None
+        if ticket is not None:
+            return ticket.number
+        if outcome is None and duplicate:
+            return f"duplicate of inbound {inbound_id} ({inbound.state})"
+        return f"stored as inbound {inbound_id}: {inbound.kind or inbound.state}, no ticket"
+
+
 def _lookup_for_route(context: Context) -> tuple[Lookups, Session | None]:
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session
+
+    from maild.db import make_engine, schema_is_current
+    from maild.log import get_logger
+    from maild.tickets.correlate import NoTickets
+    from maild.tickets.service import DatabaseTickets
+
     config = context.config
     path = config.sqlite_path
     if path is not None and not path.exists():
@@ -258,7 +306,7 @@ def _lookup_for_route(context: Context) -> tuple[Lookups, Session | None]:
         session = Session(engine)
         return DatabaseTickets(session), session
     except SQLAlchemyError as error:
-        log.warning("route.no_database", error=str(error).splitlines()[0])
+        get_logger("maild.commands").warning("route.no_database", error=str(error).splitlines()[0])
         return NoTickets(), None
 
 
@@ -269,7 +317,11 @@ def route(context: Context, args: argparse.Namespace) -> int:
         raw = path.read_bytes()
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror}") from error
+    from maild.models import utcnow
+    from maild.parse import UnparseableMail, parse_mail
+    from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
     from maild.routing.load import load_rules
+    from maild.runtime import ack_limits
     from maild.tickets.numbering import TicketNumbering
 
     rules = load_rules(context.config.rules_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from maild.commands.common import (
-    EX_FAILED,
+    EX_CONFIG,
     EX_OK,
     CommandError,
     Context,
@@ -31,7 +31,7 @@ def check(context: Context, args: argparse.Namespace) -> int:
         count = len(error.problems)
         print(f"{directory}: {count} problem{'s' if count != 1 else ''}; maild will not use "
               "these rules", file=sys.stderr)
-        return EX_FAILED
+        return EX_CONFIG
     console().print(f"{directory}: ok (version {rules.version}: {len(rules.customers)} "
                     f"customers, {len(rules.policies)} policies, {len(rules.queues)} queues, "
                     f"{len(rules.addresses)} support addresses)")
@@ -103,6 +103,31 @@ def show(context: Context, args: argparse.Namespace) -> int:
                   ", ".join(p.required)] for p in rules.policies.values()])
     out.print(f"no agreement: policy {rules.no_agreement.policy}, queue "
               f"{rules.no_agreement.queue}; private mail providers known: {len(rules.private)}")
+    return EX_OK
+
+
+def postfix_map(rules: Rules) -> str:
+    """The served addresses as a Postfix lookup table (for virtual_mailbox_maps), with a header.
+
+    Postfix looks up user+tag@domain first as it is, then as user@domain when
+    recipient_delimiter is "+", so the plain address serves its +tag forms too.
+    """
+    lines = [f"# maild support addresses from {rules.directory} (rules version {rules.version}).",
+             "# Made by `maild rules addresses --postfix`; run postmap on this file after "
+             "each change.",
+             "# With recipient_delimiter = + Postfix finds support+tag@domain here as "
+             "support@domain."]
+    lines += [f"{served.address}\tmaild" for served in rules.addresses]
+    return "\n".join(lines) + "\n"
+
+
+def addresses(context: Context, args: argparse.Namespace) -> int:
+    """Print the served support addresses; with --postfix, as a Postfix recipient table."""
+    rules = load_rules(context.config.rules_dir)
+    if args.postfix:
+        sys.stdout.write(postfix_map(rules))
+    else:
+        sys.stdout.write("".join(f"{served.address}\n" for served in rules.addresses))
     return EX_OK
 
 

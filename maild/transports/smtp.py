@@ -16,6 +16,7 @@ command it does not implement, and a second STARTTLS inside TLS `503`.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import ssl
 import time
@@ -40,6 +41,7 @@ log = get_logger("maild.smtp")
 # but a client looping on NOOP or RSET is cut off.
 COMMAND_LIMITS = {"*": 100, "MAIL": 1000, "RCPT": 10000, "DATA": 1000, "RSET": 1000}
 
+_SIZE_PARAMETER = re.compile(r"\bSIZE=(\d+)", re.IGNORECASE)
 StoreFunction = Callable[[bytes, str | None, list[str], str, str], Awaitable[Stored]]
 
 
@@ -114,16 +116,36 @@ class AcceptErrorLog:
 
 
 class _MaildSession:
-    """aiosmtpd's server with maild's replies: size limits, AUTH, STARTTLS, connection limits."""
+    """aiosmtpd's server with maild's replies: size limits, AUTH, STARTTLS, connection limits.
+
+    A size refusal gets RFC 3463 enhanced status 5.3.4 and is logged once, with the
+    client and the size: the size the client declared in MAIL FROM (SIZE=), or the
+    bytes it sent after DATA.
+    """
 
     data_size_limit: int | None
     hostname: str
+    session: Session | None
     limits: ConnectionLimits | None = None
     _client: str | None = None
     _refused = False
+    _mail_arguments: str = ""
+    _bytes_in: int = 0
+    _data_started_at: int = 0
+
+    def data_received(self, data: bytes) -> None:
+        self._bytes_in += len(data)
+        super().data_received(data)  # type: ignore[misc]
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        self._mail_arguments = arg or ""
+        await super().smtp_MAIL(arg)  # type: ignore[misc]
 
     async def push(self, status: Any) -> None:
-        if isinstance(status, str) and status.startswith("552 Error"):
+        if isinstance(status, str) and status.startswith("354"):
+            self._data_started_at = self._bytes_in
+        elif isinstance(status, str) and status.startswith("552 Error"):
+            self._log_refusal(data_sent="Too much mail data" in status)
             status = (f"552 5.3.4 Message too big for this system (at most "
                       f"{self.data_size_limit} bytes)")
         await super().push(status)  # type: ignore[misc]
@@ -142,6 +164,19 @@ class _MaildSession:
                 return
             self._client = client
         super().connection_made(transport)  # type: ignore[misc]
+
+    def _log_refusal(self, *, data_sent: bool) -> None:
+        size: int | None
+        if data_sent:
+            size, stage = self._bytes_in - self._data_started_at, "data"
+        else:
+            declared = _SIZE_PARAMETER.search(self._mail_arguments)
+            size, stage = (int(declared.group(1)) if declared else None), "mail"
+        session = self.session
+        log.warning("smtp.too_big", peer=_peer(session) if session else "unknown",
+                    helo=getattr(session, "host_name", None), size=size,
+                    limit=self.data_size_limit, stage=stage)
+
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
@@ -210,9 +245,12 @@ class IntakeHandler:
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
-        """Record the client's name; advertise no AUTH (maild takes no authenticated relay)."""
+        """Record the client's name; advertise PIPELINING, and no AUTH (maild is no relay)."""
         session.host_name = hostname
-        return [line for line in responses if not line.startswith("250-AUTH")]
+        lines = [line for line in responses if not line.startswith("250-AUTH")]
+        # aiosmtpd reads commands in order from one stream, so a client may pipeline them
+        # (RFC 2920); Postfix's smtp and lmtp clients do when this is advertised.
+        return [*lines[:-1], "250-PIPELINING", *lines[-1:]]
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: Sequence[str]) -> str:
