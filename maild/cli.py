@@ -16,6 +16,7 @@ from maild.commands import checkinfo, team, views
 from maild.commands import intake as intake_commands
 from maild.commands import rules as rules_commands
 from maild.commands import sla as sla_commands
+from maild.commands import users as user_commands
 from maild.commands.common import EX_CONFIG, EX_TEMPFAIL, CommandError, Context
 from maild.config import ConfigError, load_config
 from maild.db import StorageError
@@ -161,6 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     note.add_argument("--by", metavar="NAME", help="who (default: your user name)")
     _add_json(note)
     note.set_defaults(handler=team.note)
+    reply = ticket_sub.add_parser(
+        "reply", help="send a reply to the ticket's requester (threaded, through the outbox)",
+        description="Queue a reply to the ticket's requester with the ticket tag and threading "
+        "headers; the first reply stops the first-response clock. Give the text, or --file.")
+    reply.add_argument("number", metavar="NUMBER")
+    reply_text = reply.add_mutually_exclusive_group(required=True)
+    reply_text.add_argument("text", metavar="TEXT", nargs="?", default=None)
+    reply_text.add_argument("--file", metavar="PATH", help="read the text from PATH (- for stdin)")
+    reply.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    _add_json(reply)
+    reply.set_defaults(handler=team.reply)
     respond = ticket_sub.add_parser("respond", help="record the first response (answered "
                                     "outside maild)")
     respond.add_argument("number", metavar="NUMBER")
@@ -262,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a subject, for rules that read it")
     _add_json(explain)
     explain.set_defaults(handler=rules_commands.explain, needs_database=False)
+    user_commands.add_parsers(sub)
     return parser
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -23,7 +25,7 @@ from maild.commands.common import (
 from maild.models import Ticket, TicketEvent, TicketStatus, utcnow
 from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
-from maild.tickets.lifecycle import record, set_status
+from maild.tickets import actions
 
 NEAR = timedelta(hours=2)
 
@@ -172,38 +174,59 @@ def _change(context: Context, args: argparse.Namespace, action: str) -> int:
     now = utcnow()
     with Session(context.runtime.engine) as session:
         ticket = find_ticket(session, args.number)
-        if action == "assign":
-            record(session, ticket, actor=actor, kind="assigned", at=now, old=ticket.assignee,
-                   new=args.who)
-            ticket.assignee = args.who
-            ticket.updated_at = now
-            session.add(ticket)
-            if ticket.status == TicketStatus.NEW:
-                set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
-                           reason=f"assigned to {args.who}")
-            message = f"{ticket.number} assigned to {args.who}"
-        elif action == "close":
-            if not set_status(session, ticket, TicketStatus.CLOSED, actor=actor, at=now,
-                              reason=args.reason or "closed"):
-                raise CommandError(f"{ticket.number} is already closed")
-            message = f"{ticket.number} closed"
-        elif action == "reopen":
-            if not set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
-                              reason=args.reason or "reopened"):
-                raise CommandError(f"{ticket.number} is already open")
-            message = f"{ticket.number} reopened"
-        else:
-            record(session, ticket, actor=actor, kind="note", at=now, text=args.text)
-            ticket.updated_at = now
-            session.add(ticket)
-            message = f"note added to {ticket.number}"
+        try:
+            if action == "assign":
+                actions.assign(session, ticket, args.who, actor=actor, now=now)
+                message = f"{ticket.number} assigned to {args.who}"
+            elif action == "close":
+                actions.close(session, ticket, args.reason, actor=actor, now=now)
+                message = f"{ticket.number} closed"
+            elif action == "reopen":
+                actions.reopen(session, ticket, args.reason, actor=actor, now=now)
+                message = f"{ticket.number} reopened"
+            elif action == "reply":
+                queued = actions.reply(session, ticket, _reply_text(args), actor=actor,
+                                       rules=context.runtime.rules,
+                                       numbering=context.runtime.numbering,
+                                       domain=mail_domain(context), now=now)
+                message = (f"reply to {ticket.number} queued for {queued.recipient} "
+                           f"(outbox {queued.outbox_id})")
+            else:
+                actions.note(session, ticket, args.text, actor=actor, now=now)
+                message = f"note added to {ticket.number}"
+        except actions.ActionRefused as refused:
+            raise CommandError(str(refused)) from None
         session.commit()
         data = ticket_row(ticket, now)
+    if action == "reply":
+        context.runtime.flush_outbox()
     if getattr(args, "json", False):
         print_json(data)
     else:
         console().print(message, markup=False)
     return EX_OK
+
+
+def mail_domain(context: Context) -> str:
+    """The domain of maild's Message-IDs: the configured one, else the first support address's."""
+    return context.config.mail_domain or \
+        context.runtime.rules.default_address.address.rpartition("@")[2]
+
+
+def _reply_text(args: argparse.Namespace) -> str:
+    if args.text is not None:
+        return str(args.text)
+    if args.file == "-":
+        return sys.stdin.read()
+    try:
+        return Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandError(f"{args.file}: cannot read the reply: {error}") from None
+
+
+def reply(context: Context, args: argparse.Namespace) -> int:
+    """Send a reply to the ticket's requester through the outbox (threaded, tagged)."""
+    return _change(context, args, "reply")
 
 
 def assign(context: Context, args: argparse.Namespace) -> int:
