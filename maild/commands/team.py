@@ -46,7 +46,7 @@ def is_overdue(ticket: Ticket, now: datetime) -> bool:
             and ticket.status != TicketStatus.CLOSED and ticket.response_due <= now)
 
 
-def _due_today(ticket: Ticket, now: datetime) -> bool:
+def due_today(ticket: Ticket, now: datetime) -> bool:
     if ticket.response_due is None or ticket.first_response_at is not None or \
             ticket.status == TicketStatus.CLOSED:
         return False
@@ -65,7 +65,7 @@ def queues(context: Context, args: argparse.Namespace) -> int:
             row = counts.setdefault(ticket.queue or "-", Counter())
             row[ticket.status] += 1
             row["overdue"] += is_overdue(ticket, now)
-            row["due today"] += _due_today(ticket, now)
+            row["due today"] += due_today(ticket, now)
     data = [{"queue": queue, "name": rules.queues[queue].name if queue in rules.queues else "",
              "new": row[TicketStatus.NEW], "open": row[TicketStatus.OPEN],
              "waiting": row[TicketStatus.WAITING], "answered": row[TicketStatus.ANSWERED],

@@ -98,6 +98,7 @@ class FolderPoller:
         self.account = account
         self.folder = folder
         self.engine = engine
+        self.last_success: float | None = None  # Unix time of the last complete fetch (metrics)
         self.recipients = recipients
         self.on_stored = on_stored
         self.stop = stop
@@ -231,6 +232,7 @@ class FolderPoller:
                 backoff = FIRST_BACKOFF
                 while not self.stop.is_set():
                     self.fetch_new(self.client)
+                    self.last_success = time.time()
                     self.wait_for_mail(self.client)
             except StorageError as error:
                 self.log.error("imap.store_failed", error=str(error),
