@@ -335,8 +335,15 @@ async def _start_web(daemon: Daemon, engine: Any, tasks: list[asyncio.Task[None]
     def imap() -> dict[tuple[str, str], float | None]:
         return {(p.account.name, p.folder): p.last_success for p in daemon.pollers}
 
+    flushing: set[asyncio.Task[None]] = set()
+
+    def deliver_soon() -> None:  # a reply from the web goes out now, not at the next interval
+        task = asyncio.create_task(daemon.flush())
+        flushing.add(task)
+        task.add_done_callback(flushing.discard)
+
     return await start_web(daemon.config, engine, daemon.live, workers=workers, imap=imap,
-                           outbox_added=daemon.wake_worker)
+                           outbox_added=deliver_soon)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
