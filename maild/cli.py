@@ -131,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     tickets.add_argument("--overdue", action="store_true", help="only overdue tickets")
     tickets.add_argument("--sort", choices=["due", "priority", "received"], default="received",
                          help="order: deadline first, most urgent first, or newest first")
-    tickets.add_argument("--limit", type=int, default=200, help="at most this many")
+    tickets.add_argument("--limit", type=int, default=200,
+                         help="at most this many (default 200; the output says how many match)")
+    tickets.add_argument("--all", action="store_true", help="every matching ticket, no limit")
     _add_json(tickets)
     tickets.set_defaults(handler=team.tickets)
 
@@ -212,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     inbound_list = inbound_sub.add_parser("list", help="stored messages with their state")
     inbound_list.add_argument("--state", choices=["received", "processing", "processed",
                                                   "quarantined"])
-    inbound_list.add_argument("--limit", type=int, default=200)
+    inbound_list.add_argument("--limit", type=int, default=200,
+                              help="at most this many (default 200; the output says how many "
+                              "there are)")
+    inbound_list.add_argument("--all", action="store_true", help="every stored message")
     _add_json(inbound_list)
     inbound_list.set_defaults(handler=views.inbound_list)
     inbound_show = inbound_sub.add_parser("show", help="one stored message and its decision")
@@ -245,8 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     o_list.add_argument("--state", choices=["queued", "sent", "failed"])
     _add_json(o_list)
     o_list.set_defaults(handler=views.outbox_list)
-    o_show = outbox_sub.add_parser("show", help="one outgoing message, as composed")
+    o_show = outbox_sub.add_parser("show", help="one outgoing message: headers and text, "
+                                   "decoded (--raw: the bytes as sent)")
     o_show.add_argument("id", type=int)
+    o_show.add_argument("--raw", action="store_true", help="write the composed bytes as sent")
     o_show.set_defaults(handler=views.outbox_show)
     o_retry = outbox_sub.add_parser("retry", help="queue a failed message again")
     o_retry.add_argument("id", type=int)

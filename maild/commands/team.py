@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from maild.commands.common import (
     EX_OK,
+    ZONE_LABEL,
     CommandError,
     Context,
     console,
@@ -131,16 +132,24 @@ def tickets(context: Context, args: argparse.Namespace) -> int:
         rows.sort(key=lambda t: (_priority_rank(t, rules), t.response_due or far, t.id or 0))
     else:
         rows.sort(key=lambda t: (t.created_at, t.id or 0), reverse=True)
-    rows = rows[:args.limit]
+    total = len(rows)
+    if not args.all:
+        rows = rows[:args.limit]
     if args.json:
-        print_json([ticket_row(ticket, now) for ticket in rows])
+        print_json({"shown": len(rows), "total": total,
+                    "tickets": [ticket_row(ticket, now) for ticket in rows]})
         return EX_OK
     if not rows:
         console().print("no tickets match")
         return EX_OK
-    table = Table(title=f"{len(rows)} tickets", header_style="bold")
-    for column in ("number", "status", "prio", "due", "customer", "queue", "from", "missing",
-                   "subject"):
+    title = (f"{total} tickets" if len(rows) == total
+             else f"showing {len(rows)} of {total} tickets (--all for every one)")
+    table = Table(title=title, header_style="bold", caption=f"times in {ZONE_LABEL}")
+    table.add_column("number", no_wrap=True, min_width=len(rows[0].number))
+    table.add_column("status", overflow="fold")
+    table.add_column("prio", overflow="fold")
+    table.add_column("due", no_wrap=True)
+    for column in ("customer", "queue", "from", "missing", "subject"):
         table.add_column(column, overflow="fold")
     for ticket in rows:
         due = local_time(ticket.response_due) or "-"
