@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from maild.commands.common import readable
 from maild.config import Config
 from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
@@ -89,6 +90,7 @@ templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(HERE / "temp
                                             autoescape=True))
 templates.env.filters["local"] = local
 templates.env.filters["duration"] = duration
+templates.env.filters["readable"] = readable
 
 
 def language_of(request: Request, visitor: auth.Visitor | None) -> str:
