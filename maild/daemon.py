@@ -328,8 +328,10 @@ async def _start_web(daemon: Daemon, engine: Any, tasks: list[asyncio.Task[None]
 
     def workers() -> dict[str, bool]:
         alive = {task.get_name(): not task.done() for task in tasks}
+        running = {thread.name for thread in threading.enumerate()}
         for poller in daemon.pollers:
-            alive[f"imap-{poller.account.name}-{poller.folder}"] = True
+            name = f"imap-{poller.account.name}-{poller.folder}"
+            alive[name] = name in running
         return alive
 
     def imap() -> dict[tuple[str, str], float | None]:

@@ -19,7 +19,7 @@ from maild.config import load_config
 from maild.routing.load import load_rules
 from maild.web import rules_edit
 from tests.conftest import ROOT
-from tests.web_helpers import PASSWORD, WebMaild, mail, web_maild
+from tests.web_helpers import PASSWORD, WebMaild, mail, running_web, web_maild
 
 __all__ = ["web_maild"]
 
@@ -193,3 +193,23 @@ def test_customer_edits_keep_comments_and_refuse_what_breaks_the_rules(
         rules_edit._replace(path, "name = 'x'\n", "0" * 64)
     assert path.read_bytes() == before
     assert len(rules_edit.recent_changes(engine)) == 3
+
+
+def test_a_trusted_proxy_names_the_user_when_single_sign_on_is_on(
+        tmp_path: Path, sink: tuple[object, int]) -> None:
+    with running_web(tmp_path, sink[1], env={"MAILD_HTTP_SSO_HEADER": "X-Remote-User"}) as web:
+        client = Client(web.base)
+        client.opener.addheaders = [("X-Remote-User", "agnes")]
+        status, headers, body = client.request("/queues")
+        assert status == 200 and "agnes" in body
+        assert "maild_session=" in headers["set-cookie"]
+        token = re.search(r'name="csrf" value="([^"]+)"', body)
+        assert token  # forms work: the proxy's user got a session with its CSRF token
+        client.opener.addheaders = [("X-Remote-User", "mallory")]
+        assert client.request("/queues")[0] == 403  # not a maild user
+
+
+def test_the_header_means_nothing_when_single_sign_on_is_off(web_maild: WebMaild) -> None:
+    client = Client(web_maild.base)
+    client.opener.addheaders = [("X-Remote-User", "root")]
+    assert client.request("/queues")[0] == 303

@@ -8,6 +8,7 @@ import smtplib
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -68,17 +69,18 @@ def mail(sender: str, subject: str, body: str, message_id: str,
     return message
 
 
-@pytest.fixture
-def web_maild(tmp_path: Path, sink: tuple[RecordingSink, int]) -> Iterator[WebMaild]:
-    """maild run with [http] listen on loopback, relaying to the sink; users agnes and root."""
+@contextmanager
+def running_web(tmp_path: Path, relay_port: int,
+                env: dict[str, str] | None = None) -> Iterator[WebMaild]:
+    """maild run with [http] listen on loopback, relaying to `relay_port`; users agnes, root."""
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     http_port = free_port()
     daemon = make_daemon(tmp_path, rules=rules, env={
         "MAILD_HTTP_LISTEN": f"127.0.0.1:{http_port}",
         "MAILD_OUTBOX_TRANSPORT": "smtp", "MAILD_OUTBOX_RELAY_HOST": "127.0.0.1",
-        "MAILD_OUTBOX_RELAY_PORT": str(sink[1]), "MAILD_OUTBOX_RELAY_SECURITY": "none",
-        "MAILD_MAIL_DOMAIN": "example.se"})
+        "MAILD_OUTBOX_RELAY_PORT": str(relay_port), "MAILD_OUTBOX_RELAY_SECURITY": "none",
+        "MAILD_MAIL_DOMAIN": "example.se", **(env or {})})
     maild_cli(daemon.cwd, daemon.env, "user", "add", "agnes", "--role", "agent",
               "--queues", "web", "--password-stdin", stdin=PASSWORD + "\n")
     maild_cli(daemon.cwd, daemon.env, "user", "add", "root", "--role", "admin",
@@ -89,6 +91,13 @@ def web_maild(tmp_path: Path, sink: tuple[RecordingSink, int]) -> Iterator[WebMa
         yield WebMaild(daemon=daemon, base=f"http://127.0.0.1:{http_port}", rules=rules)
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def web_maild(tmp_path: Path, sink: tuple[RecordingSink, int]) -> Iterator[WebMaild]:
+    """A daemon with its web on (see `running_web`)."""
+    with running_web(tmp_path, sink[1]) as web:
+        yield web
 
 
 def _listening(port: int) -> bool:

@@ -28,12 +28,14 @@ from starlette.templating import Jinja2Templates
 
 from maild.commands.common import readable
 from maild.config import Config
+from maild.log import get_logger
 from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.web import auth
 from maild.web.i18n import translator
 
+log = get_logger("maild.web")
 HERE = Path(__file__).parent
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -128,7 +130,8 @@ async def visitor_of(request: Request) -> auth.Visitor | None:
         if named and (found is None or found.person.name != named):
             person = await asyncio.to_thread(auth.sso_person, web.engine, named)
             if person is None:
-                raise HTTPException(403, f"the single sign-on user {named} is not a maild user")
+                log.warning("web.sso_unknown_user", user=named)
+                raise HTTPException(403, "sso_unknown")
             token = await asyncio.to_thread(auth.start_session, web.engine, person.name,
                                             web.config.http_session_hours, auth.now())
             request.state.new_session = token
@@ -142,7 +145,7 @@ async def require(request: Request, admin: bool = False) -> auth.Visitor:
     if visitor is None:
         raise HTTPException(303, headers={"Location": "/login"})
     if admin and not visitor.person.is_admin:
-        raise HTTPException(403, "administrators only")
+        raise HTTPException(403, "admins_only")
     return visitor
 
 
@@ -150,7 +153,7 @@ async def form_of(request: Request, visitor: auth.Visitor) -> dict[str, str]:
     """The posted form, after its CSRF token is checked (403 when it is wrong)."""
     form = await request.form()
     if not auth.csrf_ok(visitor.csrf, form.get("csrf")):
-        raise HTTPException(403, "the form has expired or did not come from maild; reload it")
+        raise HTTPException(403, "form_expired")
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
@@ -170,8 +173,12 @@ async def error_page(request: Request, exc: Exception) -> Response:
     except HTTPException:
         visitor = None
     t = translator(language_of(request, visitor))
-    message = {403: t("forbidden") if "ticket" in request.url.path else exc.detail,
-               404: t("not_found")}.get(exc.status_code, exc.detail)
+    message = t(exc.detail)  # the views raise with a word key; anything else shows as is
+    if exc.status_code == 404:
+        message = t("not_found")
+    elif exc.status_code == 403 and (exc.detail == "Forbidden" or "not one of yours" in
+                                     exc.detail):
+        message = t("forbidden")
     return render(request, "error.html", visitor, status=exc.status_code, message=message)
 
 

@@ -62,6 +62,14 @@ _WORDS: dict[str, tuple[str, str]] = {
     "forbidden": ("Du har inte behörighet till det här ärendet.",
                   "You may not see this ticket."),
     "not_found": ("Hittades inte.", "Not found."),
+    "form_expired": ("Formuläret har gått ut eller kom inte från maild. Ladda om sidan och "
+                     "försök igen.", "The form has expired or did not come from maild. "
+                     "Reload the page and try again."),
+    "admins_only": ("Bara administratörer har tillgång till den här sidan.",
+                    "Only administrators may open this page."),
+    "not_your_queue": ("Du är inte med i den kön.", "You are not a member of that queue."),
+    "sso_unknown": ("Ditt konto finns inte i maild. Be en administratör lägga till dig.",
+                    "Your account does not exist in maild. Ask an administrator to add you."),
     "done": ("Klart.", "Done."),
     "customers": ("Kunder", "Customers"),
     "domains": ("Domäner", "Domains"),

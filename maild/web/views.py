@@ -65,7 +65,7 @@ async def login(request: Request) -> Response:
     form = await request.form()
     expected = request.cookies.get(LOGIN_CSRF) or ""
     if not expected or not auth.csrf_ok(expected, form.get("csrf")):
-        raise HTTPException(403, "the log-in form has expired; reload it")
+        raise HTTPException(403, "form_expired")
     name, password = str(form.get("name") or ""), str(form.get("password") or "")
     try:
         person = await asyncio.to_thread(auth.log_in, web.engine, name, password,
@@ -140,7 +140,7 @@ async def tickets_page(request: Request) -> Response:
     rules = web.rules()
     filters = _filters(request)
     if filters.queue and not visitor.person.may_see(filters.queue):
-        raise HTTPException(403, "not one of your queues")
+        raise HTTPException(403, "not_your_queue")
     page = await asyncio.to_thread(ticket_list, web.engine, visitor.person, rules, filters,
                                    auth.now())
     priorities = sorted({level for policy in rules.policies.values()
