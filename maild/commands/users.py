@@ -9,7 +9,6 @@ import sys
 from sqlmodel import Session
 
 from maild.commands.common import EX_OK, CommandError, Context, console, print_json, print_table
-from maild.web.users import UserError, add_user, all_users, remove_user, set_password
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -29,6 +28,8 @@ def _queues(text: str | None) -> list[str]:
 
 def add(context: Context, args: argparse.Namespace) -> int:
     """Create a web user with a role, queues and (unless --sso-only) a password."""
+    from maild.web.users import UserError, add_user
+
     queues = _queues(args.queues)
     known = list(context.runtime.rules.queues)
     password = None if args.sso_only else _read_password(args)
@@ -46,6 +47,8 @@ def add(context: Context, args: argparse.Namespace) -> int:
 
 def list_users(context: Context, args: argparse.Namespace) -> int:
     """Every web user with role, queues and whether a password is set."""
+    from maild.web.users import all_users
+
     with Session(context.runtime.engine) as session:
         users = all_users(session)
     rows = [{"name": u.name, "role": u.role, "queues": list(u.queues or []),
@@ -66,6 +69,8 @@ def list_users(context: Context, args: argparse.Namespace) -> int:
 
 def remove(context: Context, args: argparse.Namespace) -> int:
     """Delete a web user and end their sessions."""
+    from maild.web.users import UserError, remove_user
+
     with Session(context.runtime.engine) as session:
         try:
             remove_user(session, args.name)
@@ -78,6 +83,8 @@ def remove(context: Context, args: argparse.Namespace) -> int:
 
 def passwd(context: Context, args: argparse.Namespace) -> int:
     """Set a new password (the user's browsers are logged out)."""
+    from maild.web.users import UserError, set_password
+
     password = _read_password(args)
     with Session(context.runtime.engine) as session:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,9 +22,13 @@ LANGUAGES = ("sv", "en")
 MIN_PASSWORD = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 _HASHER = PasswordHasher()
-# Verified against when a user does not exist, so a wrong name costs as much time as a
-# wrong password and does not tell who has an account.
-_DUMMY_HASH = _HASHER.hash("maild: no such user")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when a user does not exist, so a wrong name costs as much time as a
+    wrong password and does not tell who has an account."""
+    return _HASHER.hash("maild: no such user")
 
 
 class UserError(Exception):
@@ -65,7 +70,7 @@ def hash_password(password: str) -> str:
 def check_password(session: Session, name: str, password: str) -> Person | None:
     """The user when `password` is theirs and they are not disabled, else None."""
     user = session.get(WebUser, name)
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         _HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
