@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from maild.commands import intake as intake_commands
     from maild.commands import rules as rules_commands
     from maild.commands import sla as sla_commands
+    from maild.commands import users as user_commands
 
 Handler = Callable[[Context, argparse.Namespace], int]
 TICKET_STATUSES = ("new", "open", "waiting-on-customer", "answered", "closed")
@@ -53,6 +54,7 @@ if not TYPE_CHECKING:
     intake_commands = _LazyCommands("maild.commands.intake")
     rules_commands = _LazyCommands("maild.commands.rules")
     sla_commands = _LazyCommands("maild.commands.sla")
+    user_commands = _LazyCommands("maild.commands.users")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,7 +202,9 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
     tickets.add_argument("--overdue", action="store_true", help="only overdue tickets")
     tickets.add_argument("--sort", choices=["due", "priority", "received"], default="received",
                          help="order: deadline first, most urgent first, or newest first")
-    tickets.add_argument("--limit", type=int, default=200, help="at most this many")
+    tickets.add_argument("--limit", type=int, default=200,
+                         help="at most this many (default 200; the output says how many match)")
+    tickets.add_argument("--all", action="store_true", help="every matching ticket, no limit")
     _add_json(tickets)
     tickets.set_defaults(handler=team.tickets)
 
@@ -263,6 +267,17 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
     entitle.add_argument("--by", metavar="NAME", help="who (default: your user name)")
     _add_json(entitle)
     entitle.set_defaults(handler=team.entitle)
+    reply = ticket_sub.add_parser(
+        "reply", help="send a reply to the ticket's requester (threaded, through the outbox)",
+        description="Queue a reply to the ticket's requester with the ticket tag and threading "
+        "headers; the first reply stops the first-response clock. Give the text, or --file.")
+    reply.add_argument("number", metavar="NUMBER")
+    reply_text = reply.add_mutually_exclusive_group(required=True)
+    reply_text.add_argument("text", metavar="TEXT", nargs="?", default=None)
+    reply_text.add_argument("--file", metavar="PATH", help="read the text from PATH (- for stdin)")
+    reply.add_argument("--by", metavar="NAME", help="who (default: your user name)")
+    _add_json(reply)
+    reply.set_defaults(handler=team.reply)
     respond = ticket_sub.add_parser("respond", help="record the first response (answered "
                                     "outside maild)")
     respond.add_argument("number", metavar="NUMBER")
@@ -316,7 +331,10 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
     inbound_list = inbound_sub.add_parser("list", help="stored messages with their state")
     inbound_list.add_argument("--state", choices=["received", "processing", "processed",
                                                   "quarantined"])
-    inbound_list.add_argument("--limit", type=int, default=200)
+    inbound_list.add_argument("--limit", type=int, default=200,
+                              help="at most this many (default 200; the output says how many "
+                              "there are)")
+    inbound_list.add_argument("--all", action="store_true", help="every stored message")
     _add_json(inbound_list)
     inbound_list.set_defaults(handler=views.inbound_list)
     inbound_show = inbound_sub.add_parser("show", help="one stored message and its decision")
@@ -349,8 +367,10 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
     o_list.add_argument("--state", choices=list(OUTBOX_STATES))
     _add_json(o_list)
     o_list.set_defaults(handler=views.outbox_list)
-    o_show = outbox_sub.add_parser("show", help="one outgoing message, as composed")
+    o_show = outbox_sub.add_parser("show", help="one outgoing message: headers and text, "
+                                   "decoded (--raw: the bytes as sent)")
     o_show.add_argument("id", type=int)
+    o_show.add_argument("--raw", action="store_true", help="write the composed bytes as sent")
     o_show.set_defaults(handler=views.outbox_show)
     o_retry = outbox_sub.add_parser(
         "retry", help="queue a failed or cancelled message again",
@@ -408,6 +428,7 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
                          help="a subject, for rules that read it")
     _add_json(explain)
     explain.set_defaults(handler=rules_commands.explain, needs_database=False)
+    user_commands.add_parsers(sub)
     return parser
 
 

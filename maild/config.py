@@ -127,6 +127,10 @@ class Config:
     ack_duplicate_window_hours: float = 24.0
     bounce_suppression_days: int = 60
     reopen_days: int = 14
+    http_listen: ListenAddress | None = None
+    http_sso_header: str | None = None
+    http_trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    http_session_hours: float = 12.0
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -203,6 +207,38 @@ def _account_name(value: Any) -> str | None:
         return str(value)
     text = _optional_text(value)
     if text is not None and not all(c.isalnum() or c in "._-" for c in text):
+        raise ValueError
+    return text
+
+
+def _http_listen(value: Any) -> ListenAddress | None:
+    text = _optional_text(value)
+    if text is None or text.lower() == "off":
+        return None
+    addresses = _listen(text)
+    if len(addresses) != 1 or addresses[0].path is not None:
+        raise _Invalid(f"one HOST:PORT such as 127.0.0.1:8025, or \"off\", got {text!r}")
+    return addresses[0]
+
+
+def _addresses_list(value: Any) -> tuple[str, ...]:
+    import ipaddress
+
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise TypeError
+    found = []
+    for item in items:
+        try:
+            found.append(str(ipaddress.ip_address(str(item).strip())))
+        except ValueError:
+            raise _Invalid(f"a list of IP addresses, got {item!r}") from None
+    return tuple(found)
+
+
+def _header_name(value: Any) -> str | None:
+    text = _optional_text(value)
+    if text is not None and not all(ch.isalnum() or ch == "-" for ch in text):
         raise ValueError
     return text
 
@@ -367,6 +403,10 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("daemon.worker_interval", _seconds, "seconds, more than 0"),
     _Setting("daemon.outbox_interval", _seconds, "seconds, more than 0"),
     _Setting("imap", _imap_accounts, "[[imap]] tables"),
+    _Setting("http.listen", _http_listen, "HOST:PORT such as 127.0.0.1:8025, or \"off\""),
+    _Setting("http.sso_header", _header_name, "a header name such as X-Remote-User"),
+    _Setting("http.trusted_proxies", _addresses_list, "a list of IP addresses"),
+    _Setting("http.session_hours", _seconds, "hours, more than 0"),
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -414,6 +454,10 @@ _DEFAULTS: dict[str, Any] = {
     "daemon.worker_interval": 5.0,
     "daemon.outbox_interval": 30.0,
     "imap": [],
+    "http.listen": None,
+    "http.sso_header": None,
+    "http.trusted_proxies": ["127.0.0.1", "::1"],
+    "http.session_hours": 12.0,
 }
 
 
@@ -576,6 +620,10 @@ def load_config(
         ack_duplicate_window_hours=values["ack.duplicate_window_hours"],
         bounce_suppression_days=values["ack.bounce_suppression_days"],
         reopen_days=values["tickets.reopen_days"],
+        http_listen=values["http.listen"],
+        http_sso_header=values["http.sso_header"],
+        http_trusted_proxies=values["http.trusted_proxies"],
+        http_session_hours=values["http.session_hours"],
     )
 
 

@@ -95,6 +95,7 @@ class Daemon:
     stop_threads: threading.Event = field(default_factory=threading.Event)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     committer: GroupCommitter = field(init=False)
+    pollers: list[FolderPoller] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self.processor.engine)
@@ -256,6 +257,7 @@ class Daemon:
                                           name=f"imap-{account.name}-{folder}")
                 thread.start()
                 threads.append(thread)
+                self.pollers.append(poller)
                 log.info("imap.poller_started", account=account.name, folder=folder)
         return threads
 
@@ -329,6 +331,16 @@ async def serve(config: Config, live: LiveRules) -> int:
         if interval:
             tasks.append(asyncio.create_task(daemon.watchdog_loop(interval), name="watchdog"))
         stack.push_async_callback(_cancel, tasks)
+        if config.http_listen is not None:
+            try:
+                web = await _start_web(daemon, engine, tasks)
+            except OSError as error:
+                log.error("daemon.listen_failed", error=f"cannot listen for HTTP on "
+                          f"{config.http_listen}: {error.strerror or error}")
+                daemon.stopping.set()
+                return EX_UNAVAILABLE
+            stack.push_async_callback(web.stop)
+            daemon.listening.append(f"http {config.http_listen}")
 
         reloads: set[asyncio.Task[None]] = set()
 
@@ -358,6 +370,33 @@ async def serve(config: Config, live: LiveRules) -> int:
     log.info("daemon.stopped", stored=daemon.counters.stored,
              processed=daemon.counters.processed)
     return 0
+
+
+async def _start_web(daemon: Daemon, engine: Any, tasks: list[asyncio.Task[None]]) -> Any:
+    """The web on `[http] listen`, with health from the worker tasks and IMAP pollers."""
+    from maild.web.serve import start_web
+
+    def workers() -> dict[str, bool]:
+        alive = {task.get_name(): not task.done() for task in tasks}
+        running = {thread.name for thread in threading.enumerate()}
+        for poller in daemon.pollers:
+            name = f"imap-{poller.account.name}-{poller.folder}"
+            alive[name] = name in running
+        return alive
+
+    def imap() -> dict[tuple[str, str], float | None]:
+        return {(p.account.name, p.folder): p.health.last_success.timestamp()
+                if p.health.last_success else None for p in daemon.pollers}
+
+    flushing: set[asyncio.Task[None]] = set()
+
+    def deliver_soon() -> None:  # a reply from the web goes out now, not at the next interval
+        task = asyncio.create_task(daemon.flush())
+        flushing.add(task)
+        task.add_done_callback(flushing.discard)
+
+    return await start_web(daemon.config, engine, daemon.live, workers=workers, imap=imap,
+                           outbox_added=deliver_soon)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -243,3 +243,53 @@ class TicketEvent(SQLModel, table=True):
     actor: str = Field(max_length=512)
     kind: str = Field(max_length=32)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class WebUser(SQLModel, table=True):
+    """A person who logs in to the web: an agent of some queues, or an administrator."""
+
+    __tablename__ = "web_user"
+
+    name: str = Field(primary_key=True, max_length=128)
+    role: str = Field(max_length=16)                 # "agent" or "admin"
+    queues: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    password_hash: str | None = Field(default=None, sa_column=Column(Text))
+    language: str = Field(default="sv", max_length=8)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    disabled: bool = False
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in browser: the hash of its cookie token, its CSRF token and its expiry."""
+
+    __tablename__ = "web_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user: str = Field(max_length=128, index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class LoginFailure(SQLModel, table=True):
+    """A refused log-in, counted to slow down password guessing (shared by all instances)."""
+
+    __tablename__ = "login_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    user: str = Field(max_length=128, index=True)
+    address: str = Field(max_length=64, index=True)
+
+
+class AdminEvent(SQLModel, table=True):
+    """One change an administrator made through the web (rules edits): who, when, what."""
+
+    __tablename__ = "admin_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=32)
+    target: str = Field(max_length=256)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))

@@ -128,7 +128,7 @@ def test_route_of_a_missing_file_is_a_clear_error(maild: MaildCLI) -> None:
 def test_inbound_raw_is_byte_identical_and_views_work(maild: MaildCLI) -> None:
     raw = support_mail().replace(b"\r\n", b"\n") + b"\n\xff trailing junk\n"
     number = maild("deliver", "--process", input=raw).stdout.strip()
-    listing = json.loads(maild("inbound", "list", "--json").stdout)
+    listing = json.loads(maild("inbound", "list", "--json").stdout)["messages"]
     assert listing[0]["state"] == "processed"
     assert listing[0]["kind"] == "new"
     assert maild("inbound", "raw", str(listing[0]["id"])).raw_stdout == raw

@@ -152,14 +152,16 @@ def test_the_team_commands_on_a_database_seeded_through_the_pipeline(maild: Mail
     assert queues["web"]["new"] + queues["web"]["waiting"] == 8
     # 14: the hyggeshop.dk reminder (40) cannot prove its sender, so it is a new ticket
     assert queues["triage"]["new"] + queues["triage"]["waiting"] == 14
-    web = json.loads(maild("tickets", "--queue", "web", "--json").stdout)
+    web = json.loads(maild("tickets", "--queue", "web", "--json").stdout)["tickets"]
     assert len(web) == 8 and all(row["queue"] == "web" for row in web)
-    private = [row for row in json.loads(maild("tickets", "--json").stdout) if row["private"]]
+    private = [row for row in json.loads(maild("tickets", "--json").stdout)["tickets"]
+               if row["private"]]
     assert {row["customer"] for row in private} == {None, "bergstroms-bygg"}
     erp = json.loads(maild("tickets", "--customer", "lindqvist-logistik", "--sort", "priority",
-                           "--json").stdout)
+                           "--json").stdout)["tickets"]
     assert [row["priority"] for row in erp] == sorted(row["priority"] for row in erp)
-    waiting = json.loads(maild("tickets", "--status", "waiting-on-customer", "--json").stdout)
+    waiting = json.loads(maild("tickets", "--status", "waiting-on-customer",
+                               "--json").stdout)["tickets"]
     assert waiting and all(row["missing"] for row in waiting)
     number = web[0]["number"]
     assert maild("ticket", "assign", number, "eva@example.se", "--by", "Lisa").code == 0
@@ -179,6 +181,6 @@ def test_the_team_commands_on_a_database_seeded_through_the_pipeline(maild: Mail
     text = maild("ticket", "show", number)
     assert "events:" in text.stdout and "Kunden ringd" in text.stdout
     overdue = maild("tickets", "--overdue", "--json")
-    assert overdue.code == 0 and isinstance(json.loads(overdue.stdout), list)
+    assert overdue.code == 0 and isinstance(json.loads(overdue.stdout)["tickets"], list)
     help_text = maild("tickets", "--help").stdout
     assert "--overdue" in help_text and "deadline" in help_text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,9 @@ def console() -> Console:
 
     if sys.stdout.isatty():
         return Console(highlight=False)
-    return Console(highlight=False, width=240, color_system=None)
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) >= 40 else 240
+    return Console(highlight=False, width=width, color_system=None)
 
 
 def _default(value: Any) -> Any:
@@ -79,6 +82,24 @@ def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) ->
     for row in rows:
         table.add_row(*["" if cell is None else str(cell) for cell in row])
     console().print(table)
+
+
+ZONE_LABEL = "Europe/Stockholm"
+
+
+def readable(value: Any) -> str:
+    """A stored value as a person reads it: lists joined, tables as `key: value`, ja/nej."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(item) for item in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {readable(item)}" for key, item in value.items()) or "none"
+    if isinstance(value, datetime):
+        return local_time(value)
+    return str(value)
 
 
 def local_time(moment: datetime | None) -> str:

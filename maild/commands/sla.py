@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from maild.commands.common import (
     EX_OK,
+    ZONE_LABEL,
     CommandError,
     Context,
     console,
@@ -244,6 +245,9 @@ def ticket_respond(context: Context, args: argparse.Namespace) -> int:
         raise CommandError("--at needs a UTC offset, such as 2026-11-24T09:30+01:00")
     with Session(context.runtime.engine) as session:
         ticket = find_ticket(session, args.number)
+        if at < ticket.created_at:
+            raise CommandError(f"--at {local_time(at)} is before {ticket.number} existed "
+                               f"(received {local_time(ticket.created_at)} {ZONE_LABEL})")
         if ticket.first_response_at is not None:
             console().print(f"{ticket.number} was already answered "
                             f"{local_time(ticket.first_response_at)}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -14,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from maild.commands.common import (
     EX_OK,
+    ZONE_LABEL,
     CommandError,
     Context,
     console,
@@ -24,10 +27,7 @@ from maild.log import get_logger
 from maild.models import Ticket, TicketEvent, TicketStatus, utcnow
 from maild.respond.wording import LOCAL_ZONE
 from maild.routing.model import Rules
-from maild.tickets.closing import CloseRefused, close_ticket
-from maild.tickets.entitle import EntitleRefused, entitle_ticket
-from maild.tickets.lifecycle import record, set_status
-from maild.tickets.reprioritise import PriorityRefused, change_priority
+from maild.tickets import actions
 
 log = get_logger("maild.tickets")
 
@@ -50,7 +50,7 @@ def is_overdue(ticket: Ticket, now: datetime) -> bool:
             and ticket.status != TicketStatus.CLOSED and ticket.response_due <= now)
 
 
-def _due_today(ticket: Ticket, now: datetime) -> bool:
+def due_today(ticket: Ticket, now: datetime) -> bool:
     if ticket.response_due is None or ticket.first_response_at is not None or \
             ticket.status == TicketStatus.CLOSED:
         return False
@@ -69,7 +69,7 @@ def queues(context: Context, args: argparse.Namespace) -> int:
             row = counts.setdefault(ticket.queue or "-", Counter())
             row[ticket.status] += 1
             row["overdue"] += is_overdue(ticket, now)
-            row["due today"] += _due_today(ticket, now)
+            row["due today"] += due_today(ticket, now)
     data = [{"queue": queue, "name": rules.queues[queue].name if queue in rules.queues else "",
              "new": row[TicketStatus.NEW], "open": row[TicketStatus.OPEN],
              "waiting": row[TicketStatus.WAITING], "answered": row[TicketStatus.ANSWERED],
@@ -135,16 +135,24 @@ def tickets(context: Context, args: argparse.Namespace) -> int:
         rows.sort(key=lambda t: (_priority_rank(t, rules), t.response_due or far, t.id or 0))
     else:
         rows.sort(key=lambda t: (t.created_at, t.id or 0), reverse=True)
-    rows = rows[:args.limit]
+    total = len(rows)
+    if not args.all:
+        rows = rows[:args.limit]
     if args.json:
-        print_json([ticket_row(ticket, now) for ticket in rows])
+        print_json({"shown": len(rows), "total": total,
+                    "tickets": [ticket_row(ticket, now) for ticket in rows]})
         return EX_OK
     if not rows:
         console().print("no tickets match")
         return EX_OK
-    table = Table(title=f"{len(rows)} tickets", header_style="bold")
-    for column in ("number", "status", "prio", "due", "customer", "queue", "from", "missing",
-                   "subject"):
+    title = (f"{total} tickets" if len(rows) == total
+             else f"showing {len(rows)} of {total} tickets (--all for every one)")
+    table = Table(title=title, header_style="bold", caption=f"times in {ZONE_LABEL}")
+    table.add_column("number", no_wrap=True, min_width=len(rows[0].number))
+    table.add_column("status", overflow="fold")
+    table.add_column("prio", overflow="fold")
+    table.add_column("due", no_wrap=True)
+    for column in ("customer", "queue", "from", "missing", "subject"):
         table.add_column(column, overflow="fold")
     for ticket in rows:
         due = local_time(ticket.response_due) or "-"
@@ -178,40 +186,60 @@ def _change(context: Context, args: argparse.Namespace, action: str) -> int:
     now = utcnow()
     with Session(context.runtime.engine) as session:
         ticket = find_ticket(session, args.number)
-        if action == "assign":
-            record(session, ticket, actor=actor, kind="assigned", at=now, old=ticket.assignee,
-                   new=args.who)
-            ticket.assignee = args.who
-            ticket.updated_at = now
-            session.add(ticket)
-            if ticket.status == TicketStatus.NEW:
-                set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
-                           reason=f"assigned to {args.who}")
-            message = f"{ticket.number} assigned to {args.who}"
-        elif action == "close":
-            try:
-                close_ticket(session, ticket, context.runtime.rules, actor=actor, at=now,
-                             reason=args.reason, review=args.review)
-            except CloseRefused as error:
-                raise CommandError(str(error)) from error
-            message = f"{ticket.number} closed" + (" with its review" if args.review else "")
-        elif action == "reopen":
-            if not set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
-                              reason=args.reason or "reopened"):
-                raise CommandError(f"{ticket.number} is already open")
-            message = f"{ticket.number} reopened"
-        else:
-            record(session, ticket, actor=actor, kind="note", at=now, text=args.text)
-            ticket.updated_at = now
-            session.add(ticket)
-            message = f"note added to {ticket.number}"
+        try:
+            if action == "assign":
+                actions.assign(session, ticket, args.who, actor=actor, now=now)
+                message = f"{ticket.number} assigned to {args.who}"
+            elif action == "close":
+                actions.close(session, ticket, args.reason, actor=actor, now=now,
+                              rules=context.runtime.rules, review=args.review)
+                message = f"{ticket.number} closed" + (" with its review" if args.review else "")
+            elif action == "reopen":
+                actions.reopen(session, ticket, args.reason, actor=actor, now=now)
+                message = f"{ticket.number} reopened"
+            elif action == "reply":
+                queued = actions.reply(session, ticket, _reply_text(args), actor=actor,
+                                       rules=context.runtime.rules,
+                                       numbering=context.runtime.numbering,
+                                       domain=mail_domain(context), now=now)
+                message = (f"reply to {ticket.number} queued for {queued.recipient} "
+                           f"(outbox {queued.outbox_id})")
+            else:
+                actions.note(session, ticket, args.text, actor=actor, now=now)
+                message = f"note added to {ticket.number}"
+        except actions.ActionRefused as refused:
+            raise CommandError(str(refused)) from None
         session.commit()
         data = ticket_row(ticket, now)
+    if action == "reply":
+        context.runtime.flush_outbox()
     if getattr(args, "json", False):
         print_json(data)
     else:
         console().print(message, markup=False)
     return EX_OK
+
+
+def mail_domain(context: Context) -> str:
+    """The domain of maild's Message-IDs: the configured one, else the first support address's."""
+    return context.config.mail_domain or \
+        context.runtime.rules.default_address.address.rpartition("@")[2]
+
+
+def _reply_text(args: argparse.Namespace) -> str:
+    if args.text is not None:
+        return str(args.text)
+    if args.file == "-":
+        return sys.stdin.read()
+    try:
+        return Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CommandError(f"{args.file}: cannot read the reply: {error}") from None
+
+
+def reply(context: Context, args: argparse.Namespace) -> int:
+    """Send a reply to the ticket's requester through the outbox (threaded, tagged)."""
+    return _change(context, args, "reply")
 
 
 def assign(context: Context, args: argparse.Namespace) -> int:
@@ -242,9 +270,9 @@ def priority(context: Context, args: argparse.Namespace) -> int:
     with Session(context.runtime.engine) as session:
         ticket = find_ticket(session, args.number)
         try:
-            change = change_priority(session, ticket, args.level, rules=rules,
-                                     reason=args.reason, actor=actor, at=now)
-        except PriorityRefused as error:
+            change = actions.prioritise(session, ticket, args.level, reason=args.reason,
+                                        actor=actor, now=now, rules=rules)
+        except actions.ActionRefused as error:
             raise CommandError(str(error)) from None
         session.commit()
         data = ticket_row(ticket, now)
@@ -276,9 +304,9 @@ def entitle(context: Context, args: argparse.Namespace) -> int:
     with Session(context.runtime.engine) as session:
         ticket = find_ticket(session, args.number)
         try:
-            done = entitle_ticket(session, ticket, rules=context.runtime.rules,
-                                  reason=args.reason, actor=actor, at=utcnow())
-        except EntitleRefused as refused:
+            done = actions.entitle(session, ticket, reason=args.reason, actor=actor,
+                                   now=utcnow(), rules=context.runtime.rules)
+        except actions.ActionRefused as refused:
             raise CommandError(str(refused)) from refused
         session.commit()
         data = ticket_row(ticket, utcnow())

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import sys
+from datetime import datetime
 from typing import Any
 
+from rich.markup import escape
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from maild.commands.common import (
     EX_FAILED,
     EX_OK,
+    ZONE_LABEL,
     CommandError,
     Context,
     console,
     local_time,
     print_json,
     print_table,
+    readable,
 )
 from maild.commands.team import events as team_events
 from maild.commands.team import find_ticket
@@ -45,21 +51,22 @@ def ticket_show(context: Context, args: argparse.Namespace) -> int:
         print_json(data)
         return EX_OK
     out = console()
-    out.print(f"[bold]{ticket.number}[/bold]  {ticket.subject}")
+    out.print(f"[bold]{ticket.number}[/bold]  {escape(ticket.subject)}")
     for key in ("status", "assignee", "customer", "policy", "queue", "priority", "private",
-                "language", "requester", "requester_name", "response_due", "action_due",
-                "resolution_due", "missing", "refers_to"):
-        value = data.get(key)
-        if key in ("response_due", "action_due", "resolution_due"):
-            moment = getattr(ticket, key)
-            if moment is None and key != "response_due":
-                continue
-            value = local_time(moment) or "none"
-            missed = getattr(ticket, key.replace("_due", "_breached_at"))
-            if missed is not None:
-                value += "  (missed)"
-        out.print(f"  {key}: {'' if value is None else value}")
-    out.print(f"  received: {local_time(ticket.created_at)}")
+                "language", "requester", "requester_name", "missing", "refers_to"):
+        out.print(f"  {key}: {readable(getattr(ticket, key))}", markup=False)
+    out.print(f"  received: {local_time(ticket.created_at)}", markup=False)
+    for key in ("response_due", "action_due", "resolution_due"):
+        moment = getattr(ticket, key)
+        if moment is None and key != "response_due":
+            continue
+        value = local_time(moment) or "none"
+        if getattr(ticket, key.replace("_due", "_breached_at")) is not None:
+            value += "  (missed)"
+        out.print(f"  {key.replace('_', ' ')}: {value}", markup=False)
+    if ticket.first_response_at:
+        out.print(f"  first response: {local_time(ticket.first_response_at)}", markup=False)
+    out.print(f"  (times in {ZONE_LABEL})", markup=False)
     out.print("\nmessages:")
     for message in messages:
         arrow = "→ in " if message.direction == "in" else "← out"
@@ -69,9 +76,8 @@ def ticket_show(context: Context, args: argparse.Namespace) -> int:
                   f"{message.sender or ''}  ({source})", markup=False)
     out.print("\nevents:")
     for event in trail:
-        detail = ", ".join(f"{key}={value}" for key, value in (event.detail or {}).items())
-        out.print(f"  {local_time(event.at)}  {event.kind:<9} {event.actor}  {detail}",
-                  markup=False)
+        out.print(f"  {local_time(event.at)}  {event.kind:<9} {event.actor}  "
+                  f"{readable(event.detail or {})}", markup=False)
     out.print("\ndecision:")
     for key, value in (ticket.decision or {}).items():
         if key == "rules_tried":
@@ -79,8 +85,10 @@ def ticket_show(context: Context, args: argparse.Namespace) -> int:
             for step in value:
                 mark = "matched" if step["matched"] else "not matched"
                 out.print(f"    {step['rule']}: {mark}: {step['detail']}", markup=False)
+        elif key in ("received_at", "response_due", "resolution_due") and value:
+            out.print(f"  {key}: {local_time(datetime.fromisoformat(value))}", markup=False)
         else:
-            out.print(f"  {key}: {'' if value is None else value}", markup=False)
+            out.print(f"  {key}: {readable(value)}", markup=False)
     return EX_OK
 
 
@@ -98,19 +106,29 @@ def _inbound_summary(row: Inbound) -> dict[str, Any]:
 def inbound_list(context: Context, args: argparse.Namespace) -> int:
     """Stored raw messages, newest first, with their processing state."""
     with Session(context.runtime.engine) as session:
-        query = select(Inbound).order_by(col(Inbound.id).desc()).limit(args.limit)
+        query = select(Inbound).order_by(col(Inbound.id).desc())
+        counting = select(func.count()).select_from(Inbound)
         if args.state:
             query = query.where(col(Inbound.state) == args.state)
-        rows = [_inbound_summary(row) for row in session.scalars(query)]
+            counting = counting.where(col(Inbound.state) == args.state)
+        if not getattr(args, "all", False):
+            query = query.limit(args.limit)
+        total = int(session.scalar(counting) or 0)
+        found = list(session.scalars(query))
+        rows = [_inbound_summary(row) for row in found]
     if args.json:
-        print_json(rows)
+        print_json({"shown": len(rows), "total": total, "messages": rows})
         return EX_OK
     if not rows:
         console().print("no stored messages" + (f" in state {args.state}" if args.state else ""))
         return EX_OK
-    print_table(None, ["id", "received", "via", "state", "kind", "size", "message-id", "error"], [
-        [r["id"], r["received_at"][:19], r["transport"], r["state"], r["kind"], r["size"],
-         (r["message_id"] or "")[:50], (r["last_error"] or "")[:60]] for r in rows])
+    title = (None if len(rows) == total
+             else f"showing {len(rows)} of {total} stored messages (--all for every one)")
+    print_table(title, ["id", f"received ({ZONE_LABEL})", "via", "state", "kind", "size",
+                        "message-id", "error"], [
+        [r["id"], local_time(row.received_at), r["transport"], r["state"], r["kind"], r["size"],
+         (r["message_id"] or "")[:50], (r["last_error"] or "")[:60]]
+        for r, row in zip(rows, found, strict=True)])
     return EX_OK
 
 
@@ -153,7 +171,7 @@ def inbound_raw(context: Context, args: argparse.Namespace) -> int:
 
 def quarantine_list(context: Context, args: argparse.Namespace) -> int:
     """Quarantined messages with the reason they were set aside."""
-    args.state, args.limit = InboundState.QUARANTINED, 1000
+    args.state, args.limit, args.all = InboundState.QUARANTINED, 1000, True
     return inbound_list(context, args)
 
 
@@ -210,14 +228,37 @@ def outbox_list(context: Context, args: argparse.Namespace) -> int:
 
 
 def outbox_show(context: Context, args: argparse.Namespace) -> int:
-    """One outgoing message as composed, headers and body."""
+    """One outgoing message: its headers decoded and its text as a person reads it."""
     with Session(context.runtime.engine) as session:
         item = session.get(Outbox, args.id)
         if item is None:
             raise CommandError(f"no outbox item {args.id}")
-        print(f"# state {item.state}, attempts {item.attempts}, to {item.recipient}"
-              + (f", last error: {item.last_error}" if item.last_error else ""))
-        sys.stdout.write(item.raw.decode("utf-8", "replace"))
+        if args.raw:
+            sys.stdout.buffer.write(item.raw)
+            return EX_OK
+        out = console()
+        out.print(f"# {item.purpose} to {item.recipient}: {item.state}, attempts "
+                  f"{item.attempts}, created {local_time(item.created_at)} ({ZONE_LABEL})"
+                  + (f", last error: {item.last_error}" if item.last_error else ""),
+                  markup=False)
+        message = email.message_from_bytes(item.raw, policy=email.policy.default)
+        for name, value in message.items():
+            out.print(f"{name}: {value}", markup=False, soft_wrap=True)
+        out.print("")
+        for part in message.walk():
+            if part.is_multipart():
+                continue
+            if part.get_content_maintype() == "text" and not part.get_filename():
+                try:
+                    text = part.get_content()
+                except (LookupError, ValueError):
+                    payload = part.get_payload(decode=True)
+                    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) \
+                        else str(payload)
+                out.print(text.rstrip("\n"), markup=False, soft_wrap=True)
+            else:
+                out.print(f"[{part.get_content_type()}: {part.get_filename() or 'no name'}, "
+                          f"{len(part.get_payload(decode=True) or b'')} bytes]", markup=False)
     return EX_OK
 
 

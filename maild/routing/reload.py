@@ -24,6 +24,7 @@ class LiveRules:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._lock = threading.Lock()
+        self.reload_failures = 0  # refused reloads since start (metrics)
         self._rules = load_rules(directory)  # raises RulesError: maild does not start on them
         log.info("rules.loaded", version=self._rules.version, directory=str(directory))
 
@@ -38,6 +39,7 @@ class LiveRules:
             try:
                 rules = load_rules(self.directory)
             except RulesError as error:
+                self.reload_failures += 1
                 log.error("rules.reload_refused", version_kept=self._rules.version,
                           problems=[str(problem) for problem in error.problems])
                 return False

@@ -161,6 +161,7 @@ class FolderPoller:
         self.account = account
         self.folder = folder
         self.engine = engine
+        self.last_success: float | None = None  # Unix time of the last complete fetch (metrics)
         self.recipients = recipients
         self.on_stored = on_stored
         self.stop = stop
