@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.conftest import ROOT
 from tests.daemon_helpers import wait_until
+from tests.mailmaker import authenticated_headers
 from tests.sink import RecordingSink
 from tests.web_helpers import WebMaild, browser, log_in, mail, web_maild
 
@@ -162,3 +163,53 @@ def test_script_in_a_mail_never_runs_in_the_ticket_page(web_maild: WebMaild,
 def test_screenshots_in_the_readme_exist() -> None:
     for name in ("web-queues.png", "web-ticket.png"):
         assert (ROOT / "docs" / name).is_file(), f"run docs/make-screenshots to make {name}"
+
+
+def _authenticated(message: EmailMessage) -> EmailMessage:
+    """`message` as the organisation's MTA passes it on: DMARC pass for its From."""
+    for name, value in authenticated_headers(str(message["From"])):
+        message[name] = value
+    return message
+
+
+def test_an_agent_changes_the_priority_and_sees_the_deadline_follow(
+        web_maild: WebMaild, browser: Any) -> None:
+    message_id = make_msgid(domain="bergstromsbygg.se")[1:-1]
+    web_maild.send(_authenticated(mail(
+        "Anna Lind <anna.lind@bergstromsbygg.se>", "Fel pris i kassan",
+        "Hej!\n\nKassan visar fel pris för rabatterade rum sedan i går.\n\nAnna", message_id)))
+    number = web_maild.ticket_of(message_id)
+    page = log_in(browser, web_maild.base, "agnes")
+    page.goto(f"{web_maild.base}/tickets/{number}")
+    assert page.locator("#priority").inner_text() == "Normal"
+    before = page.locator("#response-due").inner_text()
+    page.select_option("#priority-form select[name=level]", "High")
+    page.fill("#priority-form input[name=reason]", "Kassan är helt utslagen för alla kunder")
+    page.click("#priority-form button[type=submit]")
+    page.wait_for_selector("#done")
+    assert page.locator("#priority").inner_text() == "High"
+    after = page.locator("#response-due").inner_text()
+    assert after and after != before, (before, after)
+    assert "Kassan är helt utslagen" in page.locator("#events").inner_text()
+
+
+def test_an_unentitled_sender_is_found_by_the_filter_and_entitled_by_an_agent(
+        web_maild: WebMaild, browser: Any) -> None:
+    message_id = make_msgid(domain="bergstromsbygg.se")[1:-1]
+    # Not authenticated by the organisation's MTA: a ticket, but no commitment yet.
+    web_maild.send(mail("Anna Lind <anna.lind@bergstromsbygg.se>", "Bilderna laddas inte",
+                        "Hej!\n\nBilderna på startsidan laddas inte sedan i morse.\n\nAnna",
+                        message_id))
+    number = web_maild.ticket_of(message_id)
+    page = log_in(browser, web_maild.base, "agnes")
+    page.goto(f"{web_maild.base}/tickets?not_entitled=1")
+    assert page.locator(f"td.number a:text-is('{number}')").count() == 1
+    page.goto(f"{web_maild.base}/tickets/{number}")
+    assert page.locator("#response-due").inner_text() in ("ingen", "none")
+    page.fill("#entitle-form input[name=reason]", "Ringt Anna, hon skickade mejlet")
+    page.click("#entitle-form button[type=submit]")
+    page.wait_for_selector("#done")
+    assert page.locator("#response-due").inner_text() not in ("ingen", "none", "")
+    assert page.locator("#entitle-form").count() == 0
+    page.goto(f"{web_maild.base}/tickets?not_entitled=1")
+    assert page.locator(f"td.number a:text-is('{number}')").count() == 0

@@ -60,6 +60,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "reopen": ("Öppna igen", "Reopen"),
     "reason": ("Anledning", "Reason"),
     "change_priority": ("Ändra prioritet", "Change priority"),
+    "not_entitled": ("Ej behörig avsändare", "Sender not entitled"),
     "review": ("Utvärdering efter incidenten", "Post-incident review"),
     "review_required": ("krävs för den här prioriteten", "required at this priority"),
     "entitle": ("Ge avtalets åtagande", "Give the agreement's commitment"),

@@ -60,6 +60,12 @@ def queue_counts(engine: Engine, person: Person, rules: Rules, now: datetime
             for queue, row in counts.items()]
 
 
+def not_entitled(ticket: Ticket) -> bool:
+    """Whether maild withheld the agreement's commitment from the ticket's sender (as yet)."""
+    held = (ticket.decision or {}).get("entitlement") or {}
+    return held.get("committed") is False and ticket.response_due is None
+
+
 @dataclass(frozen=True)
 class Filters:
     """What the ticket list is narrowed to; empty values do not filter."""
@@ -71,6 +77,7 @@ class Filters:
     overdue: bool = False
     missing: bool = False
     private: bool = False
+    not_entitled: bool = False
     include_closed: bool = False
 
 
@@ -107,6 +114,8 @@ def ticket_list(engine: Engine, person: Person, rules: Rules, filters: Filters,
         rows = [ticket for ticket in rows if is_overdue(ticket, now)]
     if filters.missing:
         rows = [ticket for ticket in rows if ticket.missing]
+    if filters.not_entitled:
+        rows = [ticket for ticket in rows if not_entitled(ticket)]
     far = now + timedelta(days=36500)
     rows.sort(key=lambda t: (t.response_due if t.first_response_at is None and t.response_due
                              else far, t.created_at))

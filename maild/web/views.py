@@ -30,6 +30,7 @@ from maild.web.tickets import (
     NotAllowed,
     NotFound,
     attachment,
+    not_entitled,
     queue_counts,
     ticket_detail,
     ticket_for_action,
@@ -130,6 +131,7 @@ def _filters(request: Request) -> Filters:
                    priority=query.get("priority", ""), customer=query.get("customer", ""),
                    overdue=query.get("overdue") == "1", missing=query.get("missing") == "1",
                    private=query.get("private") == "1",
+                   not_entitled=query.get("not_entitled") == "1",
                    include_closed=query.get("closed") == "1")
 
 
@@ -147,7 +149,8 @@ async def tickets_page(request: Request) -> Response:
                          for level in policy.priorities})
     return render(request, "tickets.html", visitor, page=page, filters=filters,
                   queues=visible_queues(visitor.person, rules), statuses=TicketStatus.ALL,
-                  priorities=priorities, customers=sorted(rules.customers), now=auth.now())
+                  priorities=priorities, customers=sorted(rules.customers), now=auth.now(),
+                  not_entitled=not_entitled)
 
 
 async def ticket_page(request: Request) -> Response:
