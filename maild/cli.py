@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from maild.commands import intake as intake_commands
     from maild.commands import rules as rules_commands
     from maild.commands import sla as sla_commands
-    from maild.commands import users as user_commands
 
 Handler = Callable[[Context, argparse.Namespace], int]
 TICKET_STATUSES = ("new", "open", "waiting-on-customer", "answered", "closed")
@@ -54,7 +53,6 @@ if not TYPE_CHECKING:
     intake_commands = _LazyCommands("maild.commands.intake")
     rules_commands = _LazyCommands("maild.commands.rules")
     sla_commands = _LazyCommands("maild.commands.sla")
-    user_commands = _LazyCommands("maild.commands.users")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -428,7 +426,9 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
                          help="a subject, for rules that read it")
     _add_json(explain)
     explain.set_defaults(handler=rules_commands.explain, needs_database=False)
-    user_commands.add_parsers(sub)
+    from maild.commands.users import add_parsers as add_user_parsers
+
+    add_user_parsers(sub)
     return parser
 
 
