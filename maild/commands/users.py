@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import Any
-
-from sqlmodel import Session
+from typing import TYPE_CHECKING, Any
 
 from maild.commands.common import EX_OK, CommandError, Context, console, print_json, print_table
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+
+def _session(context: Context) -> Session:
+    """A database session; SQLAlchemy is imported only when a user command runs, so that
+    building the command line (`maild --version`, `maild deliver`) stays light."""
+    from sqlmodel import Session
+
+    return Session(context.runtime.engine)
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -34,7 +43,7 @@ def add(context: Context, args: argparse.Namespace) -> int:
     queues = _queues(args.queues)
     known = list(context.runtime.rules.queues)
     password = None if args.sso_only else _read_password(args)
-    with Session(context.runtime.engine) as session:
+    with _session(context) as session:
         try:
             add_user(session, args.name, args.role, queues, password=password,
                      known_queues=known, language=args.language)
@@ -50,7 +59,7 @@ def list_users(context: Context, args: argparse.Namespace) -> int:
     """Every web user with role, queues and whether a password is set."""
     from maild.web.users import all_users
 
-    with Session(context.runtime.engine) as session:
+    with _session(context) as session:
         users = all_users(session)
     rows = [{"name": u.name, "role": u.role, "queues": list(u.queues or []),
              "language": u.language, "password": bool(u.password_hash),
@@ -72,7 +81,7 @@ def remove(context: Context, args: argparse.Namespace) -> int:
     """Delete a web user and end their sessions."""
     from maild.web.users import UserError, remove_user
 
-    with Session(context.runtime.engine) as session:
+    with _session(context) as session:
         try:
             remove_user(session, args.name)
         except UserError as error:
@@ -87,7 +96,7 @@ def passwd(context: Context, args: argparse.Namespace) -> int:
     from maild.web.users import UserError, set_password
 
     password = _read_password(args)
-    with Session(context.runtime.engine) as session:
+    with _session(context) as session:
         try:
             set_password(session, args.name, password)
         except UserError as error:
