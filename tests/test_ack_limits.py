@@ -156,7 +156,8 @@ def test_no_agreement_and_private_senders_are_not_entitled(sqlite_runtime: Runti
                                                        body=f"En fråga från {sender}.\n"))
         decision = inbound(sqlite_runtime, outcome.inbound_id).decision
         assert decision is not None
-        assert (decision["entitled_sender"], decision["verified_sender"]) == (False, False)
+        # authenticated (their own words may come back to them), but owed nothing
+        assert (decision["entitled_sender"], decision["verified_sender"]) == (False, True)
 
 
 # --- the subject is the sender's text -------------------------------------------------------
@@ -170,7 +171,8 @@ def test_an_unverified_sender_never_sees_its_subject_again(sqlite_runtime: Runti
     phish = "Ditt konto är spärrat, logga in på http://phish.example"
     for sender in ("kim@stranger-company.example", "kollega@bergstromsbygg.se"):
         outcome = receive(sqlite_runtime, support_mail(sender=sender, subject=phish,
-                                                       body=f"Hej från {sender}.\n"))
+                                                       body=f"Hej från {sender}.\n",
+                                                       authenticated=False))
         decision = inbound(sqlite_runtime, outcome.inbound_id).decision
         assert decision is not None and decision["verified_sender"] is False
         subject = _subject(acks(sqlite_runtime)[-1])
@@ -181,7 +183,8 @@ def test_an_unverified_sender_never_sees_its_subject_again(sqlite_runtime: Runti
 def test_an_english_unverified_sender_gets_english_words(sqlite_runtime: Runtime) -> None:
     outcome = receive(sqlite_runtime, support_mail(
         sender="Tom Hughes <tom@nordicparcel.co.uk>", subject="Click http://phish.example",
-        body="Hi, since this morning we get no delivery reports for our SMS. Regards, Tom\n"))
+        body="Hi, since this morning we get no delivery reports for our SMS. Regards, Tom\n",
+        authenticated=False))
     assert _subject(acks(sqlite_runtime)[0]) == f"[{outcome.ticket}] We have received your case"
 
 
@@ -189,14 +192,15 @@ def test_a_verified_sender_sees_its_own_subject(sqlite_runtime: Runtime) -> None
     outcome = receive(sqlite_runtime, support_mail(subject="Bokningssidan visar fel pris"))
     decision = inbound(sqlite_runtime, outcome.inbound_id).decision
     assert decision is not None and decision["verified_sender"] is True
-    assert decision["verified_by"] == ("anna.lind@bergstromsbygg.se is a registered contact "
-                                       "of bergstroms-bygg")
+    assert decision["verified_by"] == ("anna.lind@bergstromsbygg.se is an authenticated, "
+                                       "registered contact of bergstroms-bygg")
     assert _subject(acks(sqlite_runtime)[0]) == f"[{outcome.ticket}] Bokningssidan visar fel pris"
 
 
 def test_route_json_shows_the_senders_standing(maild: MaildCLI) -> None:
     message = maild.cwd / "mail.eml"
-    message.write_bytes(support_mail(sender="Kim <Kim+x@Stranger-Company.example>"))
+    message.write_bytes(support_mail(sender="Kim <Kim+x@Stranger-Company.example>",
+                                     authenticated=False))
     result = maild("route", str(message), "--json")
     assert result.code == 0, result.stderr
     decision = json.loads(result.stdout)

@@ -15,7 +15,7 @@ from maild.respond.wirecheck import wire_problems
 from maild.runtime import Runtime
 from maild.sla.monitor import run_monitor
 from tests.conftest import FIXTURES
-from tests.mailmaker import support_mail
+from tests.mailmaker import authenticated_headers, support_mail
 from tests.pipeline_helpers import receive
 
 
@@ -62,7 +62,11 @@ HOSTILE_SUBJECTS = [
 @pytest.mark.parametrize("subject", HOSTILE_SUBJECTS, ids=range(len(HOSTILE_SUBJECTS)))
 def test_an_acknowledgement_of_a_hostile_subject_is_clean_and_keeps_its_text(
         sqlite_runtime: Runtime, subject: str) -> None:
-    raw = _raw_mail("From: Anna Lind <anna.lind@bergstromsbygg.se>\nTo: support@example.se\n"
+    # Anna's mail is authenticated by the organisation's MTA: her own subject comes back.
+    trusted = "".join(f"{name}: {value}\n" for name, value in
+                      authenticated_headers("anna.lind@bergstromsbygg.se"))
+    raw = _raw_mail(f"{trusted}From: Anna Lind <anna.lind@bergstromsbygg.se>\n"
+                    "To: support@example.se\n"
                     f"Subject: {subject}\nMessage-ID: <hostile@bergstromsbygg.se>\n"
                     "Content-Type: text/plain; charset=utf-8")
     outcome = receive(sqlite_runtime, raw)

@@ -257,7 +257,7 @@ def test_ticket_close_command_refuses_a_p1_without_review(maild: MaildCLI,
     mail.write_bytes(support_mail(sender="karin@halsovaxeln.se", subject="Prio 1: totalt stopp",
                                   body="Hej,\n\nIngen kommer åt systemet.\n\nKarin\n"))
     maild("ingest", str(mail))
-    number = json.loads(maild("tickets", "--json").stdout)[0]["number"]
+    number = json.loads(maild("tickets", "--json").stdout)["tickets"][0]["number"]
     refused = maild("ticket", "close", number)
     assert refused.code == 1
     assert refused.stderr.strip().splitlines()[-1].endswith(
@@ -270,7 +270,7 @@ def test_ticket_close_command_refuses_a_p1_without_review(maild: MaildCLI,
     plain.write_bytes(support_mail(sender="karin@halsovaxeln.se", subject="Fråga om loggar",
                                    body="Hej,\n\nHur länge sparas loggarna?\n\nKarin\n"))
     maild("ingest", str(plain))
-    p3 = next(t["number"] for t in json.loads(maild("tickets", "--json").stdout)
+    p3 = next(t["number"] for t in json.loads(maild("tickets", "--json").stdout)["tickets"]
               if t["priority"] == "P3")
     assert maild("ticket", "close", p3).code == 0, "P3 needs no review"
 

@@ -157,7 +157,7 @@ def test_softone_support_only_while_no_payment_is_overdue(tmp_path: Path,
     assert (record["queue"], record["priority"], record["response_due"]) == (
         "billing", "P5", None)
     assert maild("ingest", str(mail)).code == 0
-    [row] = json.loads(maild("tickets", "--json").stdout)
+    [row] = json.loads(maild("tickets", "--json").stdout)["tickets"]
     shown = json.loads(maild("ticket", "show", row["number"], "--json").stdout)
     assert (shown["response_due"], shown["resolution_due"], shown["priority"]) == (
         None, None, "P5")
@@ -170,7 +170,7 @@ def test_softone_support_only_while_no_payment_is_overdue(tmp_path: Path,
         "escalated 0, warned 0, response breaches 0")
     month = shown["created_at"][:7]
     report = json.loads(maild("sla", "report", "--month", month, "--format", "json").stdout)
-    [line] = report["customers"]
+    [line] = [row for row in report["customers"] if row["customer"] == "lindqvist-logistik"]
     assert (line["customer"], line["breaches"], line["no_commitment"]) == (
         "lindqvist-logistik", 0, 1)
     assert line["penalty_percent"] is None
@@ -198,7 +198,7 @@ def test_rules_check_refuses_a_fee_reduction_for_a_customer_without_agreement(
     rules = rules_copy(tmp_path, {"customers/kafe-lyktan.toml": (
         'policy = "no-agreement"', 'policy = "care"')})
     result = maild("rules", "check", str(rules))
-    assert result.code == 1
+    assert result.code == 78
     assert ("customer 'kafe-lyktan' has status no-agreement, but policy 'care' has a fee "
             "reduction it could not honour") in result.stderr
 
@@ -223,7 +223,7 @@ def test_softone_entitles_only_its_two_named_contacts(tmp_path: Path, maild: Mai
         "lindqvist-logistik", "P5", None)
     assert record["priority_requested"] == "P1"
     assert maild("ingest", str(mail)).code == 0
-    [row] = json.loads(maild("tickets", "--json").stdout)
+    [row] = json.loads(maild("tickets", "--json").stdout)["tickets"]
     number = row["number"]
     outbox = json.loads(maild("outbox", "list", "--json").stdout)
     assert {item["purpose"] for item in outbox} >= {"ack", "team"}
@@ -238,7 +238,7 @@ def test_softone_entitles_only_its_two_named_contacts(tmp_path: Path, maild: Mai
     shown = json.loads(maild("ticket", "show", number, "--json").stdout)
     created = datetime.fromisoformat(shown["created_at"])
     office = load_rules(RULES).policies["office-p1-p5"]
-    expected, _ = deadlines(office, "P1", created)
+    expected = deadlines(office, "P1", created).response
     assert expected is not None and shown["priority"] == "P1"
     assert datetime.fromisoformat(shown["response_due"]).timestamp() == expected.timestamp()
     [event] = [e for e in shown["events"] if e["kind"] == "entitled"]
@@ -307,7 +307,7 @@ def test_cloud_nine_does_not_prioritise_private_addresses(shipped: Runtime) -> N
     assert (ticket.customer, ticket.private, ticket.priority) == ("bergstroms-bygg", True,
                                                                   "Normal")
     care = shipped.rules.policies["care"]
-    assert ticket.response_due == deadlines(care, "Normal", at("2026-11-24T10:00"))[0]
+    assert ticket.response_due == deadlines(care, "Normal", at("2026-11-24T10:00")).response
     assert ticket.response_due is not None and ticket.response_due > at("2026-11-24T12:00")
     assert ticket.decision is not None
     assert ticket.decision["entitlement"]["status"] == "private-address"

@@ -32,7 +32,9 @@ MESSAGES = 120
 def _send_all(port: int, count: int) -> None:
     def one(index: int) -> None:
         # Every tenth customer is Räksmörgås Catering, whose domain is internationalised.
-        domain = "räksmörgås.se" if index % 10 == 0 else "bergstromsbygg.se"
+        # The others write from Hälsoväxeln, whose agreement entitles its whole domain: every
+        # case of theirs is confirmed, whatever the rate.
+        domain = "räksmörgås.se" if index % 10 == 0 else "halsovaxeln.se"
         raw = support_mail(sender=f"Kund {index} <kund{index}@{domain}>",
                            subject=f"Fel nummer {index}",
                            body=f"Hej! Fel nummer {index} har uppstått på webbplatsen.\n",

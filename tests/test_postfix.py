@@ -178,8 +178,14 @@ def _maild_command_for_pipe(directory: Path) -> str:
 
     if runs(str(VENV_MAILD)):
         return str(VENV_MAILD)
+    # A copy of the package where the `maild` user can read it, wherever the checkout is.
+    source = directory / "src"
+    shutil.copytree(ROOT / "maild", source / "maild",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [source, *source.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     wrapper = directory / "maild"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec /usr/bin/python3 -m maild.cli "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={source} exec /usr/bin/python3 -m maild.cli "$@"\n')
     wrapper.chmod(0o755)
     if not runs(str(wrapper)):
         skip_or_fail(f"the maild user can run neither {VENV_MAILD} nor the system's Python "

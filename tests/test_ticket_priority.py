@@ -147,8 +147,8 @@ def test_a_ticket_without_a_commitment_gets_none_by_a_new_priority(
 
 
 def test_the_command_changes_the_priority_and_ticket_show_tells(maild: MaildCLI) -> None:
-    assert maild("deliver", input=SOFTONE_P1).code == 0
-    [row] = json.loads(maild("tickets", "--json").stdout)
+    assert maild("deliver", "--process", input=SOFTONE_P1).code == 0
+    [row] = json.loads(maild("tickets", "--json").stdout)["tickets"]
     assert row["priority"] == "P1"
     refused = maild("ticket", "priority", row["number"], "P9", "--reason", "test")
     assert refused.code == 1
@@ -170,4 +170,4 @@ def test_the_command_changes_the_priority_and_ticket_show_tells(maild: MaildCLI)
     assert (event["actor"], event["detail"]["old"], event["detail"]["new"],
             event["detail"]["reason"]) == ("Lisa", "P1", "P3", reason)
     text = maild("ticket", "show", row["number"]).stdout
-    assert "priority: P3" in text and f"reason={reason}" in text
+    assert "priority: P3" in text and f"reason: {reason}" in text

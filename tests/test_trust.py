@@ -176,8 +176,11 @@ def test_fifty_forged_p1_mails_make_no_p1_and_no_escalation(sqlite_runtime: Runt
     assert outbox(sqlite_runtime, "escalation") == []
     # one authenticated outage is P1 and escalates at once to both addresses (ITSL)
     real = receive(sqlite_runtime, support_mail(**outage))  # type: ignore[arg-type]
-    assert ticket_row(sqlite_runtime, real.ticket).priority == "P1"
-    run_monitor(sqlite_runtime.engine, sqlite_runtime.rules, later, "example.se")
+    opened = ticket_row(sqlite_runtime, real.ticket)
+    assert opened.priority == "P1"
+    # a minute after it opened: escalated on open, no deadline missed yet
+    run_monitor(sqlite_runtime.engine, sqlite_runtime.rules,
+                opened.created_at + timedelta(minutes=1), "example.se")
     assert sorted(item.recipient for item in outbox(sqlite_runtime, "escalation")) == [
         "tjansteagare@example.se", "utveckling@example.se"]
 

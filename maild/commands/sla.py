@@ -181,10 +181,9 @@ def sla_report(context: Context, args: argparse.Namespace) -> int:
         known = rules.customers.get(customer_id)
         row = rows.get(customer_id) or LedgerRow(customer_id, known.policy if known else None)
         policy = rules.policies.get(row.policy or "")
-        if known is not None and known.status in ("suspended", "no-agreement"):
-            percent, amount, basis = None, None, f"no commitment: customer {known.status}"
-        elif row.tickets and row.tickets == row.no_commitment:
-            # no sender was entitled to a commitment: nothing was promised this month
+        if (known is not None and known.status in ("suspended", "no-agreement")) or (
+                row.tickets and row.tickets == row.no_commitment):
+            # suspended, no agreement, or no sender entitled: nothing was promised this month
             percent, amount, basis = None, None, "no commitment this month"
         else:
             percent, amount, basis = _penalty(policy, row, uptimes.get(customer_id))

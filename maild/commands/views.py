@@ -63,7 +63,7 @@ def ticket_show(context: Context, args: argparse.Namespace) -> int:
         value = local_time(moment) or "none"
         if getattr(ticket, key.replace("_due", "_breached_at")) is not None:
             value += "  (missed)"
-        out.print(f"  {key.replace('_', ' ')}: {value}", markup=False)
+        out.print(f"  {key}: {value}", markup=False)
     if ticket.first_response_at:
         out.print(f"  first response: {local_time(ticket.first_response_at)}", markup=False)
     out.print(f"  (times in {ZONE_LABEL})", markup=False)
