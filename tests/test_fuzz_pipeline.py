@@ -216,7 +216,9 @@ def check_recipients(raw: bytes) -> None:
     team = {address.lower() for queue in _rules().queues.values() for address in queue.team}
     for item in composed:
         recipient = item.recipient.lower()
-        assert re.fullmatch(r"[^\s,;<>()\"]+@[^\s,;<>()@\"]+", recipient), recipient
+        # one address: a plain or quoted local part ("quoted local"@kund.se), then a domain
+        assert re.fullmatch(r'(?:"[^"\\\r\n]*"|[^\s,;<>()"]+)@[^\s,;<>()@"]+', recipient), \
+            recipient
         assert recipient in _parsed_senders(raw) | team, (
             f"{recipient!r} is neither a parsed From/Sender/Reply-To address nor a team address")
 
