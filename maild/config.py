@@ -120,6 +120,7 @@ class Config:
     outbox_lifetime_hours: float = 48.0
     outbox_lease_seconds: int = 30
     outbox_batch_size: int = 500
+    processing_batch_size: int = 32
     ack_max_per_hour: int = 5
     ack_max_per_day: int = 20
     ack_domain_max_per_hour: int = 30
@@ -383,6 +384,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("tickets.reopen_days", _positive_int, "a whole number of days, at least 1"),
     _Setting("processing.max_attempts", _positive_int, "a whole number of at least 1"),
     _Setting("processing.lease_seconds", _positive_int, "a whole number of seconds, at least 1"),
+    _Setting("processing.batch_size", _positive_int, "a whole number of at least 1"),
     _Setting("log.level", _choice("debug", "info", "warning", "error"),
              "one of: debug, info, warning, error"),
     _Setting("log.format", _choice("auto", "console", "json"), "one of: auto, console, json"),
@@ -436,6 +438,7 @@ _DEFAULTS: dict[str, Any] = {
     "tickets.reopen_days": 14,
     "processing.max_attempts": 3,
     "processing.lease_seconds": 300,
+    "processing.batch_size": 32,
     "log.level": "info",
     "log.format": "auto",
     "smtp.listen": ["127.0.0.1:2525"],
@@ -590,6 +593,7 @@ def load_config(
         ticket_prefix=values["tickets.prefix"],
         max_attempts=values["processing.max_attempts"],
         lease_seconds=values["processing.lease_seconds"],
+        processing_batch_size=values["processing.batch_size"],
         log_level=values["log.level"],
         log_format=values["log.format"],
         source=str(file) if file is not None else "defaults",

@@ -305,7 +305,8 @@ async def serve(config: Config, live: LiveRules) -> int:
                           mail_domain=config.mail_domain, max_attempts=config.max_attempts,
                           lease=timedelta(seconds=config.lease_seconds),
                           limits=ack_limits(config),
-                          reopen_within=timedelta(days=config.reopen_days))
+                          reopen_within=timedelta(days=config.reopen_days),
+                          batch_size=config.processing_batch_size)
     daemon = Daemon(config=config, live=live, processor=processor)
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:

@@ -7,9 +7,18 @@ always come back time-zone aware.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    LargeBinary,
+    Table,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -38,6 +47,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, time-zone aware, in UTC."""
     return datetime.now(UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The table of a table model, for statements that bypass the ORM's unit of work."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:

@@ -1,10 +1,14 @@
 """The processing worker: claims stored messages, runs the pipeline, survives crashes.
 
-A message is claimed with a lease, and its attempt is counted before any
-work starts, so even a process that dies mid-way (kill -9, out of memory)
-leaves a trace. A message whose processing failed is retried; once it has
-failed `max_attempts` times it is quarantined with the error instead of
-crash-looping. The raw bytes are never touched.
+Messages are claimed in batches with a lease, and their attempt is counted in
+the claim's commit, so even a process that dies mid-way (kill -9, out of
+memory) leaves a trace. A batch is processed in one transaction with a
+savepoint per message: one commit (one fsync) for the batch, and a message
+that fails is rolled back alone. A message tried before is retried alone, so a
+poison message cannot use up its batch-mates' attempts. A message whose
+processing failed is retried; once it has failed `max_attempts` times it is
+quarantined with the error instead of crash-looping. The raw bytes are never
+touched.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class Outcome:
 
 @dataclass
 class Processor:
-    """Runs the pipeline on stored messages; `rules` is read once per message."""
+    """Runs the pipeline on stored messages in batches; `rules` is read once per batch."""
 
     engine: Engine
     rules: Callable[[], Rules]
@@ -56,6 +60,7 @@ class Processor:
     clock: Callable[[], datetime] = utcnow
     limits: AckLimits = field(default_factory=AckLimits)
     reopen_within: timedelta = timedelta(days=14)
+    batch_size: int = 32
 
     def domain(self, rules: Rules) -> str:
         """The domain of maild's Message-IDs and loop marker."""
@@ -75,11 +80,13 @@ class Processor:
 
     def claim_batch(self, *, only_id: int | None = None, after_id: int = 0,
                     size: int = 32) -> list[int]:
-        """Lease up to `size` waiting messages after `after_id` in one transaction, in id order.
+        """Lease up to `size` waiting messages after `after_id` in id order, counting an attempt.
 
-        A message that has used up its attempts is quarantined instead of claimed. The
-        attempt itself is counted per message, just before it is processed (`process`), so
-        a message that kills the process never uses up the attempts of its batch-mates.
+        The attempt is committed with the claim, so even a process that dies while it works
+        leaves a trace. A message that was tried before (it failed, or a process died while
+        holding it) is claimed alone: a poison message that kills the process costs each of
+        its batch-mates one attempt at most, never their last. A message that has used up
+        its attempts is quarantined instead of claimed.
         """
         while True:
             now = self.clock()
@@ -98,8 +105,8 @@ class Processor:
                     return []
                 claimed: list[int] = []
                 for inbound_id, state, attempts, last_error in rows:
-                    after_id = max(after_id, inbound_id)
                     if attempts >= self.max_attempts:
+                        after_id = max(after_id, inbound_id)
                         reason = last_error or "the process stopped while processing it"
                         session.execute(update(Inbound).where(
                             col(Inbound.id) == inbound_id).values(
@@ -108,111 +115,157 @@ class Processor:
                         log.error("inbound.quarantined", inbound_id=inbound_id,
                                   attempts=attempts, reason=reason)
                         continue
+                    if attempts and claimed:
+                        break  # tried before: it goes alone, in the next batch
+                    after_id = max(after_id, inbound_id)
                     result = session.execute(update(Inbound).where(
                         col(Inbound.id) == inbound_id,
                         col(Inbound.state) == state,
                         col(Inbound.attempts) == attempts,
-                    ).values(state=InboundState.PROCESSING, claimed_until=now + self.lease))
+                    ).values(state=InboundState.PROCESSING, claimed_until=now + self.lease,
+                             attempts=attempts + 1))
                     if cast("CursorResult[Any]", result).rowcount == 1:
                         claimed.append(int(inbound_id))
+                        if attempts:
+                            log.info("inbound.retried_alone", inbound_id=inbound_id,
+                                     attempt=attempts + 1)
+                    if attempts and claimed:
+                        break
                 session.commit()
             if claimed or only_id is not None:
                 return claimed
 
     def process(self, inbound_id: int) -> Outcome:
-        """Run the pipeline on a claimed message and commit its ticket, or record the failure."""
-        bound = log.bind(inbound_id=inbound_id)
-        try:
-            self.count_attempt(inbound_id)
-            return self._process(inbound_id)
-        except Exception as error:
-            summary = f"{type(error).__name__}: {error}"[:500]
-            detail = traceback.format_exc(limit=8)[-4000:]
-            with Session(self.engine) as session:
-                inbound = session.get(Inbound, inbound_id)
-                assert inbound is not None
-                final = inbound.attempts >= self.max_attempts
-                inbound.state = InboundState.QUARANTINED if final else InboundState.RECEIVED
-                inbound.claimed_until = None
-                inbound.last_error = f"{summary}\n{detail}"
-                if final:
-                    inbound.last_error = (f"processing failed {inbound.attempts} times; last: "
-                                          f"{inbound.last_error}")
-                session.add(inbound)
-                session.commit()
-                state, attempts, message_id = inbound.state, inbound.attempts, inbound.message_id
-            event = "inbound.quarantined" if final else "inbound.retry_later"
-            bound.error(event, error=summary, attempts=attempts, message_id=message_id)
-            return Outcome(inbound_id, state, error=summary)
+        """Run the pipeline on one claimed message and commit its ticket, or record the failure."""
+        return self.process_batch([inbound_id])[0]
 
-    def _process(self, inbound_id: int) -> Outcome:
-        rules = self.rules()
+    def process_batch(self, inbound_ids: list[int], rules: Rules | None = None) -> list[Outcome]:
+        """Run the pipeline on claimed messages in one transaction, each in a savepoint of its own.
+
+        A message whose processing raises is rolled back alone and left for a later try (or
+        quarantined on its last attempt); its batch-mates are committed. If the commit itself
+        fails, the whole batch is given back, each message to be retried alone.
+        """
+        rules = rules if rules is not None else self.rules()
         now = self.clock()
-        with Session(self.engine) as session:
-            inbound = session.get(Inbound, inbound_id)
-            assert inbound is not None
-            bound = log.bind(inbound_id=inbound_id, message_id=inbound.message_id)
-            envelope = Envelope(sender=inbound.envelope_sender,
-                                recipients=tuple(inbound.envelope_recipients or ()),
-                                received_at=inbound.received_at, transport=inbound.transport)
-            try:
-                mail = parse_mail(inbound.raw)
-            except UnparseableMail as error:
-                decision = unparseable_decision(str(error), envelope, rules)
-                inbound.state = InboundState.QUARANTINED
-                inbound.kind = "unparseable"
-                inbound.decision = decision.to_json()
-                inbound.last_error = str(error)
-                inbound.claimed_until = None
-                inbound.processed_at = now
-                session.add(inbound)
+        outcomes: list[Outcome] = []
+        notes: list[tuple[str, dict[str, Any]]] = []
+        try:
+            with Session(self.engine) as session:
+                # A write first: the SQLite driver then opens the transaction, so the
+                # savepoints below nest inside it instead of committing on release.
+                session.execute(update(Inbound).where(col(Inbound.id).in_(inbound_ids)).values(
+                    claimed_until=now + self.lease))
+                for inbound_id in inbound_ids:
+                    try:
+                        with session.begin_nested():
+                            outcome, note = self._process_one(session, inbound_id, rules, now)
+                    except Exception as error:
+                        outcome, note = self._record_failure(session, inbound_id, error)
+                    outcomes.append(outcome)
+                    notes.append(note)
                 session.commit()
-                bound.warning("inbound.unparseable", reason=str(error))
-                return Outcome(inbound_id, InboundState.QUARANTINED, kind="unparseable",
-                               error=str(error))
-            decision = decide(mail, envelope, rules, lookup=DatabaseTickets(session),
-                              numbering=self.numbering,
-                              identity=identity_of(rules, self.mail_domain),
-                              limits=self.limits, reopen_within=self.reopen_within)
-            applied = apply_decision(session, inbound, mail, decision, rules=rules,
-                                     numbering=self.numbering, domain=self.domain(rules),
-                                     now=now)
-            inbound.state = InboundState.PROCESSED
-            inbound.kind = decision.kind
+        except Exception:
+            self.release(inbound_ids)
+            raise
+        for (event, fields), outcome in zip(notes, outcomes, strict=True):
+            bound = log.bind(inbound_id=outcome.inbound_id)
+            if outcome.state == InboundState.PROCESSED:
+                bound.info(event, **fields)
+            elif outcome.kind == "unparseable":
+                bound.warning(event, **fields)
+            else:
+                bound.error(event, **fields)
+        return outcomes
+
+    def _record_failure(self, session: Session, inbound_id: int, error: Exception
+                        ) -> tuple[Outcome, tuple[str, dict[str, Any]]]:
+        """Note a failed try on the message (its savepoint is already rolled back)."""
+        summary = f"{type(error).__name__}: {error}"[:500]
+        detail = traceback.format_exc(limit=8)[-4000:]
+        inbound = session.get(Inbound, inbound_id)
+        assert inbound is not None
+        final = inbound.attempts >= self.max_attempts
+        inbound.state = InboundState.QUARANTINED if final else InboundState.RECEIVED
+        inbound.claimed_until = None
+        inbound.last_error = f"{summary}\n{detail}"
+        if final:
+            inbound.last_error = (f"processing failed {inbound.attempts} times; last: "
+                                  f"{inbound.last_error}")
+        session.add(inbound)
+        session.flush()
+        event = "inbound.quarantined" if final else "inbound.retry_later"
+        return (Outcome(inbound_id, inbound.state, error=summary),
+                (event, {"error": summary, "attempts": inbound.attempts,
+                         "message_id": inbound.message_id}))
+
+    def _process_one(self, session: Session, inbound_id: int, rules: Rules, now: datetime
+                     ) -> tuple[Outcome, tuple[str, dict[str, Any]]]:
+        inbound = session.get(Inbound, inbound_id)
+        assert inbound is not None
+        envelope = Envelope(sender=inbound.envelope_sender,
+                            recipients=tuple(inbound.envelope_recipients or ()),
+                            received_at=inbound.received_at, transport=inbound.transport)
+        try:
+            mail = parse_mail(inbound.raw)
+        except UnparseableMail as error:
+            decision = unparseable_decision(str(error), envelope, rules)
+            inbound.state = InboundState.QUARANTINED
+            inbound.kind = "unparseable"
             inbound.decision = decision.to_json()
+            inbound.last_error = str(error)
             inbound.claimed_until = None
             inbound.processed_at = now
-            inbound.last_error = None
             session.add(inbound)
-            session.commit()
-            bound.info("inbound.processed", kind=decision.kind, ticket=applied.ticket,
-                       customer=decision.customer, queue=decision.queue,
-                       ack=decision.ack, ack_reason=decision.ack_reason)
-            return Outcome(inbound_id, InboundState.PROCESSED, kind=decision.kind,
-                           ticket=applied.ticket)
+            session.flush()
+            return (Outcome(inbound_id, InboundState.QUARANTINED, kind="unparseable",
+                            error=str(error)),
+                    ("inbound.unparseable", {"message_id": inbound.message_id,
+                                             "reason": str(error)}))
+        decision = decide(mail, envelope, rules, lookup=DatabaseTickets(session),
+                          numbering=self.numbering,
+                          identity=identity_of(rules, self.mail_domain),
+                          limits=self.limits, reopen_within=self.reopen_within)
+        applied = apply_decision(session, inbound, mail, decision, rules=rules,
+                                 numbering=self.numbering, domain=self.domain(rules),
+                                 now=now)
+        inbound.state = InboundState.PROCESSED
+        inbound.kind = decision.kind
+        inbound.decision = decision.to_json()
+        inbound.claimed_until = None
+        inbound.processed_at = now
+        inbound.last_error = None
+        session.add(inbound)
+        session.flush()
+        return (Outcome(inbound_id, InboundState.PROCESSED, kind=decision.kind,
+                        ticket=applied.ticket),
+                ("inbound.processed", {
+                    "message_id": inbound.message_id, "kind": decision.kind,
+                    "ticket": applied.ticket, "customer": decision.customer,
+                    "queue": decision.queue, "ack": decision.ack,
+                    "ack_reason": decision.ack_reason}))
 
     def run_pending(self, limit: int | None = None,
                     progress: Callable[[Outcome], None] | None = None,
                     stop: Callable[[], bool] | None = None) -> Counter[str]:
         """One pass over the waiting messages (each tried at most once); counts outcomes by state.
 
-        A message that fails is left for the next pass, so three failures take three passes.
+        Messages are claimed and committed in batches of `batch_size`; the rules are read
+        once per batch. A message that fails is left for the next pass, so three failures
+        take three passes.
         """
-        self.rules()  # broken rules stop the pass here, before any message is claimed
         counts: Counter[str] = Counter()
         done = 0
         cursor = 0
         while (limit is None or done < limit) and not (stop is not None and stop()):
-            size = 32 if limit is None else max(1, min(32, limit - done))
+            rules = self.rules()  # broken rules stop here, before any message is claimed
+            size = self.batch_size if limit is None else max(1, min(self.batch_size,
+                                                                     limit - done))
             batch = self.claim_batch(after_id=cursor, size=size)
             if not batch:
                 break
-            for position, inbound_id in enumerate(batch):
-                if stop is not None and stop():
-                    self.release(batch[position:])
-                    return counts
-                cursor = inbound_id
-                outcome = self.process(inbound_id)
+            cursor = batch[-1]
+            for outcome in self.process_batch(batch, rules):
                 done += 1
                 counts[outcome.state] += 1
                 if outcome.kind:
@@ -229,12 +282,6 @@ class Processor:
                 col(Inbound.state) == InboundState.PROCESSING,
             ).values(state=InboundState.RECEIVED, claimed_until=None))
             session.commit()
-
-    def count_attempt(self, inbound_id: int) -> None:
-        """Commit that processing of `inbound_id` starts now, so even a crash counts."""
-        with self.engine.begin() as connection:
-            connection.execute(update(Inbound).where(col(Inbound.id) == inbound_id).values(
-                attempts=col(Inbound.attempts) + 1))
 
     def process_now(self, inbound_id: int) -> Outcome | None:
         """Claim and process one message at once; None when it is not waiting."""

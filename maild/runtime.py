@@ -38,7 +38,7 @@ class Runtime:
         return self._rules
 
     def processor(self) -> Processor:
-        """A processing worker that reads the current rules for each message."""
+        """A processing worker that reads the current rules once per batch."""
         return Processor(
             engine=self.engine,
             rules=lambda: self.rules,
@@ -48,6 +48,7 @@ class Runtime:
             lease=timedelta(seconds=self.config.lease_seconds),
             limits=ack_limits(self.config),
             reopen_within=timedelta(days=self.config.reopen_days),
+            batch_size=self.config.processing_batch_size,
         )
 
     def transport(self) -> Transport:

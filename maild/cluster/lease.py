@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from maild.models import Lease, utcnow
+from maild.models import Lease, table_of, utcnow
 
 
 def holder_name() -> str:
@@ -46,7 +46,7 @@ class NamedLease:
         """Take or renew the lease; True if this holder has it now."""
         now = self.clock()
         until = now + self.duration
-        table = Lease.__table__  # type: ignore[attr-defined]
+        table = table_of(Lease)
         with self.engine.begin() as connection:
             result = cast(CursorResult[tuple[()]], connection.execute(
                 update(table)
@@ -62,7 +62,7 @@ class NamedLease:
 
     def _create(self, now: datetime, until: datetime) -> bool:
         """Insert the lease row for the first holder ever; False if another got there first."""
-        table = Lease.__table__  # type: ignore[attr-defined]
+        table = table_of(Lease)
         try:
             with self.engine.begin() as connection:
                 if connection.execute(select(col(Lease.name)).where(
@@ -80,7 +80,7 @@ class NamedLease:
 
     def release(self) -> None:
         """Give the lease up at once (a clean stop), so another instance need not wait."""
-        table = Lease.__table__  # type: ignore[attr-defined]
+        table = table_of(Lease)
         with self.engine.begin() as connection:
             connection.execute(update(table)
                                .where(and_(col(Lease.name) == self.name,

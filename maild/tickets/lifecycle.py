@@ -15,15 +15,15 @@ from typing import Any
 from sqlmodel import Session
 
 from maild.models import Ticket, TicketEvent, TicketStatus
+from maild.tickets.rows import insert_row
 
 
 def record(session: Session, ticket: Ticket, *, actor: str, kind: str, at: datetime,
            **detail: Any) -> None:
     """Add one event to the ticket's trail (in the caller's transaction)."""
     assert ticket.id is not None
-    session.add(TicketEvent(ticket_id=ticket.id, at=at, actor=actor, kind=kind,
-                            detail={key: value for key, value in detail.items()
-                                    if value is not None}))
+    insert_row(session, TicketEvent, ticket_id=ticket.id, at=at, actor=actor, kind=kind,
+               detail={key: value for key, value in detail.items() if value is not None})
 
 
 def set_status(session: Session, ticket: Ticket, status: str, *, actor: str, at: datetime,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from maild.models import TicketCounter
+from maild.models import TicketCounter, table_of
 
 
 def luhn_digit(digits: str) -> int:
@@ -68,17 +68,25 @@ class TicketNumbering:
         return found
 
 
+_COUNTER = table_of(TicketCounter)
+_NEXT = (update(_COUNTER).where(_COUNTER.c.scope == bindparam("counter_scope"))
+         .values(last=_COUNTER.c.last + 1).returning(_COUNTER.c.last))
+_CREATE = {"postgresql": pg_insert(_COUNTER).values(scope=bindparam("counter_scope"), last=0)
+           .on_conflict_do_nothing(),
+           "sqlite": sqlite_insert(_COUNTER).values(scope=bindparam("counter_scope"), last=0)
+           .on_conflict_do_nothing()}
+
+
 def allocate_number(session: Session, numbering: TicketNumbering, year: int) -> str:
-    """Take the next sequence number of `year` inside the caller's transaction."""
+    """Take the next sequence number of `year` inside the caller's transaction.
+
+    The counter row is locked until the caller's transaction ends, so numbers stay dense
+    and unique with any number of processes. The row of a year is created on first use.
+    """
     scope = str(year)
-    bind = session.get_bind()
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(TicketCounter).values(scope=scope, last=0).on_conflict_do_nothing())
-    result = session.execute(
-        update(TicketCounter)
-        .where(col(TicketCounter.scope) == scope)
-        .values(last=col(TicketCounter.last) + 1)
-        .returning(col(TicketCounter.last))
-    )
-    sequence = int(result.scalar_one())
-    return numbering.format(year, sequence)
+    connection = session.connection()
+    sequence = connection.execute(_NEXT, {"counter_scope": scope}).scalar()
+    if sequence is None:
+        connection.execute(_CREATE[connection.dialect.name], {"counter_scope": scope})
+        sequence = connection.execute(_NEXT, {"counter_scope": scope}).scalar_one()
+    return numbering.format(year, int(sequence))

@@ -30,6 +30,7 @@ from maild.tickets.correlate import MessageMatch, TicketRef
 from maild.tickets.lifecycle import record, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
+from maild.tickets.rows import insert_row
 
 
 def ticket_ref(ticket: Ticket) -> TicketRef:
@@ -200,10 +201,10 @@ def apply_decision(
             # waiting-on-customer ends when nothing is missing any more (_take_supplied)
             _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules,
                              numbering=numbering, domain=domain, now=now, role="followup")
-        session.add(TicketMessage(
-            ticket_id=ticket.id, inbound_id=inbound.id, direction="in",
-            role="staff" if staff else "followup", message_id=mail.message_id,
-            sender=decision.sender, subject=mail.subject, created_at=now))
+        insert_row(session, TicketMessage,
+                   ticket_id=ticket.id, inbound_id=inbound.id, direction="in",
+                   role="staff" if staff else "followup", message_id=mail.message_id,
+                   sender=decision.sender, subject=mail.subject, created_at=now)
         inbound.ticket_id = ticket.id
         return Applied(ticket=ticket.number, outbox_id=None)
     if decision.kind != "new":
@@ -234,10 +235,10 @@ def apply_decision(
     session.add(ticket)
     session.flush()
     assert ticket.id is not None
-    session.add(TicketMessage(
-        ticket_id=ticket.id, inbound_id=inbound.id, direction="in", role="opening",
-        message_id=mail.message_id, sender=decision.sender, subject=mail.subject,
-        created_at=inbound.received_at, body_digest=decision.details.get("text_digest")))
+    insert_row(session, TicketMessage,
+               ticket_id=ticket.id, inbound_id=inbound.id, direction="in", role="opening",
+               message_id=mail.message_id, sender=decision.sender, subject=mail.subject,
+               created_at=inbound.received_at, body_digest=decision.details.get("text_digest"))
     inbound.ticket_id = ticket.id
     outbox_id: int | None = None
     composed = None
@@ -252,21 +253,19 @@ def apply_decision(
     if composed is not None:
         token = new_token()
         support = decision.details.get("support_address") or ""
-        item = Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="ack",
-                      envelope_sender=verp_address(support, token) if support else "",
-                      recipient=composed.recipient, message_id=composed.message_id,
-                      raw=composed.raw, state=OutboxState.QUEUED, created_at=now,
-                      bounce_token=token)
         keys = ack_keys(composed.recipient, decision.sender)
-        item.mailbox, item.recipient_domain = keys.mailbox, keys.recipient_domain
-        item.sender_domain = keys.sender_domain
-        session.add(item)
-        session.flush()
-        outbox_id = item.id
-        session.add(TicketMessage(
-            ticket_id=ticket.id, outbox_id=outbox_id, direction="out", role="ack",
-            message_id=composed.message_id, sender=decision.details.get("support_address"),
-            subject=None, created_at=now))
+        outbox_id = insert_row(
+            session, Outbox, ticket_id=ticket.id, inbound_id=inbound.id, purpose="ack",
+            envelope_sender=verp_address(support, token) if support else "",
+            recipient=composed.recipient, message_id=composed.message_id,
+            raw=composed.raw, state=OutboxState.QUEUED, created_at=now, bounce_token=token,
+            mailbox=keys.mailbox, recipient_domain=keys.recipient_domain,
+            sender_domain=keys.sender_domain)
+        insert_row(session, TicketMessage,
+                   ticket_id=ticket.id, outbox_id=outbox_id, direction="out", role="ack",
+                   message_id=composed.message_id,
+                   sender=decision.details.get("support_address"), subject=None,
+                   created_at=now)
     ticket.decision = decision.to_json()
     ticket.refers_to = decision.details.get("refers_to")
     session.add(ticket)
@@ -329,10 +328,10 @@ def _deliver_to_team(session: Session, ticket: Ticket, inbound: Inbound, mail: P
             ticket=ticket, rules=rules, raw=inbound.raw, original_subject=mail.subject,
             sender=decision.sender, priority_reason=reason, role=role,
             support_address=support, numbering=numbering, domain=domain, now=now):
-        session.add(Outbox(ticket_id=ticket.id, inbound_id=inbound.id, purpose="team",
-                           envelope_sender="", recipient=composed.recipient,
-                           message_id=composed.message_id, raw=composed.raw,
-                           state=OutboxState.QUEUED, created_at=now))  # null sender, RFC 3834
+        insert_row(session, Outbox, ticket_id=ticket.id, inbound_id=inbound.id, purpose="team",
+                   envelope_sender="", recipient=composed.recipient,
+                   message_id=composed.message_id, raw=composed.raw,
+                   state=OutboxState.QUEUED, created_at=now)  # null sender, RFC 3834
 
 
 def _apply_bounce(session: Session, inbound: Inbound, mail: ParsedMail, decision: Decision,
