@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from maild.log import get_logger
-from maild.models import Inbound, InboundState, utcnow
+from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import UnparseableMail, parse_mail
 from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
 from maild.respond.policy import AckLimits
@@ -156,6 +156,10 @@ class Processor:
                 # savepoints below nest inside it instead of committing on release.
                 session.execute(update(Inbound).where(col(Inbound.id).in_(inbound_ids)).values(
                     claimed_until=now + self.lease))
+                # One query for the batch's rows; each message then finds its own in the session
+                # (which holds them only as long as something else does: `rows` does).
+                rows = session.scalars(select(Inbound).where(
+                    col(Inbound.id).in_(inbound_ids))).all()
                 for inbound_id in inbound_ids:
                     try:
                         with session.begin_nested():
@@ -165,6 +169,7 @@ class Processor:
                     outcomes.append(outcome)
                     notes.append(note)
                 session.commit()
+                del rows
         except Exception:
             self.release(inbound_ids)
             raise
@@ -229,14 +234,12 @@ class Processor:
         applied = apply_decision(session, inbound, mail, decision, rules=rules,
                                  numbering=self.numbering, domain=self.domain(rules),
                                  now=now)
-        inbound.state = InboundState.PROCESSED
-        inbound.kind = decision.kind
-        inbound.decision = decision.to_json()
-        inbound.claimed_until = None
-        inbound.processed_at = now
-        inbound.last_error = None
-        session.add(inbound)
-        session.flush()
+        session.connection().execute(
+            update(table_of(Inbound)).where(table_of(Inbound).c.id == inbound_id).values(
+                state=InboundState.PROCESSED, kind=decision.kind, decision=decision.to_json(),
+                claimed_until=None, processed_at=now, last_error=None,
+                ticket_id=inbound.ticket_id))
+        session.expunge(inbound)  # written above; nothing of it is left for the unit of work
         return (Outcome(inbound_id, InboundState.PROCESSED, kind=decision.kind,
                         ticket=applied.ticket),
                 ("inbound.processed", {

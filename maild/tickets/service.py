@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from maild.models import (
@@ -44,11 +44,35 @@ def ticket_ref(ticket: Ticket) -> TicketRef:
     )
 
 
+# The acknowledgement policy's questions, built once: they run for every new ticket.
+_ACKS_TO_MAILBOX = (select(func.count()).select_from(Outbox).where(
+    col(Outbox.mailbox) == bindparam("key"), col(Outbox.purpose) == "ack",
+    col(Outbox.created_at) >= bindparam("since")))
+_ACKS_FOR_DOMAIN = (select(func.count()).select_from(Outbox).where(
+    or_(col(Outbox.recipient_domain) == bindparam("domain"),
+        col(Outbox.sender_domain) == bindparam("domain")),
+    col(Outbox.purpose) == "ack", col(Outbox.created_at) >= bindparam("since")))
+_SAME_TEXT = (
+    select(col(Ticket.number))
+    .join(TicketMessage, col(TicketMessage.ticket_id) == col(Ticket.id))
+    .join(Outbox, col(Outbox.ticket_id) == col(Ticket.id))
+    .where(col(TicketMessage.role) == "opening",
+           col(TicketMessage.body_digest) == bindparam("digest"),
+           col(TicketMessage.created_at) >= bindparam("since"), col(Outbox.purpose) == "ack",
+           or_(col(TicketMessage.sender) == bindparam("sender"),
+               col(Outbox.mailbox) == bindparam("key")))
+    .limit(1))
+_SUPPRESSION = select(col(Suppression.bounced_at), col(Suppression.reason)).where(
+    col(Suppression.address) == bindparam("address"))
+
+
 class DatabaseTickets:
     """The ticket lookup of correlation, answered from the database."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        session.flush()  # the counts below read the connection: they see all written so far
+        self.connection = session.connection()
 
     def by_number(self, number: str) -> TicketRef | None:
         """The ticket with `number`, if any."""
@@ -84,37 +108,25 @@ class DatabaseTickets:
 
     def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
         """Acknowledgements queued or sent to mailbox key `mailbox` since `since`."""
-        return int(self.session.scalar(
-            select(func.count()).select_from(Outbox)
-            .where(col(Outbox.mailbox) == mailbox, col(Outbox.purpose) == "ack",
-                   col(Outbox.created_at) >= since)) or 0)
+        return int(self.connection.execute(
+            _ACKS_TO_MAILBOX, {"key": mailbox, "since": since}).scalar() or 0)
 
     def acks_for_domain(self, domain: str, since: datetime) -> int:
         """Acknowledgements since `since` that went to `domain` or answered a sender there."""
-        return int(self.session.scalar(
-            select(func.count()).select_from(Outbox)
-            .where(or_(col(Outbox.recipient_domain) == domain,
-                       col(Outbox.sender_domain) == domain),
-                   col(Outbox.purpose) == "ack", col(Outbox.created_at) >= since)) or 0)
+        return int(self.connection.execute(
+            _ACKS_FOR_DOMAIN, {"domain": domain, "since": since}).scalar() or 0)
 
     def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
                                since: datetime) -> str | None:
         """The ticket opened with this text since `since`, by `sender` or acked to `mailbox`."""
-        row = self.session.execute(
-            select(col(Ticket.number))
-            .join(TicketMessage, col(TicketMessage.ticket_id) == col(Ticket.id))
-            .join(Outbox, col(Outbox.ticket_id) == col(Ticket.id))
-            .where(col(TicketMessage.role) == "opening",
-                   col(TicketMessage.body_digest) == digest,
-                   col(TicketMessage.created_at) >= since, col(Outbox.purpose) == "ack",
-                   or_(col(TicketMessage.sender) == sender, col(Outbox.mailbox) == mailbox))
-            .limit(1)).first()
+        row = self.connection.execute(_SAME_TEXT, {
+            "digest": digest, "since": since, "sender": sender, "key": mailbox}).first()
         return str(row[0]) if row else None
 
     def suppressed(self, address: str, since: datetime) -> str | None:
         """The reason `address` bounced permanently since `since`, if it did."""
-        row = self.session.get(Suppression, address.lower())
-        return row.reason if row is not None and row.bounced_at >= since else None
+        row = self.connection.execute(_SUPPRESSION, {"address": address.lower()}).first()
+        return str(row[1]) if row is not None and row[0] >= since else None
 
     def _outbox_ref(self, item: Outbox | None) -> OutboxRef | None:
         if item is None or item.id is None:
@@ -212,6 +224,17 @@ def apply_decision(
 
     number = allocate_number(session, numbering, inbound.received_at.year)
     decision.ticket = number
+    # The acknowledgement is composed first, so that the ticket is written once, with the
+    # decision as it ends (an address that cannot be written turns the acknowledgement off).
+    composed = None
+    if decision.ack:
+        try:
+            composed = compose_ack(
+                rules=rules, decision=decision, ticket=number,
+                original_message_id=mail.message_id, original_references=mail.references,
+                numbering=numbering, domain=domain, now=now)
+        except UnusableAddress as error:
+            decision.ack, decision.ack_reason = False, f"no acknowledgement: {error}"
     ticket = Ticket(
         number=number,
         subject=mail.subject or "",
@@ -231,6 +254,8 @@ def apply_decision(
         action_due=_when(decision.details.get("action_due")),
         missing=decision.missing,
         participants=_participants(mail, rules, [], decision),
+        refers_to=decision.details.get("refers_to"),
+        decision=decision.to_json(),
     )
     session.add(ticket)
     session.flush()
@@ -241,15 +266,6 @@ def apply_decision(
                created_at=inbound.received_at, body_digest=decision.details.get("text_digest"))
     inbound.ticket_id = ticket.id
     outbox_id: int | None = None
-    composed = None
-    if decision.ack:
-        try:
-            composed = compose_ack(
-                rules=rules, decision=decision, ticket=number,
-                original_message_id=mail.message_id, original_references=mail.references,
-                numbering=numbering, domain=domain, now=now)
-        except UnusableAddress as error:
-            decision.ack, decision.ack_reason = False, f"no acknowledgement: {error}"
     if composed is not None:
         token = new_token()
         support = decision.details.get("support_address") or ""
@@ -266,9 +282,6 @@ def apply_decision(
                    message_id=composed.message_id,
                    sender=decision.details.get("support_address"), subject=None,
                    created_at=now)
-    ticket.decision = decision.to_json()
-    ticket.refers_to = decision.details.get("refers_to")
-    session.add(ticket)
     record(session, ticket, actor="maild", kind="created", at=now, inbound=inbound.id,
            customer=ticket.customer, queue=ticket.queue, priority=ticket.priority,
            refers_to=ticket.refers_to, acknowledged=decision.ack)
