@@ -149,8 +149,8 @@ def compose_ack(
         wire.token("X-Maild-Ticket", ticket),
         wire.token("Content-Language", language),
     ]
-    body = wire.text_part(render_ack_body(rules, decision, ticket, received, kind))
-    return ComposedMail(raw=wire.compose(fields, body), message_id=message_id,
+    body = render_ack_body(rules, decision, ticket, received, kind)
+    return ComposedMail(raw=wire.compose_text(fields, body), message_id=message_id,
                         recipient=recipient)
 
 

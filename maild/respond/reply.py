@@ -39,5 +39,5 @@ def compose_reply(*, ticket: str, subject: str, text: str, recipient: str, sende
         wire.token("X-Maild-Ticket", ticket),
         wire.token("Content-Language", language),
     ]
-    return ComposedMail(raw=wire.compose(fields, wire.text_part(body)), message_id=message_id,
+    return ComposedMail(raw=wire.compose_text(fields, body), message_id=message_id,
                         recipient=recipient)

@@ -9,10 +9,6 @@ reply from the team reaches the customer with the ticket tag and maild sees it.
 from __future__ import annotations
 
 from datetime import datetime
-from email.message import Message
-from email.mime.application import MIMEApplication
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
 from email.utils import format_datetime
 
 from maild.classify.loop import LOOP_HEADER
@@ -104,11 +100,8 @@ def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_
             wire.token("X-Maild-Priority", ticket.priority or "-"),
             wire.token("X-Maild-Customer", ticket.customer or "-"),
         ]
-        message = MIMEMultipart("mixed")
-        message.attach(wire.text_part(summary_text))
-        message.attach(_original(raw))
-        delivered.append(ComposedMail(raw=wire.compose(fields, message), message_id=message_id,
-                                      recipient=address))
+        delivered.append(ComposedMail(raw=wire.compose_with_original(fields, summary_text, raw),
+                                      message_id=message_id, recipient=address))
     return delivered
 
 
@@ -133,21 +126,3 @@ def _writable(address: str) -> bool:
         return not mail_address(address).needs_smtputf8
     except UnusableAddress:
         return False
-
-
-def _original(raw: bytes) -> Message:
-    """The customer's message as an attachment, its line endings made CRLF.
-
-    As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL);
-    otherwise as a base64 `original.eml` file, which any mail client opens.
-    """
-    lines = wire.crlf_lines(raw)
-    if b"\0" in lines or any(len(line) > wire.LINE_LIMIT for line in lines.split(b"\r\n")):
-        part: Message = MIMEApplication(raw, "octet-stream")
-        part["Content-Disposition"] = 'attachment; filename="original.eml"'
-        return part
-    original: Message = MIMEBase("message", "rfc822")
-    original.set_payload(lines.decode("utf-8", "surrogateescape"))
-    original["Content-Transfer-Encoding"] = "7bit" if lines.isascii() else "8bit"
-    original["Content-Disposition"] = 'inline; filename="original.eml"'
-    return original

@@ -13,15 +13,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import secrets
 from collections.abc import Iterable, Sequence
-from email.charset import QP, Charset
-from email.generator import Generator
-from email.message import Message
-from email.mime.text import MIMEText
-from email.policy import compat32
-from io import StringIO
-from typing import cast
 
 from maild.respond.address import mail_address
 
@@ -36,9 +32,6 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _PLAIN_WORD = re.compile(r"[!-~]{1,60}")
 _ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _MSG_ID = re.compile(r"[!-;=?-~]{1,250}")  # visible ASCII without < and >
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP
-_WIRE = compat32.clone(linesep="\r\n", max_line_length=FOLD)
 # The characters an encoded word may carry as themselves in any header, phrases
 # included (RFC 2047 5(3)); everything else is written =XX per UTF-8 octet.
 _PHRASE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
@@ -163,21 +156,60 @@ def message_ids(name: str, values: Iterable[str | None]) -> str | None:
     return _fold(name, ids) if ids else None
 
 
-def text_part(text: str) -> MIMEText:
-    """A text/plain part in UTF-8, quoted-printable (short lines whatever the text)."""
-    # MIMEText takes a Charset object too (typeshed says str): it selects quoted-printable.
-    return MIMEText(text, "plain", cast("str", _UTF8_QP))
+_TEXT_PART_HEADERS = (b'Content-Type: text/plain; charset="utf-8"\r\n'
+                      b"Content-Transfer-Encoding: quoted-printable\r\n")
 
 
-def compose(fields: Sequence[str | None], body: Message) -> bytes:
-    """The whole mail: `fields` (made by the functions above), then `body` with its MIME headers.
+def _quoted_printable(text: str) -> bytes:
+    """`text` in UTF-8 quoted-printable: lines of at most 76 octets, CRLF line endings."""
+    return crlf_lines(binascii.b2a_qp(text.encode("utf-8", "surrogatepass"), istext=True))
 
-    Surrogate escapes in the body (an attached original's raw bytes) come back as those bytes.
+
+def compose_text(fields: Sequence[str | None], text: str) -> bytes:
+    """The whole mail: `fields` (made by the functions above), then `text` as its one part.
+
+    Written directly, without building and flattening a MIME tree.
     """
-    buffer = StringIO()
-    Generator(buffer, mangle_from_=False, policy=_WIRE).flatten(body)
-    head = "".join(field + "\r\n" for field in fields if field)
-    return (head + buffer.getvalue()).encode("utf-8", "surrogateescape")
+    head = "".join(field + "\r\n" for field in fields if field).encode("utf-8")
+    return (head + b"MIME-Version: 1.0\r\n" + _TEXT_PART_HEADERS + b"\r\n"
+            + _quoted_printable(text))
+
+
+def compose_with_original(fields: Sequence[str | None], text: str, original: bytes) -> bytes:
+    """The whole mail: a text/plain part, then `original` attached with CRLF line endings.
+
+    As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL);
+    otherwise as a base64 `original.eml` file, which any mail client opens.
+    """
+    lines = crlf_lines(original)
+    if b"\0" in lines or any(len(line) > LINE_LIMIT for line in lines.split(b"\r\n")):
+        attached = (b"Content-Type: application/octet-stream\r\n"
+                    b"Content-Transfer-Encoding: base64\r\n"
+                    b'Content-Disposition: attachment; filename="original.eml"\r\n\r\n'
+                    + crlf_lines(base64.encodebytes(original)))
+    else:
+        encoding = b"7bit" if lines.isascii() else b"8bit"
+        attached = (b"Content-Type: message/rfc822\r\n"
+                    b"Content-Transfer-Encoding: " + encoding + b"\r\n"
+                    b'Content-Disposition: inline; filename="original.eml"\r\n\r\n' + lines)
+    summary = _quoted_printable(text)
+    boundary = _boundary(summary, attached)
+    head = "".join(field + "\r\n" for field in fields if field).encode("utf-8")
+    return b"".join([
+        head, b"MIME-Version: 1.0\r\n",
+        b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n',
+        b"--" + boundary + b"\r\n", _TEXT_PART_HEADERS, b"\r\n", summary,
+        b"--" + boundary + b"\r\n", attached,
+        b"--" + boundary + b"--\r\n",
+    ])
+
+
+def _boundary(*parts: bytes) -> bytes:
+    """A multipart boundary that occurs in none of `parts`."""
+    while True:
+        boundary = b"=_maild_" + secrets.token_hex(12).encode("ascii")
+        if not any(boundary in part for part in parts):
+            return boundary
 
 
 def crlf_lines(raw: bytes) -> bytes:

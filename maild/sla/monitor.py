@@ -96,7 +96,7 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
         ]
         session.add(Outbox(ticket_id=ticket.id, purpose="escalation", envelope_sender="",
                            recipient=recipient, message_id=message_id,
-                           raw=wire.compose(fields, wire.text_part(body)), state=OutboxState.QUEUED,
+                           raw=wire.compose_text(fields, body), state=OutboxState.QUEUED,
                            created_at=now))
         count += 1
     return count
