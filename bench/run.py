@@ -205,8 +205,8 @@ def vs_helpdesk() -> float | None:
     if done.returncode != 0 or not done.stdout.strip():
         print(f"vs_helpdesk: not measured: {done.stderr.strip()[-500:]}", file=sys.stderr)
         return None
-    *table, last = done.stdout.strip().splitlines()
-    print("\n".join(table))
+    *table, last = done.stdout.rstrip().splitlines()
+    print("\n".join(table) + "\n")
     value = json.loads(last).get("vs_helpdesk")
     return float(value) if value is not None else None
 

@@ -27,6 +27,8 @@ The default mix of 850 messages is like a support mailbox's traffic, mostly peop
    50 auto-replies: the 6 real ones of the corpus and fixtures, the rest generated
       out-of-office replies (Auto-Submitted: auto-replied, In-Reply-To a first mail),
    43 malformed MIME messages of tests/corpus/malformed-dovecot.
+The corpus holds a few messages twice under two names (sisimai ships some copies): maild
+records such a message once, as it does a redelivery; django-helpdesk handles it twice.
 Each system handles a thread of three more messages (a first mail, its follow-up, an
 out-of-office) before its clock starts: code imported, templates compiled, rules or
 queue loaded, as in a running poller or daemon.
