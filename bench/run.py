@@ -6,7 +6,10 @@ For a small text mail and for a mail with a 100 KB attachment it measures:
   (c) maild's processing: parse → classify → correlate → route → ticket → ack queued,
   (d) bare mail-parser parsing of the same messages,
 and prints throughput, p50/p99 accept latency, peak memory, the ratios b/a and
-c/d, and as its last line one JSON object. Usage: python bench/run.py [--messages N]
+c/d, and as its last line one JSON object. It also runs bench/vs_helpdesk.py, maild
+against django-helpdesk 2.6.1 on a mixed support mailbox, and puts the ratio in that
+object as `vs_helpdesk` (null with --no-helpdesk).
+Usage: python bench/run.py [--messages N] [--no-helpdesk]
 """
 
 from __future__ import annotations
@@ -195,9 +198,24 @@ def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
     }
 
 
+def vs_helpdesk() -> float | None:
+    """maild's ingestion rate over django-helpdesk's (bench/vs_helpdesk.py); None if it fails."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "vs_helpdesk.py")],
+                          capture_output=True, text=True, check=False, timeout=3600)
+    if done.returncode != 0 or not done.stdout.strip():
+        print(f"vs_helpdesk: not measured: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    *table, last = done.stdout.rstrip().splitlines()
+    print("\n".join(table) + "\n")
+    value = json.loads(last).get("vs_helpdesk")
+    return float(value) if value is not None else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=300, help="messages per measurement")
+    parser.add_argument("--no-helpdesk", action="store_true",
+                        help="skip the comparison with django-helpdesk (vs_helpdesk: null)")
     args = parser.parse_args()
     configure_logging("error", "json")
     results: dict[str, dict[str, float]] = {}
@@ -205,6 +223,7 @@ def main() -> None:
         for kind in ("small", "attachment"):
             results[kind] = measure(kind, args.messages, Path(directory))
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    helpdesk_ratio = None if args.no_helpdesk else vs_helpdesk()
 
     print(f"{'':12} {'null SMTP/s':>12} {'accept/s':>10} {'b/a':>6} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'process/s':>10} {'parse/s':>9} {'c/d':>6}")
@@ -226,6 +245,7 @@ def main() -> None:
         "process_per_s": round(slowest["process_per_s"], 1),
         "p99_accept_ms": round(max(r["p99_accept_ms"] for r in results.values()), 2),
         "peak_rss_mb": round(peak_rss_mb, 1),
+        "vs_helpdesk": helpdesk_ratio,
         "by_kind": {kind: {key: round(value, 2) for key, value in r.items()}
                     for kind, r in results.items()},
     }
