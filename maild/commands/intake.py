@@ -122,10 +122,15 @@ def envelope_sender_of(raw: bytes) -> str | None:
     return match.group(1).decode("utf-8", "replace").strip() if match else None
 
 
+# `ingest` commits this many messages (or this many bytes of them) at a time.
+_STORE_GROUP = 64
+_STORE_GROUP_BYTES = 32 * 1024 * 1024
+
+
 def ingest(context: Context, args: argparse.Namespace) -> int:
     """Store every message under the given paths, process them, deliver acknowledgements."""
     from maild.db import StorageError
-    from maild.intake import store_inbound
+    from maild.intake import Arrival, store_batch
     from maild.respond.outbox import waiting
 
     runtime = context.runtime
@@ -135,10 +140,23 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
     show_progress = sys.stderr.isatty()
     from rich.progress import Progress
 
+    group: list[Arrival] = []
+
+    def store_group() -> None:
+        """Commit the messages read so far in one transaction (one sync to disk)."""
+        for arrival, stored in zip(group, store_batch(runtime.engine, group), strict=True):
+            if isinstance(stored, StorageError):
+                failures.append(f"{arrival.source}: {stored}")
+                print(f"maild: not stored: {arrival.source}: {stored}", file=sys.stderr)
+            else:
+                counts["duplicates" if stored.duplicate else "stored"] += 1
+        group.clear()
+
     with Progress(transient=True, disable=not show_progress,
                   console=console().__class__(stderr=True)) as progress:
         task = progress.add_task("storing", total=None)
-        # One message in memory at a time: each is read, stored and let go.
+        # A bounded group of messages in memory at a time: read, stored together, let go.
+        held = 0
         for source in collect(args.paths, context.config.max_message_size):
             progress.advance(task)
             if isinstance(source, tuple):
@@ -146,15 +164,14 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
                 counts["refused"] += source[1].startswith("refused")
                 print(f"maild: not stored: {source[0]}: {source[1]}", file=sys.stderr)
                 continue
-            try:
-                stored = store_inbound(runtime.engine, source.raw, transport="file",
-                                       envelope_sender=envelope_sender_of(source.raw),
-                                       recipients=args.to, source=source.label)
-            except StorageError as error:
-                failures.append(f"{source.label}: {error}")
-                print(f"maild: not stored: {source.label}: {error}", file=sys.stderr)
-                continue
-            counts["duplicates" if stored.duplicate else "stored"] += 1
+            group.append(Arrival(source.raw, "file", envelope_sender_of(source.raw),
+                                 args.to or (), source.label))
+            held += len(source.raw)
+            if len(group) >= _STORE_GROUP or held >= _STORE_GROUP_BYTES:
+                store_group()
+                held = 0
+        if group:
+            store_group()
         # Input that was all refused processes nothing.
         nothing_taken = failures and not counts["stored"] and not counts["duplicates"]
         if not args.no_process and not nothing_taken:
