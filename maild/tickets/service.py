@@ -20,6 +20,7 @@ from maild.models import (
 )
 from maild.parse import ParsedMail
 from maild.pipeline import Decision
+from maild.respond.accounting import hold_ack_accounting
 from maild.respond.ack import compose_ack
 from maild.respond.address import UnusableAddress
 from maild.respond.bounces import OutboxRef, new_token, verp_address
@@ -44,10 +45,15 @@ def ticket_ref(ticket: Ticket) -> TicketRef:
 
 
 class DatabaseTickets:
-    """The ticket lookup of correlation, answered from the database."""
+    """The ticket lookup of correlation, answered from the database.
 
-    def __init__(self, session: Session) -> None:
+    `accounting`: the decision will be applied in this session's transaction, so counting
+    acknowledgements holds accounting (a dry run such as `maild route` holds nothing).
+    """
+
+    def __init__(self, session: Session, *, accounting: bool = True) -> None:
         self.session = session
+        self.accounting = accounting
 
     def by_number(self, number: str) -> TicketRef | None:
         """The ticket with `number`, if any."""
@@ -114,6 +120,11 @@ class DatabaseTickets:
         """The reason `address` bounced permanently since `since`, if it did."""
         row = self.session.get(Suppression, address.lower())
         return row.reason if row is not None and row.bounced_at >= since else None
+
+    def hold_accounting(self) -> None:
+        """Hold acknowledgement accounting until the session's transaction ends."""
+        if self.accounting:
+            hold_ack_accounting(self.session)
 
     def _outbox_ref(self, item: Outbox | None) -> OutboxRef | None:
         if item is None or item.id is None:
