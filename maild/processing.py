@@ -28,6 +28,7 @@ from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import UnparseableMail, parse_mail
 from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
+from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
@@ -152,8 +153,10 @@ class Processor:
         notes: list[tuple[str, dict[str, Any]]] = []
         try:
             with Session(self.engine) as session:
-                # A write first: the SQLite driver then opens the transaction, so the
-                # savepoints below nest inside it instead of committing on release.
+                # Acknowledgement accounting first, before any write (see `accounting`): on
+                # SQLite this opens the transaction with the write lock, so the savepoints
+                # below nest inside it instead of committing on release.
+                hold_ack_accounting(session)
                 session.execute(update(Inbound).where(col(Inbound.id).in_(inbound_ids)).values(
                     claimed_until=now + self.lease))
                 # One query for the batch's rows; each message then finds its own in the session

@@ -321,7 +321,7 @@ def _lookup_for_route(context: Context) -> tuple[Lookups, Session | None]:
                   file=sys.stderr)
             return NoTickets(), None
         session = Session(engine)
-        return DatabaseTickets(session), session
+        return DatabaseTickets(session, accounting=False), session
     except SQLAlchemyError as error:
         get_logger("maild.commands").warning("route.no_database", error=str(error).splitlines()[0])
         return NoTickets(), None

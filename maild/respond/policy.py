@@ -67,6 +67,10 @@ class AckHistory(Protocol):
     def suppressed(self, address: str, since: datetime) -> str | None:
         """Why `address` must not get mail: it bounced permanently since `since`."""
 
+    def hold_accounting(self) -> None:
+        """Keep every other process from counting acknowledgements until this decision's
+        transaction ends, so that what is counted next is exact (see maild.respond.accounting)."""
+
 
 @dataclass(frozen=True)
 class SenderStanding:
@@ -190,6 +194,9 @@ def ack_verdict(request: AckRequest, *, now: datetime, history: AckHistory,
         history.suppressed(mailbox, since) if mailbox != recipient.lower() else None)
     if reason:
         return False, f"{recipient} bounced permanently ({reason}): no acknowledgement"
+    # From here the decision counts earlier acknowledgements: one process at a time, until
+    # the acknowledgement this one may queue is committed.
+    history.hold_accounting()
     if request.sender:
         earlier = history.same_text_acknowledged(request.sender, mailbox, request.digest,
                                                  now - limits.duplicate_window)

@@ -89,6 +89,9 @@ class NoTickets:
         """Nothing bounced."""
         return None
 
+    def hold_accounting(self) -> None:
+        """Nothing is counted, so nothing is held."""
+
     def outbox_by_token(self, token: str) -> OutboxRef | None:
         """Nothing was sent."""
         return None

@@ -20,6 +20,7 @@ from maild.models import (
 )
 from maild.parse import ParsedMail
 from maild.pipeline import Decision
+from maild.respond.accounting import hold_ack_accounting
 from maild.respond.ack import compose_ack
 from maild.respond.address import UnusableAddress
 from maild.respond.bounces import OutboxRef, new_token, verp_address
@@ -67,10 +68,15 @@ _SUPPRESSION = select(col(Suppression.bounced_at), col(Suppression.reason)).wher
 
 
 class DatabaseTickets:
-    """The ticket lookup of correlation, answered from the database."""
+    """The ticket lookup of correlation, answered from the database.
 
-    def __init__(self, session: Session) -> None:
+    `accounting`: the decision will be applied in this session's transaction, so counting
+    acknowledgements holds accounting (a dry run such as `maild route` holds nothing).
+    """
+
+    def __init__(self, session: Session, *, accounting: bool = True) -> None:
         self.session = session
+        self.accounting = accounting
         session.flush()  # the counts below read the connection: they see all written so far
         self.connection = session.connection()
 
@@ -127,6 +133,11 @@ class DatabaseTickets:
         """The reason `address` bounced permanently since `since`, if it did."""
         row = self.connection.execute(_SUPPRESSION, {"address": address.lower()}).first()
         return str(row[1]) if row is not None and row[0] >= since else None
+
+    def hold_accounting(self) -> None:
+        """Hold acknowledgement accounting until the session's transaction ends."""
+        if self.accounting:
+            hold_ack_accounting(self.session)
 
     def _outbox_ref(self, item: Outbox | None) -> OutboxRef | None:
         if item is None or item.id is None:
