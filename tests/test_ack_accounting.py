@@ -42,7 +42,8 @@ _WORKER = textwrap.dedent("""
 
     configure_logging("warning", "json")
     url, tmp, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    runtime = open_runtime(make_config(tmp, url))
+    # Small batches, so that the workers take turns (a batch holds accounting to its end).
+    runtime = open_runtime(make_config(tmp, url, **{"processing.batch_size": 2}))
     processor = runtime.processor()
     while not go.exists():
         time.sleep(0.005)
