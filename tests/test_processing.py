@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -157,3 +160,64 @@ def test_unparseable_message_is_quarantined_with_its_bytes(
     assert row.decision["kind"] == "unparseable"
     assert row.decision["ack"] is False
     assert tickets(runtime) == []
+
+
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing_and_doubles_nothing(
+        runtime: Runtime, tmp_path: Path) -> None:
+    count = 160
+    for index in range(count):
+        store_inbound(runtime.engine, support_mail(
+            subject=f"Fel nummer {index}",
+            body=f"Hej!\n\nFel nummer {index} syns i kassan sedan i morse.\n\nAnna Lind\n"),
+            transport="smtp")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from maild.runtime import open_runtime
+        from tests.conftest import make_config
+        runtime = open_runtime(make_config(Path({str(runtime.config.data_dir.parent)!r}),
+                                           {runtime.config.database_url!r},
+                                           **{{"processing.batch_size": 16}}))
+        runtime.processor().run_pending()
+    """)
+    worker = subprocess.Popen([sys.executable, "-c", script],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed once a batch is committed and the next one is claimed, before it commits.
+    from sqlalchemy import text
+    deadline = time.monotonic() + 120
+    killed_in: set[int] = set()
+    with runtime.engine.connect() as connection:
+        while time.monotonic() < deadline and worker.poll() is None:
+            states = dict(connection.execute(text(
+                "SELECT state, count(*) FROM inbound GROUP BY state")).all())
+            if states.get("processed", 0) >= 16 and states.get("processing", 0):
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.wait(30)
+                killed_in = {row[0] for row in connection.execute(text(
+                    "SELECT id FROM inbound WHERE state = 'processing'"))}
+                break
+            connection.rollback()
+            time.sleep(0.002)
+    assert worker.returncode == -signal.SIGKILL, "the worker was not caught inside a batch"
+    assert killed_in, "no message was held by the killed worker"
+    assert all(row.state == "processing" and row.ticket_id is None
+               for row in (inbound(runtime, inbound_id) for inbound_id in killed_in)), \
+        "nothing of the interrupted batch is committed"
+
+    processor = runtime.processor()
+    processor.clock = lambda: utcnow() + timedelta(minutes=6)  # the dead worker's lease ran out
+    while processor.run_pending():
+        pass
+    made = tickets(runtime)
+    assert len(made) == count, "every message made exactly one ticket"
+    assert sorted(int(ticket.number.split("-")[2]) for ticket in made) == \
+        list(range(1, count + 1)), "ticket numbers stay dense"
+    rows = [inbound(runtime, index) for index in range(1, count + 1)]
+    assert {row.state for row in rows} == {"processed"}
+    assert {row.attempts for row in rows if row.id in killed_in} == {2}, \
+        "the interrupted batch was retried, one message at a time"
+    assert {row.attempts for row in rows if row.id not in killed_in} == {1}
+    per_ticket = Counter(ack["X-Maild-Ticket"] for ack in acks(runtime))
+    assert per_ticket and max(per_ticket.values()) == 1, "no acknowledgement was queued twice"
