@@ -232,7 +232,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=600, help="messages to process")
     parser.add_argument("--accept-messages", type=int, default=1000,
-                        help="messages to send over SMTP")
+                        help="messages to send over SMTP (0: no accept measurement)")
     parser.add_argument("--admin-url", default=os.environ.get(
         "MAILD_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a PostgreSQL database to create the bench databases from")
@@ -245,7 +245,7 @@ def main() -> None:
         for workers in (1, 2, 3):
             processes[str(workers)] = measure_processing(args.admin_url, workers,
                                                          args.messages, workdir)
-        for instances in (1, 2):
+        for instances in (1, 2) if args.accept_messages else ():
             accept[str(instances)] = measure_accept(args.admin_url, instances,
                                                     args.accept_messages, workdir)
     cores = os.cpu_count() or 1

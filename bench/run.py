@@ -5,11 +5,15 @@ For a small text mail and for a mail with a 100 KB attachment it measures:
   (b) maild's SMTP accept path: DATA → durable commit → 250,
   (c) maild's processing: parse → classify → correlate → route → ticket → ack queued,
   (d) bare mail-parser parsing of the same messages,
-and prints throughput, p50/p99 accept latency, peak memory, the ratios b/a and
-c/d, and as its last line one JSON object. It also runs bench/vs_helpdesk.py, maild
-against django-helpdesk 2.6.1 on a mixed support mailbox, and puts the ratio in that
-object as `vs_helpdesk` (null with --no-helpdesk).
-Usage: python bench/run.py [--messages N] [--no-helpdesk]
+  (f) the durable floor: a handler that appends the message to a file and fsyncs
+      before 250, the physical limit of a durable accept on this disk,
+and prints throughput, p50/p99 accept latency, peak memory, the ratios b/a, b/f
+(`accept_vs_floor`) and c/d, and as its last line one JSON object. It also runs
+bench/vs_helpdesk.py, maild against django-helpdesk 2.6.1 on a mixed support
+mailbox (`vs_helpdesk`, null with --no-helpdesk), and bench/instances.py's
+processing with 1, 2 and 3 worker processes on PostgreSQL (`processes`, null with
+--no-processes or without PostgreSQL).
+Usage: python bench/run.py [--messages N] [--no-helpdesk] [--no-processes]
 """
 
 from __future__ import annotations
@@ -60,6 +64,25 @@ def make_message(index: int, attachment: bool) -> bytes:
         message.add_attachment(os.urandom(100_000), maintype="image", subtype="png",
                                filename="skarmbild.png")
     return message.as_bytes(policy=SMTP_POLICY)
+
+
+class DurableFloorHandler:
+    """Appends each message to one file and fsyncs it before 250: a durable accept at its cheapest.
+
+    The fsync runs in a thread, so that several connections' fsyncs can be in flight at
+    once, as the disk allows; this is the physical limit any durable accept is measured by.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def _append(self, data: bytes) -> None:
+        os.write(self.fd, data)
+        os.fsync(self.fd)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.to_thread(self._append, bytes(envelope.original_content or b""))
+        return "250 OK"
 
 
 class NullHandler:
@@ -161,6 +184,13 @@ def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
                                                    for i in range(count)])
     stop()
 
+    # (f) the durable floor: append and fsync before 250
+    floor = DurableFloorHandler(workdir / f"{kind}-floor.mbox")
+    port, stop = serve_in_thread(lambda: SMTP(floor, hostname="bench"))
+    floor_seconds, _ = send_all(port, [make_message(i, attachment) for i in range(count)])
+    stop()
+    os.close(floor.fd)
+
     # (b) maild's accept path, as the daemon runs it: DATA → group commit → 250
     committer = GroupCommitter(runtime.engine)
     handler = IntakeHandler(store=committer.store, rules=lambda: live.current, hostname="bench",
@@ -188,6 +218,7 @@ def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
 
     return {
         "null_per_s": count / null_seconds,
+        "floor_per_s": count / floor_seconds,
         "accept_per_s": count / accept_seconds,
         "process_per_s": count / process_seconds,
         "parse_per_s": count / parse_seconds,
@@ -211,11 +242,27 @@ def vs_helpdesk() -> float | None:
     return float(value) if value is not None else None
 
 
+def processes(messages: int) -> dict[str, float] | None:
+    """Processing with 1, 2 and 3 worker processes on PostgreSQL (bench/instances.py)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "instances.py"),
+                           "--messages", str(messages), "--accept-messages", "0"],
+                          capture_output=True, text=True, check=False, timeout=3600)
+    if done.returncode != 0 or not done.stdout.strip():
+        print(f"processes: not measured: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    *table, last = done.stdout.rstrip().splitlines()
+    print("\n".join(table) + "\n")
+    return {key: float(value) for key, value in json.loads(last)["processes"].items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=300, help="messages per measurement")
     parser.add_argument("--no-helpdesk", action="store_true",
                         help="skip the comparison with django-helpdesk (vs_helpdesk: null)")
+    parser.add_argument("--no-processes", action="store_true",
+                        help="skip processing with several processes on PostgreSQL "
+                             "(processes: null)")
     args = parser.parse_args()
     configure_logging("error", "json")
     results: dict[str, dict[str, float]] = {}
@@ -224,12 +271,16 @@ def main() -> None:
             results[kind] = measure(kind, args.messages, Path(directory))
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     helpdesk_ratio = None if args.no_helpdesk else vs_helpdesk()
+    by_processes = None if args.no_processes else processes(args.messages * 2)
 
-    print(f"{'':12} {'null SMTP/s':>12} {'accept/s':>10} {'b/a':>6} {'p50 ms':>8} "
+    print(f"{'':12} {'null SMTP/s':>12} {'floor/s':>8} {'accept/s':>10} {'b/a':>6} "
+          f"{'b/floor':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'process/s':>10} {'parse/s':>9} {'c/d':>6}")
     for kind, r in results.items():
-        print(f"{kind:12} {r['null_per_s']:12.0f} {r['accept_per_s']:10.0f} "
-              f"{r['accept_per_s'] / r['null_per_s']:6.2f} {r['p50_accept_ms']:8.2f} "
+        print(f"{kind:12} {r['null_per_s']:12.0f} {r['floor_per_s']:8.0f} "
+              f"{r['accept_per_s']:10.0f} "
+              f"{r['accept_per_s'] / r['null_per_s']:6.2f} "
+              f"{r['accept_per_s'] / r['floor_per_s']:8.2f} {r['p50_accept_ms']:8.2f} "
               f"{r['p99_accept_ms']:8.2f} {r['process_per_s']:10.0f} {r['parse_per_s']:9.0f} "
               f"{r['process_per_s'] / r['parse_per_s']:6.2f}")
     print(f"peak RSS {peak_rss_mb:.0f} MB; {args.messages} messages per measurement, "
@@ -245,7 +296,10 @@ def main() -> None:
         "process_per_s": round(slowest["process_per_s"], 1),
         "p99_accept_ms": round(max(r["p99_accept_ms"] for r in results.values()), 2),
         "peak_rss_mb": round(peak_rss_mb, 1),
+        "accept_vs_floor": round(min(r["accept_per_s"] / r["floor_per_s"]
+                                     for r in results.values()), 3),
         "vs_helpdesk": helpdesk_ratio,
+        "processes": by_processes,
         "by_kind": {kind: {key: round(value, 2) for key, value in r.items()}
                     for kind, r in results.items()},
     }

@@ -381,9 +381,9 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path) -> dict[str, Any]:
     that maild's code is imported and its templates compiled before the clock starts,
     as django-helpdesk's are; the rules are loaded before the clock too.
     """
-    from maild.commands.intake import envelope_sender_of
+    from maild.commands.intake import _STORE_GROUP, envelope_sender_of
     from maild.config import load_config
-    from maild.intake import store_inbound
+    from maild.intake import Arrival, Stored, store_batch, store_inbound
     from maild.log import configure_logging
     from maild.runtime import Runtime, open_runtime
 
@@ -410,8 +410,12 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path) -> dict[str, Any]:
     _ = runtime.rules  # loaded before the clock
     started = time.perf_counter()
     stored = 0
-    for label, raw in sources:
-        stored += store(runtime, label, raw)
+    # As `maild ingest` stores: groups of messages, one commit each.
+    for first in range(0, len(sources), _STORE_GROUP):
+        group = [Arrival(raw, "file", envelope_sender_of(raw), [SUPPORT_ADDRESS], label)
+                 for label, raw in sources[first:first + _STORE_GROUP]]
+        stored += sum(1 for result in store_batch(runtime.engine, group)
+                      if isinstance(result, Stored) and not result.duplicate)
     store_seconds = time.perf_counter() - started
     outcome = processor.run_pending()
     seconds = time.perf_counter() - started
