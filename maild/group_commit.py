@@ -50,6 +50,9 @@ class GroupCommitter:
     async def _writer(self) -> None:
         while True:
             items = [await self.queue.get()]
+            # One turn of the loop first: DATA that other connections have finished reading
+            # joins this transaction, and shares its sync to disk.
+            await asyncio.sleep(0)
             while len(items) < MAX_BATCH and not self.queue.empty():
                 items.append(self.queue.get_nowait())
             try:

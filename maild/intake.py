@@ -115,8 +115,6 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
     the shared transaction fails, each message is stored on its own, so one bad
     message does not fail the others.
     """
-    if len(arrivals) == 1:
-        return [_store_one(engine, arrivals[0])]
     keys = [idempotency_key(arrival.raw) for arrival in arrivals]
     try:
         with engine.begin() as connection:
