@@ -182,24 +182,26 @@ def compose_with_original(fields: Sequence[str | None], text: str, original: byt
     otherwise as a base64 `original.eml` file, which any mail client opens.
     """
     lines = crlf_lines(original)
-    if b"\0" in lines or any(len(line) > LINE_LIMIT for line in lines.split(b"\r\n")):
-        attached = (b"Content-Type: application/octet-stream\r\n"
+    attached: list[bytes]
+    if b"\0" in lines or has_long_line(lines):
+        attached = [b"Content-Type: application/octet-stream\r\n"
                     b"Content-Transfer-Encoding: base64\r\n"
-                    b'Content-Disposition: attachment; filename="original.eml"\r\n\r\n'
-                    + crlf_lines(base64.encodebytes(original)))
+                    b'Content-Disposition: attachment; filename="original.eml"\r\n\r\n',
+                    crlf_lines(base64.encodebytes(original))]
     else:
         encoding = b"7bit" if lines.isascii() else b"8bit"
-        attached = (b"Content-Type: message/rfc822\r\n"
+        attached = [b"Content-Type: message/rfc822\r\n"
                     b"Content-Transfer-Encoding: " + encoding + b"\r\n"
-                    b'Content-Disposition: inline; filename="original.eml"\r\n\r\n' + lines)
+                    b'Content-Disposition: inline; filename="original.eml"\r\n\r\n', lines]
     summary = _quoted_printable(text)
-    boundary = _boundary(summary, attached)
+    boundary = _boundary(summary, *attached)
     head = "".join(field + "\r\n" for field in fields if field).encode("utf-8")
+    # One join of the pieces: a large original is copied once, into the mail.
     return b"".join([
         head, b"MIME-Version: 1.0\r\n",
         b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n',
         b"--" + boundary + b"\r\n", _TEXT_PART_HEADERS, b"\r\n", summary,
-        b"--" + boundary + b"\r\n", attached,
+        b"--" + boundary + b"\r\n", *attached,
         b"--" + boundary + b"--\r\n",
     ])
 
@@ -213,8 +215,23 @@ def _boundary(*parts: bytes) -> bytes:
 
 
 def crlf_lines(raw: bytes) -> bytes:
-    """`raw` with every line ending (LF, CR, CRLF) made CRLF, ending in one."""
+    """`raw` with every line ending (LF, CR, CRLF) made CRLF, ending in one.
+
+    Mail that already has only CRLF endings (as SMTP delivers it) is returned as it is,
+    so a large original is not copied line by line.
+    """
+    crlf = raw.count(b"\r\n")
+    if crlf == raw.count(b"\n") == raw.count(b"\r"):
+        return raw if raw.endswith(b"\r\n") or not raw else raw + b"\r\n"
     lines = re.split(rb"\r\n|\r|\n", raw)
     if lines and lines[-1] == b"":
         lines.pop()
     return b"".join(line + b"\r\n" for line in lines)
+
+
+_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (LINE_LIMIT + 1))
+
+
+def has_long_line(lines: bytes) -> bool:
+    """Whether a line of `lines` is longer than a mail allows (998 octets)."""
+    return _LONG_LINE.search(lines) is not None
