@@ -62,6 +62,20 @@ def negated_before(text: str, start: int) -> bool:
     return any(word in NEGATIONS for word in words[-_WINDOW:])
 
 
+@lru_cache(maxsize=4096)
+def _folded_words(phrase: str) -> tuple[str, ...]:
+    return tuple(phrase.casefold().split())
+
+
+def _may_occur(phrase: str, folded_text: str) -> bool:
+    """False when a word of `phrase` is nowhere in the case-folded text: no regex needed.
+
+    Full case folding makes at least as many letters equal as the pattern's
+    case-insensitive matching does, so this never rules out a real occurrence.
+    """
+    return all(word in folded_text for word in _folded_words(phrase))
+
+
 def find_phrases(text: str, phrases: Mapping[str, Iterable[str]]) -> list[Hit]:
     """Every occurrence of each level's phrases in `text`, in text order.
 
@@ -69,9 +83,10 @@ def find_phrases(text: str, phrases: Mapping[str, Iterable[str]]) -> list[Hit]:
     kept (marked) so that the caller can say what it did not count.
     """
     hits: list[Hit] = []
+    folded = text.casefold()
     for level, level_phrases in phrases.items():
         for phrase in level_phrases:
-            if not phrase.strip():
+            if not phrase.strip() or not _may_occur(phrase, folded):
                 continue
             for match in phrase_pattern(phrase).finditer(text):
                 hits.append(Hit(level=level, phrase=phrase, found=match.group(0),
