@@ -21,6 +21,7 @@ from maild.db import StorageError
 from maild.log import get_logger
 from maild.message_key import TRACE_HEADERS, idempotency_key, raw_message_id
 from maild.models import Inbound, InboundState, utcnow
+from maild.write_turns import write_turns
 
 log = get_logger("maild.intake")
 
@@ -117,7 +118,7 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
     """
     keys = [idempotency_key(arrival.raw) for arrival in arrivals]
     try:
-        with engine.begin() as connection:
+        with write_turns(engine).turn(urgent=True), engine.begin() as connection:
             existing = {row.idempotency_key: row for row in connection.execute(
                 select(col(Inbound.id), col(Inbound.idempotency_key),
                        col(Inbound.envelope_recipients), col(Inbound.duplicates))

@@ -33,6 +33,7 @@ from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.service import DatabaseTickets, apply_decision
+from maild.write_turns import WriteTurns, write_turns
 
 log = get_logger("maild.processing")
 
@@ -91,7 +92,7 @@ class Processor:
         """
         while True:
             now = self.clock()
-            with Session(self.engine) as session:
+            with write_turns(self.engine).turn(), Session(self.engine) as session:
                 query = select(col(Inbound.id), col(Inbound.state), col(Inbound.attempts),
                                col(Inbound.last_error)).where(self._claimable(now))
                 if only_id is not None:
@@ -145,9 +146,25 @@ class Processor:
 
         A message whose processing raises is rolled back alone and left for a later try (or
         quarantined on its last attempt); its batch-mates are committed. If the commit itself
-        fails, the whole batch is given back, each message to be retried alone.
+        fails, what is left of the batch is given back, each message to be retried alone.
+        On SQLite, when intake waits to store mail, the transaction commits after the
+        current message and intake goes first; the rest of the batch follows in the next.
         """
         rules = rules if rules is not None else self.rules()
+        turns = write_turns(self.engine)
+        outcomes: list[Outcome] = []
+        while len(outcomes) < len(inbound_ids):
+            remaining = inbound_ids[len(outcomes):]
+            with turns.turn():
+                done = self._transaction(remaining, rules, turns)
+            outcomes += done
+            if len(outcomes) < len(inbound_ids):
+                turns.let_urgent_go_first()
+        return outcomes
+
+    def _transaction(self, inbound_ids: list[int], rules: Rules, turns: WriteTurns
+                     ) -> list[Outcome]:
+        """Process `inbound_ids` in order in one transaction, until done or intake waits."""
         now = self.clock()
         outcomes: list[Outcome] = []
         notes: list[tuple[str, dict[str, Any]]] = []
@@ -171,6 +188,8 @@ class Processor:
                         outcome, note = self._record_failure(session, inbound_id, error)
                     outcomes.append(outcome)
                     notes.append(note)
+                    if turns.wanted():
+                        break
                 session.commit()
                 del rows
         except Exception:
@@ -282,7 +301,7 @@ class Processor:
 
     def release(self, inbound_ids: list[int]) -> None:
         """Give leased, unprocessed messages back for the next pass."""
-        with Session(self.engine) as session:
+        with write_turns(self.engine).turn(), Session(self.engine) as session:
             session.execute(update(Inbound).where(
                 col(Inbound.id).in_(inbound_ids),
                 col(Inbound.state) == InboundState.PROCESSING,

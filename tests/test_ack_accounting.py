@@ -94,7 +94,10 @@ def test_workers_in_several_processes_send_exactly_the_limit_and_one_ack_per_tex
         assert worker.returncode == 0, err.decode()[-3000:]
         processed.append(int(out.decode().strip()))
     assert sum(processed) == stored
-    assert sum(1 for count in processed if count) >= 2, f"workers ran together: {processed}"
+    if database_url.startswith("postgresql"):
+        # SQLite gives its write lock to no one in particular: one process may take every
+        # batch, and there the counts are exact by construction. PostgreSQL runs them together.
+        assert sum(1 for count in processed if count) >= 2, f"workers ran together: {processed}"
 
     runtime = open_runtime(make_config(tmp_path, database_url))
     limit = runtime.config.ack_max_per_hour
