@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +38,21 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str =
         time.sleep(0.05)
     tail = "\n".join(log().splitlines()[-30:]) if log is not None else ""
     pytest.fail(f"timed out after {timeout}s waiting for {what or condition}\n{tail}")
+
+
+def log_events(log: str, name: str) -> list[dict[str, Any]]:
+    """The JSON log events called `name` in `log`, in order; other lines are skipped."""
+    found = []
+    for line in log.splitlines():
+        if f'"{name}"' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == name:
+            found.append(event)
+    return found
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:
@@ -114,6 +131,10 @@ class RunningMaild:
         assert self.process is not None
         self.process.kill()
         self.process.wait()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The daemon's JSON log events called `name`, in order."""
+        return log_events(self.log(), name)
 
     def query(self, sql: str) -> list[tuple[object, ...]]:
         """Rows of `sql` on the daemon's SQLite database."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
 import sys
 import textwrap
@@ -19,7 +17,7 @@ from maild.config import ImapAccount
 from maild.models import ImapCursor, Inbound
 from maild.runtime import Runtime
 from maild.transports.imap import FolderPoller, read_secret
-from tests.daemon_helpers import make_daemon, wait_until
+from tests.daemon_helpers import log_events, make_daemon, wait_until
 from tests.dovecot import USERS, DovecotServer
 from tests.mailmaker import support_mail
 
@@ -201,7 +199,7 @@ def test_kill_between_commit_and_flag_makes_no_duplicate(tmp_path: Path,
         # The condition itself: the poller fetched the message again, intake recognised it
         # as stored, and only then flagged it. Generous bounds: a loaded machine is slow.
         wait_until(lambda: any(event.get("duplicate") is True
-                               for event in _events(running.log(), "imap.stored")),
+                               for event in log_events(running.log(), "imap.stored")),
                    timeout=60, what="the re-fetched message to be recognised and flagged",
                    log=running.log)
         assert "\\Seen" in dovecot.messages(USER)[0].flags
@@ -228,16 +226,6 @@ def test_a_wrong_password_is_logged_and_retried_not_fatal(tmp_path: Path,
         assert _send(running.smtp_port, support_mail()) == {}, "SMTP goes on meanwhile"
     finally:
         assert running.stop() == 0
-
-
-def _events(log: str, name: str) -> list[dict[str, object]]:
-    """The JSON log events called `name`."""
-    events = []
-    for line in log.splitlines():
-        if f'"{name}"' in line:
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-    return [event for event in events if event.get("event") == name]
 
 
 def test_imap_configuration_errors(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ stored exactly once however the leadership changes.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -31,19 +30,6 @@ def _instance(tmp_path: Path, name: str, postgres_url: str,
     return running
 
 
-def _events(running: RunningMaild, name: str) -> list[dict[str, object]]:
-    found = []
-    for line in running.log().splitlines():
-        if f'"{name}"' in line:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") == name:
-                found.append(event)
-    return found
-
-
 def test_one_instance_polls_and_another_takes_over_when_it_is_killed(
         tmp_path: Path, postgres_url: str, dovecot: DovecotServer) -> None:
     engine = create_engine(postgres_url)
@@ -57,22 +43,22 @@ def test_one_instance_polls_and_another_takes_over_when_it_is_killed(
     try:
         for running in instances:
             running.start()
-        wait_until(lambda: sum(bool(_events(r, "imap.leading")) for r in instances) == 1
-                   and sum(bool(_events(r, "imap.standing_by")) for r in instances) == 1,
+        wait_until(lambda: sum(bool(r.events("imap.leading")) for r in instances) == 1
+                   and sum(bool(r.events("imap.standing_by")) for r in instances) == 1,
                    timeout=30, what="one instance leading, the other standing by")
-        leader, standby = sorted(instances, key=lambda r: not _events(r, "imap.leading"))
+        leader, standby = sorted(instances, key=lambda r: not r.events("imap.leading"))
         for index in range(5):
             dovecot.append(USER, support_mail(subject=f"första {index}",
                                               message_id=f"<first-{index}@b.se>"))
         wait_until(lambda: len(stored_ids()) == 5, timeout=30, what="five messages stored")
-        assert _events(standby, "imap.stored") == [], "the standby instance never polled"
+        assert standby.events("imap.stored") == [], "the standby instance never polled"
 
         leader.kill()
         killed = time.monotonic()
         for index in range(3):
             dovecot.append(USER, support_mail(subject=f"andra {index}",
                                               message_id=f"<second-{index}@b.se>"))
-        wait_until(lambda: bool(_events(standby, "imap.leading")), timeout=30,
+        wait_until(lambda: bool(standby.events("imap.leading")), timeout=30,
                    what="the standby instance to take the folder over", log=standby.log)
         took_over = time.monotonic() - killed
         wait_until(lambda: len(stored_ids()) == 8, timeout=30, what="all eight stored",
@@ -94,17 +80,17 @@ def test_a_clean_stop_hands_the_folder_over_at_once(
     try:
         for running in instances:
             running.start()
-        wait_until(lambda: sum(bool(_events(r, "imap.leading")) for r in instances) == 1,
+        wait_until(lambda: sum(bool(r.events("imap.leading")) for r in instances) == 1,
                    timeout=30, what="one instance leading")
-        leader, standby = sorted(instances, key=lambda r: not _events(r, "imap.leading"))
-        wait_until(lambda: bool(_events(standby, "imap.standing_by")), timeout=30)
+        leader, standby = sorted(instances, key=lambda r: not r.events("imap.leading"))
+        wait_until(lambda: bool(standby.events("imap.standing_by")), timeout=30)
         assert leader.stop() == 0
         stopped = time.monotonic()
-        wait_until(lambda: bool(_events(standby, "imap.leading")), timeout=30,
+        wait_until(lambda: bool(standby.events("imap.leading")), timeout=30,
                    what="the other instance leading after a clean stop")
         print(f"handover after a clean stop: {time.monotonic() - stopped:.1f} s")
-        [standing] = _events(standby, "imap.standing_by")[:1]
-        [leading] = _events(standby, "imap.leading")[:1]
+        [standing] = standby.events("imap.standing_by")[:1]
+        [leading] = standby.events("imap.leading")[:1]
         assert str(leading["timestamp"]) > str(standing["timestamp"])
     finally:
         for running in instances:

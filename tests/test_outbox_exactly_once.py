@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import smtplib
 import subprocess
@@ -47,16 +46,6 @@ def _send_all(port: int, count: int) -> None:
         list(pool.map(one, range(count)))
 
 
-def _events(daemon: RunningMaild, name: str) -> list[dict[str, object]]:
-    events = []
-    for line in daemon.log().splitlines():
-        if line.startswith("{") and f'"{name}"' in line:
-            event = json.loads(line)
-            if event.get("event") == name:
-                events.append(event)
-    return events
-
-
 def _relay_daemon(tmp_path: Path, port: int) -> RunningMaild:
     return make_daemon(tmp_path, env={
         "MAILD_OUTBOX_TRANSPORT": "smtp", "MAILD_OUTBOX_RELAY_HOST": "127.0.0.1",
@@ -87,9 +76,9 @@ def test_a_daemon_under_load_sends_every_outbox_item_to_the_relay_exactly_once(
     assert set(received) == set(items), "every item reached the relay"
     idn = [d for d in recorder.deliveries if d.recipients[0].endswith("@xn--rksmrgs-5wao1o.se")]
     assert len(idn) == MESSAGES // 10, "the internationalised customers got theirs too"
-    sent_events = Counter(str(event["outbox_id"]) for event in _events(daemon, "outbox.sent"))
+    sent_events = Counter(str(event["outbox_id"]) for event in daemon.events("outbox.sent"))
     assert set(sent_events.values()) == {1}
-    assert not _events(daemon, "outbox.retry")
+    assert not daemon.events("outbox.retry")
 
 
 ITEMS = 120
@@ -252,6 +241,6 @@ def test_a_daemon_under_load_writes_every_item_to_the_maildir_once_without_error
     assert len(files) == daemon.count("outbox") == MESSAGES
     assert list((daemon.cwd / "var" / "outbox" / "tmp").iterdir()) == []
     assert daemon.count("outbox", "last_error IS NOT NULL OR attempts <> 1") == 0
-    sent_events = Counter(str(event["outbox_id"]) for event in _events(daemon, "outbox.sent"))
+    sent_events = Counter(str(event["outbox_id"]) for event in daemon.events("outbox.sent"))
     assert len(sent_events) == MESSAGES and set(sent_events.values()) == {1}
-    assert not _events(daemon, "outbox.retry")
+    assert not daemon.events("outbox.retry")

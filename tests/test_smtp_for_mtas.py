@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grp
-import json
 import os
 import socket
 import stat
@@ -12,19 +11,9 @@ import sys
 from email.utils import make_msgid
 from pathlib import Path
 
-from tests.daemon_helpers import RunningMaild, free_port, make_daemon, wait_until
+from tests.daemon_helpers import free_port, make_daemon, wait_until
 from tests.mailmaker import support_mail
 from tests.test_daemon_smtp import RawSession
-
-
-def _events(daemon: RunningMaild, name: str) -> list[dict[str, object]]:
-    events = []
-    for line in daemon.log().splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == name:
-                events.append(event)
-    return events
 
 
 def test_pipelining_is_advertised_and_a_pipelined_client_is_answered_in_order(
@@ -78,8 +67,8 @@ def test_each_size_refusal_is_logged_once_with_client_and_size(tmp_path: Path) -
         assert session.reply()[0].startswith("552 5.3.4")
         session.command("QUIT")
         session.close()
-        wait_until(lambda: len(_events(running, "smtp.too_big")) >= 2, log=running.log)
-        declared, sent = _events(running, "smtp.too_big")
+        wait_until(lambda: len(running.events("smtp.too_big")) >= 2, log=running.log)
+        declared, sent = running.events("smtp.too_big")
         assert (declared["stage"], declared["size"]) == ("mail", 123456)
         assert sent["stage"] == "data"
         assert isinstance(sent["size"], int) and sent["size"] >= len(big)
@@ -90,7 +79,7 @@ def test_each_size_refusal_is_logged_once_with_client_and_size(tmp_path: Path) -
             assert event["level"] == "warning"
     finally:
         running.stop()
-    assert len(_events(running, "smtp.too_big")) == 2, "once per refusal"
+    assert len(running.events("smtp.too_big")) == 2, "once per refusal"
     assert running.count("inbound") == 0
 
 

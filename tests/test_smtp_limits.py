@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import smtplib
 import socket
 import ssl
@@ -32,18 +31,6 @@ def _connect(port: int, source: str = "127.0.0.1") -> tuple[socket.socket, bytes
     return sock, sock.makefile("rb").readline()
 
 
-def _events(daemon: RunningMaild, name: str) -> list[dict[str, object]]:
-    found = []
-    for line in daemon.log().splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == name:
-            found.append(event)
-    return found
-
-
 def test_connections_over_the_per_client_limit_get_421_and_intake_goes_on(
         daemon: RunningMaild) -> None:
     idle = [_connect(daemon.smtp_port) for _ in range(3)]
@@ -56,8 +43,8 @@ def test_connections_over_the_per_client_limit_get_421_and_intake_goes_on(
         assert client.sendmail("anna.lind@bergstromsbygg.se", ["support@example.se"],
                                support_mail()) == {}
     # Four refusals, one log line that counts them.
-    wait_until(lambda: bool(_events(daemon, "smtp.connection_refused")), what="refusal logged")
-    assert len(_events(daemon, "smtp.connection_refused")) == 1
+    wait_until(lambda: bool(daemon.events("smtp.connection_refused")), what="refusal logged")
+    assert len(daemon.events("smtp.connection_refused")) == 1
     # A closed connection frees its place.
     idle[0][0].close()
     wait_until(lambda: _connect(daemon.smtp_port)[1].startswith(b"220"), what="a free place")
