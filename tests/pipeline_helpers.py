@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
@@ -44,3 +45,23 @@ def acks(runtime: Runtime) -> list[Message]:
         items = session.exec(select(Outbox).where(col(Outbox.purpose) == "ack")
                              .order_by(col(Outbox.id))).all()
         return [message_from_bytes(item.raw, policy=default) for item in items]
+
+
+def stockholm(text: str) -> datetime:
+    """`text` (ISO 8601, no offset) as Swedish winter time, +01:00; an explicit offset stays."""
+    return datetime.fromisoformat(text if "+" in text[10:] else text + "+01:00")
+
+
+def arrive(runtime: Runtime, raw: bytes, received: str, to: str = "support@example.se") -> str:
+    """Store `raw` as received at Stockholm time `received` and process it; its ticket number."""
+    stored = store_inbound(runtime.engine, raw, transport="smtp", received_at=stockholm(received),
+                           recipients=[to])
+    outcome = runtime.processor().process_now(stored.inbound_id)
+    assert outcome is not None and outcome.ticket is not None
+    return outcome.ticket
+
+
+def ticket_numbered(runtime: Runtime, number: str) -> Ticket:
+    """The ticket called `number`."""
+    with Session(runtime.engine) as session:
+        return session.exec(select(Ticket).where(col(Ticket.number) == number)).one()

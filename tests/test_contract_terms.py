@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
@@ -17,33 +16,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from maild.intake import store_inbound
 from maild.models import Outbox, Ticket, TicketEvent
 from maild.routing.load import RulesError, load_rules
 from maild.runtime import Runtime
 from maild.sla.monitor import run_monitor
 from tests.conftest import RULES, MaildCLI
 from tests.mailmaker import support_mail
-from tests.pipeline_helpers import acks
-
-WINTER = "+01:00"
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text + WINTER)
-
-
-def arrive(runtime: Runtime, raw: bytes, received: str, to: str = "support@example.se") -> str:
-    stored = store_inbound(runtime.engine, raw, transport="smtp", received_at=at(received),
-                           recipients=[to])
-    outcome = runtime.processor().process_now(stored.inbound_id)
-    assert outcome is not None and outcome.ticket is not None
-    return outcome.ticket
-
-
-def ticket(runtime: Runtime, number: str) -> Ticket:
-    with Session(runtime.engine) as session:
-        return session.exec(select(Ticket).where(col(Ticket.number) == number)).one()
+from tests.pipeline_helpers import acks, arrive
+from tests.pipeline_helpers import stockholm as at
+from tests.pipeline_helpers import ticket_numbered as ticket
 
 
 def trail(runtime: Runtime, number: str) -> list[TicketEvent]:

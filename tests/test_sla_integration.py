@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -14,27 +13,9 @@ from maild.runtime import Runtime
 from maild.sla.monitor import run_monitor
 from tests.conftest import MaildCLI
 from tests.mailmaker import support_mail
-from tests.pipeline_helpers import acks, inbound
-
-STOCKHOLM = "+01:00"
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text + STOCKHOLM)
-
-
-def arrive(runtime: Runtime, raw: bytes, received: str) -> str:
-    """Store `raw` as received at local time `received`, process it; returns the ticket."""
-    stored = store_inbound(runtime.engine, raw, transport="smtp", received_at=at(received),
-                           recipients=["support@example.se"])
-    outcome = runtime.processor().process_now(stored.inbound_id)
-    assert outcome is not None and outcome.ticket is not None
-    return outcome.ticket
-
-
-def ticket(runtime: Runtime, number: str) -> Ticket:
-    with Session(runtime.engine) as session:
-        return session.exec(select(Ticket).where(col(Ticket.number) == number)).one()
+from tests.pipeline_helpers import acks, arrive, inbound
+from tests.pipeline_helpers import stockholm as at
+from tests.pipeline_helpers import ticket_numbered as ticket
 
 
 def test_deadlines_per_policy_are_stored_and_explained(sqlite_runtime: Runtime) -> None:

@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import io
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,8 @@ from maild.runtime import Runtime
 from maild.sla.monitor import run_monitor
 from tests.conftest import MaildCLI
 from tests.mailmaker import support_mail
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text if "+" in text[10:] else text + "+01:00")
+from tests.pipeline_helpers import stockholm as at
+from tests.pipeline_helpers import ticket_numbered as ticket
 
 
 def arrive(runtime: Runtime, received: str, **mail: str) -> str:
@@ -34,11 +31,6 @@ def arrive(runtime: Runtime, received: str, **mail: str) -> str:
     outcome = runtime.processor().process_now(stored.inbound_id)
     assert outcome is not None and outcome.ticket is not None
     return outcome.ticket
-
-
-def ticket(runtime: Runtime, number: str) -> Ticket:
-    with Session(runtime.engine) as session:
-        return session.exec(select(Ticket).where(col(Ticket.number) == number)).one()
 
 
 def context_of(runtime: Runtime) -> Context:
