@@ -8,7 +8,8 @@ what a sending MTA waits while the daemon also parses, routes and makes tickets 
 what came before (processing shares the database and the process). It prints p50,
 p99 and the largest latency, the rate actually achieved, and how long after the last
 250 processing had made a ticket of every mail; the last line is one JSON object.
-Usage: python bench/offered.py [--rate 200] [--seconds 15]
+With --workers N the daemon processes in N worker processes (`processing.workers`).
+Usage: python bench/offered.py [--rate 200] [--seconds 15] [--workers N]
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rate", type=float, default=200.0, help="mails offered per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long to offer them")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processing.workers: 0 processes in the daemon, N in N processes")
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
@@ -87,7 +90,8 @@ def main() -> None:
         env = {key: value for key, value in os.environ.items() if not key.startswith("MAILD_")}
         env.update({"MAILD_DATA_DIR": str(work / "var"), "MAILD_RULES_DIR": str(ROOT / "rules"),
                     "MAILD_SMTP_LISTEN": f"127.0.0.1:{port}", "MAILD_LOG_LEVEL": "error",
-                    "MAILD_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT)})
+                    "MAILD_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT),
+                    "MAILD_PROCESSING_WORKERS": str(args.workers)})
         daemon = subprocess.Popen([sys.executable, "-m", "maild.cli", "run"], cwd=work, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -122,6 +126,7 @@ def main() -> None:
     latencies = result["latencies"]
     summary = {
         "offered_per_s": args.rate,
+        "workers": args.workers,
         "achieved_per_s": round(sent / result["seconds"], 1),
         "messages": sent,
         "late_sends": result["late"],

@@ -180,7 +180,15 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
     _add_json(check_info)
     check_info.set_defaults(handler=checkinfo.check_info, needs_database=False)
 
-    process = sub.add_parser("process", help="process stored messages that wait")
+    process = sub.add_parser(
+        "process", help="process stored messages that wait",
+        description="Process every stored message that waits, then deliver what is due. "
+        "With --follow, keep processing as messages are stored, until SIGTERM: the daemon "
+        "runs its `processing.workers` processes this way.")
+    process.add_argument("--follow", action="store_true",
+                         help="keep processing whenever woken (a byte on standard input) or "
+                              "every daemon.worker_interval; stop at SIGTERM or when standard "
+                              "input closes; one JSON line of counts per pass on stdout")
     process.set_defaults(handler=intake_commands.process)
 
     queues = sub.add_parser("queues", help="each queue: new, open, waiting, overdue, due today",
@@ -523,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from maild.log import configure_logging
 
     level = config.log_level
-    if not args.verbose and args.command != "run" and level in ("debug", "info"):
+    long_running = args.command == "run" or getattr(args, "follow", False)
+    if not args.verbose and not long_running and level in ("debug", "info"):
         level = "warning"
     configure_logging(level, config.log_format)
     context = Context(config)

@@ -121,6 +121,7 @@ class Config:
     outbox_lease_seconds: int = 30
     outbox_batch_size: int = 500
     processing_batch_size: int = 32
+    processing_workers: int = 0
     ack_max_per_hour: int = 5
     ack_max_per_day: int = 20
     ack_domain_max_per_hour: int = 30
@@ -159,6 +160,15 @@ def _optional_text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     return _text(value)
+
+
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError
+    number = int(value)
+    if number < 0:
+        raise ValueError
+    return number
 
 
 def _positive_int(value: Any) -> int:
@@ -385,6 +395,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("processing.max_attempts", _positive_int, "a whole number of at least 1"),
     _Setting("processing.lease_seconds", _positive_int, "a whole number of seconds, at least 1"),
     _Setting("processing.batch_size", _positive_int, "a whole number of at least 1"),
+    _Setting("processing.workers", _non_negative_int, "a whole number, 0 or more"),
     _Setting("log.level", _choice("debug", "info", "warning", "error"),
              "one of: debug, info, warning, error"),
     _Setting("log.format", _choice("auto", "console", "json"), "one of: auto, console, json"),
@@ -439,6 +450,7 @@ _DEFAULTS: dict[str, Any] = {
     "processing.max_attempts": 3,
     "processing.lease_seconds": 300,
     "processing.batch_size": 32,
+    "processing.workers": 0,
     "log.level": "info",
     "log.format": "auto",
     "smtp.listen": ["127.0.0.1:2525"],
@@ -594,6 +606,7 @@ def load_config(
         max_attempts=values["processing.max_attempts"],
         lease_seconds=values["processing.lease_seconds"],
         processing_batch_size=values["processing.batch_size"],
+        processing_workers=values["processing.workers"],
         log_level=values["log.level"],
         log_format=values["log.format"],
         source=str(file) if file is not None else "defaults",

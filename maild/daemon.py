@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +36,7 @@ from maild.intake import Stored
 from maild.log import get_logger
 from maild.models import utcnow
 from maild.processing import Processor
+from maild.routing.model import Rules
 from maild.routing.reload import LiveRules
 from maild.runtime import ack_limits, deliver_due
 from maild.sla.monitor import run_monitor
@@ -49,6 +50,7 @@ from maild.transports.smtp import (
     tls_context,
 )
 from maild.transports.unix_socket import SocketSetupError, bind_unix_socket
+from maild.workers.pool import WorkerPool, worker_command
 
 log = get_logger("maild.daemon")
 
@@ -82,6 +84,7 @@ class Daemon:
     config: Config
     live: LiveRules
     processor: Processor
+    pool: WorkerPool | None = None         # processing in worker processes (processing.workers)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     work: asyncio.Event = field(default_factory=asyncio.Event)
     sla_wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -157,11 +160,17 @@ class Daemon:
 
     # -- workers ----------------------------------------------------------------------------
     async def process_loop(self) -> None:
-        """Process stored messages whenever woken, and every worker interval anyway."""
+        """Process stored messages whenever woken, and every worker interval anyway.
+
+        With worker processes (`processing.workers`), wake them instead: they process.
+        """
         while not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.work.wait(), self.config.worker_interval)
             self.work.clear()
+            if self.pool is not None:
+                self.pool.wake()
+                continue
             try:
                 counts = await asyncio.to_thread(self.processor.run_pending,
                                                  stop=self.stopping.is_set)
@@ -169,12 +178,16 @@ class Daemon:
                 log.error("daemon.process_failed", error=f"{type(error).__name__}: {error}"[:500],
                           retry_in=self.config.worker_interval)
                 continue
-            self.counters.processed += counts["processed"]
-            self.counters.quarantined += counts["quarantined"]
-            if counts["processed"]:
-                self.sla_wake.set()
-                self.wake_outbox()
-            self.status()
+            self.record_pass(counts)
+
+    def record_pass(self, counts: Mapping[str, int]) -> None:
+        """A processing pass (here or in a worker process): count it, wake outbox and SLA."""
+        self.counters.processed += counts.get("processed", 0)
+        self.counters.quarantined += counts.get("quarantined", 0)
+        if counts.get("processed"):
+            self.sla_wake.set()
+            self.wake_outbox()
+        self.status()
 
     def wake_outbox(self) -> None:
         """Ask the outbox loop for a pass now rather than at its next interval."""
@@ -231,6 +244,9 @@ class Daemon:
     def status(self) -> None:
         problems = [problem for health in self.imap_health
                     if (problem := health.problem()) is not None]
+        if self.pool is not None and self.pool.alive() < self.pool.count:
+            problems.append(f"processing workers: {self.pool.alive()} of {self.pool.count} "
+                            "running")
         systemd.notify("STATUS=" + self.counters.status(
             ", ".join(self.listening) or "no listeners", problems))
 
@@ -311,6 +327,18 @@ async def serve(config: Config, live: LiveRules) -> int:
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
         stack.callback(engine.dispose)
+        if config.processing_workers:
+            command, env = worker_command(config)
+            pool = daemon.pool = WorkerPool(config.processing_workers, command, env,
+                                            on_report=daemon.record_pass)
+            pool.start()
+            stack.push_async_callback(pool.stop, config.drain_seconds)
+
+            def reload_workers(_: Rules) -> None:  # a reload may come from a web thread
+                loop.call_soon_threadsafe(pool.reload)
+
+            live.listeners.append(reload_workers)
+            log.info("daemon.workers", processes=config.processing_workers)
         try:
             for address in config.smtp_listen:
                 await daemon.open_listener(address, "smtp")
@@ -365,6 +393,8 @@ async def serve(config: Config, live: LiveRules) -> int:
         await daemon.drain(pollers)
         with contextlib.suppress(TimeoutError):  # the worker finishes its current message
             await asyncio.wait_for(asyncio.shield(tasks[0]), timeout=config.drain_seconds)
+        if daemon.pool is not None:  # the worker processes finish their current batch
+            await daemon.pool.stop(config.drain_seconds)
         with contextlib.suppress(TimeoutError):  # and the outbox its current pass
             await asyncio.wait_for(asyncio.shield(tasks[1]), timeout=config.drain_seconds)
         await daemon.flush(last=True)
@@ -379,6 +409,9 @@ async def _start_web(daemon: Daemon, engine: Any, tasks: list[asyncio.Task[None]
 
     def workers() -> dict[str, bool]:
         alive = {task.get_name(): not task.done() for task in tasks}
+        if daemon.pool is not None:
+            for index, process in daemon.pool.processes.items():
+                alive[f"processing-worker-{index}"] = process.returncode is None
         running = {thread.name for thread in threading.enumerate()}
         for poller in daemon.pollers:
             name = f"imap-{poller.account.name}-{poller.folder}"

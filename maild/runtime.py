@@ -37,11 +37,11 @@ class Runtime:
             self._rules = load_rules(self.config.rules_dir)
         return self._rules
 
-    def processor(self) -> Processor:
-        """A processing worker that reads the current rules once per batch."""
+    def processor(self, rules: Callable[[], Rules] | None = None) -> Processor:
+        """A processing worker that reads the current rules (or `rules()`) once per batch."""
         return Processor(
             engine=self.engine,
-            rules=lambda: self.rules,
+            rules=rules or (lambda: self.rules),
             numbering=self.numbering,
             mail_domain=self.config.mail_domain,
             max_attempts=self.config.max_attempts,

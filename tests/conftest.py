@@ -22,6 +22,11 @@ pytest_plugins = [
     "tests.postfix",  # `postfix_server`: a real Postfix on loopback
 ]
 
+# Commands print for a pipe, as a user's script reads them: no terminal width. pytest-xdist's
+# workers set COLUMNS=80 and LINES=24, which would wrap their tables and lines.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 FIXTURES = ROOT / "fixtures" / "emails"

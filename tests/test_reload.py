@@ -42,6 +42,7 @@ def test_a_reload_during_processing_never_half_applies(tmp_path: Path) -> None:
     runtime = open_runtime(make_config(tmp_path, rules_dir=rules_dir))
     processor = runtime.processor()
     processor.rules = lambda: live.current
+    processor.batch_size = 2  # the rules are read once a batch: many batches see the flips
     for index in range(150):
         store_inbound(runtime.engine, support_mail(subject=f"ärende {index}",
                                                    body=f"Fråga nummer {index}.\n"),

@@ -376,8 +376,15 @@ def route(context: Context, args: argparse.Namespace) -> int:
 
 
 def process(context: Context, args: argparse.Namespace) -> int:
-    """Process every stored message that waits, then deliver what is due."""
+    """Process every stored message that waits, then deliver what is due (or follow, see cli)."""
     runtime = context.runtime
+    if args.follow:
+        from maild.routing.reload import LiveRules
+        from maild.workers.follow import follow
+
+        live = LiveRules(context.config.rules_dir)
+        return follow(lambda rules: runtime.processor(rules=lambda: rules.current), live,
+                      interval=context.config.worker_interval)
     counts = runtime.processor().run_pending()
     report = runtime.flush_outbox()
     console().print(f"processed {counts['processed']}, quarantined {counts['quarantined']}, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from maild.log import get_logger
@@ -25,6 +26,7 @@ class LiveRules:
         self.directory = directory
         self._lock = threading.Lock()
         self.reload_failures = 0  # refused reloads since start (metrics)
+        self.listeners: list[Callable[[Rules], None]] = []  # told of every new version
         self._rules = load_rules(directory)  # raises RulesError: maild does not start on them
         log.info("rules.loaded", version=self._rules.version, directory=str(directory))
 
@@ -47,7 +49,9 @@ class LiveRules:
                 return False
             previous, self._rules = self._rules, rules
             log.info("rules.reloaded", version=rules.version, previous=previous.version)
-            return True
+        for listener in self.listeners:
+            listener(rules)
+        return True
 
     def changed_on_disk(self) -> bool:
         """Whether the files differ from the rules in force."""

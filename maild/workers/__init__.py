@@ -1,0 +1,1 @@
+"""Processing in worker processes of their own, beside the daemon's accept path."""
