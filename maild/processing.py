@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, and_, or_, select, update
+from sqlalchemy.orm import QueryableAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
@@ -36,6 +37,8 @@ from maild.tickets.service import DatabaseTickets, apply_decision
 from maild.write_turns import WriteTurns, write_turns
 
 log = get_logger("maild.processing")
+# Loading a batch's rows leaves their bytes for later, one message at a time.
+_WITHOUT_RAW = defer(cast("QueryableAttribute[bytes]", Inbound.raw))
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,11 @@ class Processor:
                 hold_ack_accounting(session)
                 session.execute(update(Inbound).where(col(Inbound.id).in_(inbound_ids)).values(
                     claimed_until=now + self.lease))
-                # One query for the batch's rows; each message then finds its own in the session
-                # (which holds them only as long as something else does: `rows` does).
-                rows = session.scalars(select(Inbound).where(
-                    col(Inbound.id).in_(inbound_ids))).all()
+                # One query for the batch's rows, without their bytes (a batch of large mails
+                # must not sit in memory at once); each message then finds its row in the
+                # session (which holds it only as long as something else does: `rows` does).
+                rows = session.scalars(select(Inbound).options(_WITHOUT_RAW)
+                                       .where(col(Inbound.id).in_(inbound_ids))).all()
                 for inbound_id in inbound_ids:
                     try:
                         with session.begin_nested():
