@@ -435,7 +435,7 @@ _DEFAULTS: dict[str, Any] = {
     "tickets.prefix": "MD",
     "tickets.reopen_days": 14,
     "processing.max_attempts": 3,
-    "processing.lease_seconds": 300,
+    "processing.lease_seconds": 30,
     "log.level": "info",
     "log.format": "auto",
     "smtp.listen": ["127.0.0.1:2525"],

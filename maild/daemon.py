@@ -28,6 +28,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from maild import systemd
+from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.cluster.lease import NamedLease, holder_name
 from maild.config import Config, ListenAddress, UnixSocketAccess
 from maild.db import StorageError, open_database
@@ -304,6 +305,7 @@ async def serve(config: Config, live: LiveRules) -> int:
                           numbering=TicketNumbering(config.ticket_prefix),
                           mail_domain=config.mail_domain, max_attempts=config.max_attempts,
                           lease=timedelta(seconds=config.lease_seconds),
+                          heartbeat=ClaimHeartbeat(engine, timedelta(seconds=config.lease_seconds)),
                           limits=ack_limits(config),
                           reopen_within=timedelta(days=config.reopen_days))
     daemon = Daemon(config=config, live=live, processor=processor)

@@ -20,6 +20,7 @@ from sqlalchemy import CursorResult, Engine, and_, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, utcnow
 from maild.parse import UnparseableMail, parse_mail
@@ -56,6 +57,7 @@ class Processor:
     clock: Callable[[], datetime] = utcnow
     limits: AckLimits = field(default_factory=AckLimits)
     reopen_within: timedelta = timedelta(days=14)
+    heartbeat: ClaimHeartbeat | None = None  # renews the leases of claimed messages
 
     def domain(self, rules: Rules) -> str:
         """The domain of maild's Message-IDs and loop marker."""
@@ -116,6 +118,8 @@ class Processor:
                     if cast("CursorResult[Any]", result).rowcount == 1:
                         claimed.append(int(inbound_id))
                 session.commit()
+            if self.heartbeat is not None:
+                self.heartbeat.hold(claimed)
             if claimed or only_id is not None:
                 return claimed
 
@@ -144,6 +148,9 @@ class Processor:
             event = "inbound.quarantined" if final else "inbound.retry_later"
             bound.error(event, error=summary, attempts=attempts, message_id=message_id)
             return Outcome(inbound_id, state, error=summary)
+        finally:
+            if self.heartbeat is not None:
+                self.heartbeat.drop([inbound_id])
 
     def _process(self, inbound_id: int) -> Outcome:
         rules = self.rules()
@@ -229,6 +236,8 @@ class Processor:
                 col(Inbound.state) == InboundState.PROCESSING,
             ).values(state=InboundState.RECEIVED, claimed_until=None))
             session.commit()
+        if self.heartbeat is not None:
+            self.heartbeat.drop(inbound_ids)
 
     def count_attempt(self, inbound_id: int) -> None:
         """Commit that processing of `inbound_id` starts now, so even a crash counts."""
