@@ -56,6 +56,7 @@ class FlushReport:
     sent_by_purpose: dict[str, int] = field(default_factory=dict)
     left: int = 0              # items still due when the pass stopped at its batch size
     batch_size: int = BATCH
+    lease_ends: datetime | None = None  # the earliest end of another sender's claim, if any
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None =
     return FlushReport(sent=counts["sent"], retried=counts["retried"], failed=counts["failed"],
                        sent_by_purpose={key[5:]: value for key, value in counts.items()
                                         if key.startswith("sent:")},
-                       left=left, batch_size=limit)
+                       left=left, batch_size=limit, lease_ends=first_lease_end(engine))
 
 
 def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock,
@@ -211,6 +212,13 @@ def _assume_sent(engine: Engine, claim: Claim, history: list[dict[str, Any]], bo
         bound.error("outbox.claim_lost", outcome="sent",
                     detail="another sender took the item over; its record stands")
     return "sent"
+
+
+def first_lease_end(engine: Engine) -> datetime | None:
+    """When the earliest claim on an item runs out: a dead sender's item is due then."""
+    with Session(engine) as session:
+        return session.scalar(select(func.min(col(Outbox.claimed_until)))
+                              .where(col(Outbox.state) == OutboxState.SENDING))
 
 
 def due_count(engine: Engine, now: datetime) -> int:
