@@ -4,12 +4,19 @@ Mail arrives over SMTP at random instances and by IMAP from one Dovecot mailbox
 that all three poll; outbound mail goes to a recording relay. At the end every
 message answered 250 is stored exactly once, every IMAP message too, no message
 made two tickets, every outbox item reached the relay exactly once, and nothing
-is left claimed. The sizes are bounded (MAILD_CHAOS_SMTP, MAILD_CHAOS_IMAP) so
-the suite stays fast; the counts are printed.
+is left claimed. The sizes are bounded so the suite stays at about two
+minutes (300 over SMTP, 60 by IMAP); MAILD_CHAOS_SMTP=2000 MAILD_CHAOS_IMAP=300
+runs the full version. The counts are printed (`pytest -s`). It needs
+PostgreSQL and Dovecot, and is skipped without them unless
+MAILD_REQUIRE_SERVICES=1.
 
-It runs only with MAILD_CHAOS=1 for now: issue 16 (several instances) is not done,
-and the outbox can still send one mail twice when an instance dies between the
-relay's 250 and the commit that marks the item sent.
+The instances run with the default leases (processing 30 s, renewed while
+they live; outbox 30 s; IMAP 10 s), so what a killed instance held is taken
+over as it would be in production. One outbox outcome cannot be told apart
+from the outside: a sender killed in the microseconds between its mark and
+the final dot leaves an item recorded as sent that the relay never got (the
+price of never sending twice, see `maild.respond.lease`); the test would
+report it as an item sent but not delivered.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ from tests.mailmaker import support_mail
 from tests.sink import RecordingSink
 
 USER = "support@example.se"
-SMTP_MESSAGES = int(os.environ.get("MAILD_CHAOS_SMTP", "2000"))
-IMAP_MESSAGES = int(os.environ.get("MAILD_CHAOS_IMAP", "300"))
+SMTP_MESSAGES = int(os.environ.get("MAILD_CHAOS_SMTP", "300"))
+IMAP_MESSAGES = int(os.environ.get("MAILD_CHAOS_IMAP", "60"))
 KILL_EVERY = (2.0, 5.0)   # seconds between two kills, drawn at random
 SENDERS = 4               # concurrent SMTP clients
 
@@ -49,7 +56,6 @@ def _instance(tmp_path: Path, name: str, postgres_url: str, dovecot: DovecotServ
         "MAILD_OUTBOX_RELAY_PORT": str(sink_port),
         "MAILD_OUTBOX_RELAY_SECURITY": "none",
         "MAILD_DAEMON_OUTBOX_INTERVAL": "1",
-        "MAILD_PROCESSING_LEASE_SECONDS": "20",
         "MAILD_LOG_LEVEL": "warning",
     })
     (running.cwd / "maild.toml").write_text("\n".join([
@@ -77,8 +83,6 @@ def _message(kind: str, index: int) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("MAILD_CHAOS") != "1",
-                    reason="the chaos test runs with MAILD_CHAOS=1 (issue 16 is not done)")
 def test_three_instances_under_kill_9_keep_every_promise(
         tmp_path: Path, postgres_url: str, dovecot: DovecotServer,
         sink: tuple[RecordingSink, int]) -> None:
@@ -164,6 +168,15 @@ def test_three_instances_under_kill_9_keep_every_promise(
             items = {row[0]: row[1] for row in connection.execute(text(
                 "SELECT message_id, state FROM outbox"))}
             quarantined = count("SELECT count(*) FROM inbound WHERE state = 'quarantined'")
+            still_claimed = (count("SELECT count(*) FROM inbound WHERE claimed_until IS NOT NULL")
+                             + count("SELECT count(*) FROM outbox WHERE claim_token IS NOT NULL "
+                                     "OR claimed_until IS NOT NULL OR committing_at IS NOT NULL"))
+            histories = [row[0] or [] for row in connection.execute(text(
+                "SELECT history FROM outbox"))]
+        taken_over = sum(any(entry.get("result") == "taken over" for entry in history)
+                         for history in histories)
+        assumed = sum(any(entry.get("result") == "assumed sent" for entry in history)
+                      for history in histories)
         delivered = collections.Counter(
             str(delivery.message["Message-ID"]).strip("<>") for delivery in recorder.deliveries)
 
@@ -175,13 +188,15 @@ def test_three_instances_under_kill_9_keep_every_promise(
               f"{sum(refused.values())} refused or cut off: {dict(refused)}), "
               f"{IMAP_MESSAGES} by IMAP, {kills} kills in {sending_took:.0f} s; "
               f"stored {len(stored)}, tickets {tickets}, quarantined {quarantined}, "
-              f"outbox {len(items)} items ({len(sent)} sent), "
+              f"outbox {len(items)} items ({len(sent)} sent, {taken_over} taken over, "
+              f"{assumed} assumed sent), "
               f"relay got {sum(delivered.values())} ({len(delivered)} distinct)")
         assert set(accepted) == {f"smtp-{n}@chaos.test" for n in range(SMTP_MESSAGES)}
         assert set(stored) == expected, "every message stored"
         assert all(times == 1 for times in stored.values()), "stored exactly once"
         assert tickets == numbers == len(expected), "one ticket per message, none twice"
         assert quarantined == 0
+        assert still_claimed == 0, "nothing left claimed"
         assert set(delivered) == sent, "every sent item reached the relay"
         duplicates = {key: times for key, times in delivered.items() if times > 1}
         assert duplicates == {}, "and exactly once"
