@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from maild.config import RelaySettings
 from maild.models import Outbox, utcnow
 from maild.respond.outbox import flush_outbox
+from maild.respond.outbox_actions import cancel_item, retry_item
 from maild.respond.relay import SmtpRelayTransport
 from maild.runtime import open_runtime
 from tests.conftest import ROOT, make_config
@@ -40,6 +41,7 @@ _SENDER = textwrap.dedent("""
     from maild.db import open_database
     from maild.log import configure_logging
     from maild.respond.outbox import flush_outbox
+from maild.respond.outbox_actions import cancel_item, retry_item
     from maild.respond.relay import SmtpRelayTransport
 
     configure_logging("warning", "json")
@@ -210,3 +212,27 @@ def test_a_sender_whose_claim_was_taken_over_abandons_data_before_the_dot(
         assert (report.sent, recorder.deliveries) == (0, [])
     item = _item(database_url, tmp_path, item_id)
     assert (item.state, item.claim_token, item.committing_at) == ("sending", "another", None)
+
+
+def test_an_operator_cannot_retry_or_cancel_an_item_its_dead_sender_was_handing_over(
+        database_url: str, tmp_path: Path) -> None:
+    runtime = open_runtime(make_config(tmp_path, database_url))
+    past = utcnow() - timedelta(minutes=5)
+    with Session(runtime.engine) as session:
+        item = Outbox(purpose="ack", envelope_sender="", message_id="dot-2@example.se",
+                      recipient="kund2@bergstromsbygg.se", created_at=past,
+                      raw=b"Subject: x\r\n\r\nx\r\n", state="sending", claim_token="dead",
+                      attempts=1, claimed_until=past, committing_at=past)
+        session.add(item)
+        session.commit()
+        item_id = item.id
+    assert item_id is not None
+    for action in (retry_item, cancel_item):
+        result = action(runtime.engine, item_id)
+        assert not result.done
+        assert "the relay most likely has it" in result.message
+    with Session(runtime.engine) as session:
+        held = session.get(Outbox, item_id)
+        assert held is not None and (held.state, held.committing_at is not None) == (
+            "sending", True)
+    runtime.engine.dispose()
