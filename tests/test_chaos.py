@@ -56,7 +56,7 @@ def _instance(tmp_path: Path, name: str, postgres_url: str, dovecot: DovecotServ
         "MAILD_OUTBOX_RELAY_PORT": str(sink_port),
         "MAILD_OUTBOX_RELAY_SECURITY": "none",
         "MAILD_DAEMON_OUTBOX_INTERVAL": "1",
-        "MAILD_LOG_LEVEL": "warning",
+        "MAILD_LOG_LEVEL": os.environ.get("MAILD_CHAOS_LOG_LEVEL", "warning"),
     })
     (running.cwd / "maild.toml").write_text("\n".join([
         "[[imap]]", 'name = "support"', f'host = "{dovecot.host}"', f"port = {dovecot.port}",
@@ -159,7 +159,23 @@ def test_three_instances_under_kill_9_keep_every_promise(
                               "('sent', 'failed', 'bounced', 'cancelled')") == 0
                     and len(dovecot.messages(USER)) == 0)
 
-        wait_until(settled, timeout=300, what="every message processed and every item sent")
+        def where_it_stands() -> str:
+            with engine.connect() as connection:
+                inbound = dict(connection.execute(text(
+                    "SELECT state, count(*) FROM inbound GROUP BY state")).tuples().all())
+                outbox = dict(connection.execute(text(
+                    "SELECT state, count(*) FROM outbox GROUP BY state")).tuples().all())
+                leases = connection.execute(text(
+                    "SELECT name, holder, expires_at FROM lease")).all()
+            tails = "\n".join(f"{running.cwd.parent.name}: alive="
+                              f"{running.process is not None and running.process.poll() is None}"
+                              f"\n" + "\n".join(running.log().splitlines()[-5:])
+                              for running in instances)
+            return (f"{tails}\ninbound {inbound}, outbox {outbox}, still in the mailbox "
+                    f"{len(dovecot.messages(USER))}, leases {leases}, now {time.time()}")
+
+        wait_until(settled, timeout=300, what="every message processed and every item sent",
+                   log=where_it_stands)
         with engine.connect() as connection:
             stored = collections.Counter(row[0] for row in connection.execute(text(
                 "SELECT message_id FROM inbound")))
