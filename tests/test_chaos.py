@@ -161,10 +161,10 @@ def test_three_instances_under_kill_9_keep_every_promise(
 
         def where_it_stands() -> str:
             with engine.connect() as connection:
-                inbound = dict(connection.execute(text(
-                    "SELECT state, count(*) FROM inbound GROUP BY state")).tuples().all())
-                outbox = dict(connection.execute(text(
-                    "SELECT state, count(*) FROM outbox GROUP BY state")).tuples().all())
+                inbound = {row[0]: row[1] for row in connection.execute(text(
+                    "SELECT state, count(*) FROM inbound GROUP BY state"))}
+                outbox = {row[0]: row[1] for row in connection.execute(text(
+                    "SELECT state, count(*) FROM outbox GROUP BY state"))}
                 leases = connection.execute(text(
                     "SELECT name, holder, expires_at FROM lease")).all()
             tails = "\n".join(f"{running.cwd.parent.name}: alive="
