@@ -5,8 +5,9 @@ that all three poll; outbound mail goes to a recording relay. At the end every
 message answered 250 is stored exactly once, every IMAP message too, no message
 made two tickets, every outbox item reached the relay exactly once, and nothing
 is left claimed. The sizes are bounded so the suite stays at about two
-minutes (300 over SMTP, 60 by IMAP); MAILD_CHAOS_SMTP=2000 MAILD_CHAOS_IMAP=300
-runs the full version. The counts are printed (`pytest -s`). It needs
+minutes (300 over SMTP, 60 by IMAP, kills for at least 40 s, so also while the
+mail is being processed and delivered); MAILD_CHAOS_SMTP=2000
+MAILD_CHAOS_IMAP=300 runs the full version. The counts are printed (`pytest -s`). It needs
 PostgreSQL and Dovecot, and is skipped without them unless
 MAILD_REQUIRE_SERVICES=1.
 
@@ -43,6 +44,7 @@ USER = "support@example.se"
 SMTP_MESSAGES = int(os.environ.get("MAILD_CHAOS_SMTP", "300"))
 IMAP_MESSAGES = int(os.environ.get("MAILD_CHAOS_IMAP", "60"))
 KILL_EVERY = (2.0, 5.0)   # seconds between two kills, drawn at random
+CHAOS_SECONDS = float(os.environ.get("MAILD_CHAOS_SECONDS", "40"))  # kills go on at least this long
 SENDERS = 4               # concurrent SMTP clients
 
 
@@ -95,6 +97,7 @@ def test_three_instances_under_kill_9_keep_every_promise(
     refused = collections.Counter[str]()
     kills = 0
     done_sending = threading.Event()
+    aborted = threading.Event()
 
     def send_all(indexes: range) -> None:
         for index in indexes:
@@ -120,7 +123,9 @@ def test_three_instances_under_kill_9_keep_every_promise(
 
     def kill_now_and_then() -> None:
         nonlocal kills
-        while not done_sending.wait(random.uniform(*KILL_EVERY)):
+        while not aborted.wait(random.uniform(*KILL_EVERY)):
+            if done_sending.is_set() and time.monotonic() - started >= CHAOS_SECONDS:
+                return  # the last kills hit processing and delivery, not intake
             victim = random.choice(instances)
             victim.kill()
             kills += 1
@@ -141,8 +146,9 @@ def test_three_instances_under_kill_9_keep_every_promise(
         for thread in workers:
             thread.join()
         done_sending.set()
-        killer.join()
         sending_took = time.monotonic() - started
+        killer.join()
+        chaos_took = time.monotonic() - started
         for running in instances:
             wait_until(lambda running=running: listening(running.smtp_port), timeout=120,
                        what="every instance up again", log=running.log)
@@ -202,7 +208,8 @@ def test_three_instances_under_kill_9_keep_every_promise(
                 if state == "sent"}
         print(f"\nchaos: {SMTP_MESSAGES} over SMTP ({sum(accepted.values())} answers 250, "
               f"{sum(refused.values())} refused or cut off: {dict(refused)}), "
-              f"{IMAP_MESSAGES} by IMAP, {kills} kills in {sending_took:.0f} s; "
+              f"{IMAP_MESSAGES} by IMAP in {sending_took:.0f} s, {kills} kills in "
+              f"{chaos_took:.0f} s; "
               f"stored {len(stored)}, tickets {tickets}, quarantined {quarantined}, "
               f"outbox {len(items)} items ({len(sent)} sent, {taken_over} taken over, "
               f"{assumed} assumed sent), "
@@ -217,7 +224,7 @@ def test_three_instances_under_kill_9_keep_every_promise(
         duplicates = {key: times for key, times in delivered.items() if times > 1}
         assert duplicates == {}, "and exactly once"
     finally:
-        done_sending.set()
+        aborted.set()
         for running in instances:
             if running.process is not None and running.process.poll() is None:
                 running.stop(timeout=60)
