@@ -41,7 +41,6 @@ _SENDER = textwrap.dedent("""
     from maild.db import open_database
     from maild.log import configure_logging
     from maild.respond.outbox import flush_outbox
-from maild.respond.outbox_actions import cancel_item, retry_item
     from maild.respond.relay import SmtpRelayTransport
 
     configure_logging("warning", "json")
