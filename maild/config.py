@@ -448,7 +448,7 @@ _DEFAULTS: dict[str, Any] = {
     "tickets.prefix": "MD",
     "tickets.reopen_days": 14,
     "processing.max_attempts": 3,
-    "processing.lease_seconds": 300,
+    "processing.lease_seconds": 30,
     "processing.batch_size": 32,
     "processing.workers": 0,
     "log.level": "info",

@@ -22,12 +22,13 @@ import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
 from maild import systemd
+from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.cluster.lease import NamedLease, holder_name
 from maild.config import Config, ListenAddress, UnixSocketAccess
 from maild.db import StorageError, open_database
@@ -89,6 +90,7 @@ class Daemon:
     work: asyncio.Event = field(default_factory=asyncio.Event)
     sla_wake: asyncio.Event = field(default_factory=asyncio.Event)
     outbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_lease_ends: datetime | None = None  # the earliest claim end the last pass saw
     counters: Counters = field(default_factory=Counters)
     handlers: list[IntakeHandler] = field(default_factory=list)
     imap_health: list[PollerHealth] = field(default_factory=list)
@@ -206,6 +208,7 @@ class Daemon:
             log.error("daemon.outbox_failed", error=f"{type(error).__name__}: {error}"[:500])
             return
         self.counters.sent += report.sent
+        self.outbox_lease_ends = report.lease_ends
         if report.left:
             self.outbox_wake.set()
 
@@ -213,10 +216,23 @@ class Daemon:
         """The daemon's one outbox sender: a pass when woken, and every outbox interval anyway."""
         while not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.outbox_wake.wait(), self.config.outbox_interval)
+                await asyncio.wait_for(self.outbox_wake.wait(), self.outbox_wait())
             self.outbox_wake.clear()
             if not self.stopping.is_set():
                 await self.flush()
+
+    def outbox_wait(self) -> float:
+        """Seconds until the next pass: the interval, or less when a claim runs out sooner.
+
+        An item held by a killed instance is thus taken over as soon as its lease
+        has run out (at most `outbox.lease_seconds` after the kill), not up to an
+        interval later.
+        """
+        interval = self.config.outbox_interval
+        if self.outbox_lease_ends is None:
+            return interval
+        until = (self.outbox_lease_ends - utcnow()).total_seconds() + 0.2
+        return float(min(interval, max(until, 1.0)))
 
     async def sla_loop(self, interval: float = 60.0) -> None:
         """Run the breach monitor every minute, and right after new tickets."""
@@ -320,6 +336,7 @@ async def serve(config: Config, live: LiveRules) -> int:
                           numbering=TicketNumbering(config.ticket_prefix),
                           mail_domain=config.mail_domain, max_attempts=config.max_attempts,
                           lease=timedelta(seconds=config.lease_seconds),
+                          heartbeat=ClaimHeartbeat(engine, timedelta(seconds=config.lease_seconds)),
                           limits=ack_limits(config),
                           reopen_within=timedelta(days=config.reopen_days),
                           batch_size=config.processing_batch_size)

@@ -189,6 +189,9 @@ class Outbox(SQLModel, table=True):
     history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     claimed_until: datetime | None = _ts()
     claim_token: str | None = Field(default=None, max_length=32)
+    # Committed by the claim's holder just before it sends the final "." of DATA: an
+    # expired claim carrying it is recorded as sent, not sent again (maild.respond.lease).
+    committing_at: datetime | None = _ts()
 
 
 class Suppression(SQLModel, table=True):

@@ -25,6 +25,7 @@ from sqlalchemy.orm import QueryableAttribute, defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import UnparseableMail, parse_mail
@@ -41,12 +42,16 @@ log = get_logger("maild.processing")
 _WITHOUT_RAW = defer(cast("QueryableAttribute[bytes]", Inbound.raw))
 
 
+class ClaimLost(Exception):
+    """The message's claim was taken over by another processor before this one committed."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How processing one message ended."""
 
     inbound_id: int
-    state: str                 # processed, quarantined, or received (to be retried)
+    state: str  # processed, quarantined, received (to be retried), claim_lost (another has it)
     kind: str | None = None
     ticket: str | None = None
     error: str | None = None
@@ -66,6 +71,10 @@ class Processor:
     limits: AckLimits = field(default_factory=AckLimits)
     reopen_within: timedelta = timedelta(days=14)
     batch_size: int = 32
+    heartbeat: ClaimHeartbeat | None = None  # renews the leases of claimed messages
+    # The attempt count each claim of this processor wrote: its fencing token. Another
+    # instance that claims the message after our lease ran out counts another attempt.
+    _claims: dict[int, int] = field(default_factory=dict, repr=False)
 
     def domain(self, rules: Rules) -> str:
         """The domain of maild's Message-IDs and loop marker."""
@@ -131,12 +140,15 @@ class Processor:
                              attempts=attempts + 1))
                     if cast("CursorResult[Any]", result).rowcount == 1:
                         claimed.append(int(inbound_id))
+                        self._claims[int(inbound_id)] = attempts + 1
                         if attempts:
                             log.info("inbound.retried_alone", inbound_id=inbound_id,
                                      attempt=attempts + 1)
                     if attempts and claimed:
                         break
                 session.commit()
+            if self.heartbeat is not None:
+                self.heartbeat.hold(claimed)
             if claimed or only_id is not None:
                 return claimed
 
@@ -161,6 +173,11 @@ class Processor:
             with turns.turn():
                 done = self._transaction(remaining, rules, turns)
             outcomes += done
+            finished = [outcome.inbound_id for outcome in done]
+            for inbound_id in finished:
+                self._claims.pop(inbound_id, None)
+            if self.heartbeat is not None:
+                self.heartbeat.drop(finished)
             if len(outcomes) < len(inbound_ids):
                 turns.let_urgent_go_first()
         return outcomes
@@ -188,6 +205,9 @@ class Processor:
                     try:
                         with session.begin_nested():
                             outcome, note = self._process_one(session, inbound_id, rules, now)
+                    except ClaimLost as lost:
+                        outcome = Outcome(inbound_id, "claim_lost", error=str(lost))
+                        note = ("inbound.claim_lost", {"reason": str(lost)})
                     except Exception as error:
                         outcome, note = self._record_failure(session, inbound_id, error)
                     outcomes.append(outcome)
@@ -203,7 +223,7 @@ class Processor:
             bound = log.bind(inbound_id=outcome.inbound_id)
             if outcome.state == InboundState.PROCESSED:
                 bound.info(event, **fields)
-            elif outcome.kind == "unparseable":
+            elif outcome.kind == "unparseable" or outcome.state == "claim_lost":
                 bound.warning(event, **fields)
             else:
                 bound.error(event, **fields)
@@ -260,11 +280,18 @@ class Processor:
         applied = apply_decision(session, inbound, mail, decision, rules=rules,
                                  numbering=self.numbering, domain=self.domain(rules),
                                  now=now)
-        session.connection().execute(
-            update(table_of(Inbound)).where(table_of(Inbound).c.id == inbound_id).values(
+        table = table_of(Inbound)
+        claimed = self._claims.get(inbound_id)
+        written = session.connection().execute(
+            update(table).where(table.c.id == inbound_id,
+                                table.c.state == InboundState.PROCESSING,
+                                *([table.c.attempts == claimed] if claimed else [])).values(
                 state=InboundState.PROCESSED, kind=decision.kind, decision=decision.to_json(),
                 claimed_until=None, processed_at=now, last_error=None,
                 ticket_id=inbound.ticket_id))
+        if written.rowcount != 1:
+            raise ClaimLost(f"inbound {inbound_id} was claimed again by another processor "
+                            "(this one's lease ran out): its work here is rolled back")
         session.expunge(inbound)  # written above; nothing of it is left for the unit of work
         return (Outcome(inbound_id, InboundState.PROCESSED, kind=decision.kind,
                         ticket=applied.ticket),
@@ -311,6 +338,8 @@ class Processor:
                 col(Inbound.state) == InboundState.PROCESSING,
             ).values(state=InboundState.RECEIVED, claimed_until=None))
             session.commit()
+        if self.heartbeat is not None:
+            self.heartbeat.drop(inbound_ids)
 
     def process_now(self, inbound_id: int) -> Outcome | None:
         """Claim and process one message at once; None when it is not waiting."""

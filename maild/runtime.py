@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.config import Config
 from maild.db import open_database
 from maild.processing import Processor
@@ -46,6 +47,7 @@ class Runtime:
             mail_domain=self.config.mail_domain,
             max_attempts=self.config.max_attempts,
             lease=timedelta(seconds=self.config.lease_seconds),
+            heartbeat=ClaimHeartbeat(self.engine, timedelta(seconds=self.config.lease_seconds)),
             limits=ack_limits(self.config),
             reopen_within=timedelta(days=self.config.reopen_days),
             batch_size=self.config.processing_batch_size,

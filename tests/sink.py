@@ -55,8 +55,10 @@ class RecordingSink:
 
 
 @contextmanager
-def _running(**smtp_options: Any) -> Iterator[tuple[RecordingSink, int]]:
-    recorder = RecordingSink()
+def running_sink(recorder: RecordingSink | None = None,
+                 **smtp_options: Any) -> Iterator[tuple[RecordingSink, int]]:
+    """Run `recorder` (a plain RecordingSink by default) on a free port of 127.0.0.1."""
+    recorder = recorder or RecordingSink()
     port = free_port()
     controller = Controller(recorder, hostname="127.0.0.1", port=port, **smtp_options)
     controller.start()
@@ -69,12 +71,12 @@ def _running(**smtp_options: Any) -> Iterator[tuple[RecordingSink, int]]:
 @pytest.fixture
 def sink() -> Iterator[tuple[RecordingSink, int]]:
     """A running recording sink and its port on 127.0.0.1 (it offers SMTPUTF8)."""
-    with _running() as running:
+    with running_sink() as running:
         yield running
 
 
 @pytest.fixture
 def sink_without_smtputf8() -> Iterator[tuple[RecordingSink, int]]:
     """A recording sink that does not offer SMTPUTF8, as many relays still do not."""
-    with _running(enable_SMTPUTF8=False) as running:
+    with running_sink(enable_SMTPUTF8=False) as running:
         yield running

@@ -242,3 +242,39 @@ def test_imap_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"imap\[0\]\.security: one of: tls, starttls"):
         load_config(file, env={})
 
+
+
+class _AppendingPoller(FolderPoller):
+    """A poller during whose first delete one more message arrives in the folder."""
+
+    def __init__(self, *args: object, server: DovecotServer, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.server = server
+        self.appended = False
+
+    def after_commit(self, client: object, uid: int) -> None:
+        if not self.appended:
+            self.appended = True
+            self.server.append(USER, support_mail(message_id="<late@example.se>"))
+        super().after_commit(client, uid)  # type: ignore[arg-type]
+
+
+def test_mail_announced_during_a_pass_is_fetched_at_once_not_at_the_next_idle_renewal(
+        dovecot: DovecotServer, sqlite_runtime: Runtime) -> None:
+    """Its EXISTS came with the reply to the delete, so the IDLE after the pass hears nothing."""
+    dovecot.append(USER, support_mail(message_id="<first@example.se>"))
+    stop = threading.Event()
+    poller = _AppendingPoller(account(dovecot, after="delete"), "INBOX", sqlite_runtime.engine,
+                              recipients=["support@example.se"], on_stored=lambda: None,
+                              stop=stop, server=dovecot)
+    thread = threading.Thread(target=poller.run)
+    thread.start()
+    try:
+        wait_until(lambda: len(stored(sqlite_runtime)) == 2, timeout=15,
+                   what="the message that arrived during the pass")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert [row.message_id for row in stored(sqlite_runtime)] == [
+        "first@example.se", "late@example.se"]
+    assert dovecot.messages(USER) == []

@@ -66,6 +66,7 @@ def test_one_instance_polls_and_another_takes_over_when_it_is_killed(
         ids = stored_ids()
         assert len(set(ids)) == len(ids) == 8, "every message stored exactly once"
         print(f"takeover after kill -9: {took_over:.1f} s")
+        assert took_over <= 15, f"the folder was taken over only after {took_over:.1f} s"
         assert all("\\Seen" in message.flags for message in dovecot.messages(USER))
     finally:
         for running in instances:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 
 class TemporaryFailure(Exception):
@@ -18,3 +19,16 @@ class Transport(Protocol):
 
     def deliver(self, item_id: int, raw: bytes, envelope_sender: str, recipient: str) -> str:
         """Deliver `raw`; return where it went. Raise TemporaryFailure or PermanentFailure."""
+
+
+@runtime_checkable
+class MarkingTransport(Protocol):
+    """A transport that can say when it is about to make delivery final (SMTP's final dot)."""
+
+    def deliver_marked(self, item_id: int, raw: bytes, envelope_sender: str, recipient: str,
+                       before_dot: Callable[[], None]) -> str:
+        """Deliver `raw` as `deliver` does, calling `before_dot` just before ending DATA.
+
+        If `before_dot` raises, the message is abandoned before its end (the relay
+        never takes it) and the exception propagates.
+        """

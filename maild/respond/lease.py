@@ -8,6 +8,17 @@ While the transport works, a keeper thread renews the lease every third of it,
 so a slow relay is never taken over; when the holder dies the renewals stop and
 another sender takes the item over once the lease has run out. Finishing is
 conditional on the token too, so a sender that lost its claim changes nothing.
+
+SMTP leaves one window that no lease closes: the relay has taken the message
+(it answered 250 to the final ".") but the sender dies before it commits
+`sent`; the next sender would send it again. So a sender that speaks SMTP
+commits a mark (`committing_at`, under its token) after the body and just
+before the final dot (`mark_committing`). An item taken over with that mark is
+not sent again but recorded as sent (`outbox.assumed_sent`): its sender died
+while the relay was taking it. This trades the duplicate for a possible loss
+in a much shorter window, the microseconds between the mark's commit and the
+dot leaving (RFC 1047): a sender killed exactly there leaves a mail recorded as
+sent that the relay never finished receiving.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from sqlmodel import Session, col
 
 from maild.log import get_logger
 from maild.models import Outbox, OutboxState, Ticket
+from maild.respond.delivery import TemporaryFailure
+from maild.write_turns import write_turns
 
 log = get_logger("maild.outbox")
 
@@ -52,6 +65,7 @@ class Claim:
     created_at: datetime
     history: list[dict[str, Any]]
     taken_over_from: datetime | None  # the lease that ran out, when a dead sender held it
+    committing_since: datetime | None = None  # a dead sender's mark: it was sending the dot
 
 
 def claimable(now: datetime) -> ColumnElement[bool]:
@@ -67,7 +81,7 @@ def claim_next(engine: Engine, now: datetime, lease: timedelta, after_id: int = 
                candidates: int = 8) -> Claim | None:
     """Claim the oldest claimable item with an id above `after_id`; None when none is left."""
     while True:
-        with Session(engine) as session:
+        with write_turns(engine).turn(), Session(engine) as session:
             query = (select(col(Outbox.id)).where(claimable(now), col(Outbox.id) > after_id)
                      .order_by(col(Outbox.id)).limit(candidates))
             if session.get_bind().dialect.name == "postgresql":
@@ -79,7 +93,9 @@ def claim_next(engine: Engine, now: datetime, lease: timedelta, after_id: int = 
                 item = session.get(Outbox, item_id)
                 if item is None:
                     continue
-                previous = item.claimed_until if item.state == OutboxState.SENDING else None
+                taken_over = item.state == OutboxState.SENDING
+                previous = item.claimed_until if taken_over else None
+                committing = item.committing_at if taken_over else None
                 token = secrets.token_hex(8)
                 result = session.execute(
                     update(Outbox)
@@ -96,7 +112,8 @@ def claim_next(engine: Engine, now: datetime, lease: timedelta, after_id: int = 
                               message_id=item.message_id, purpose=item.purpose,
                               ticket=ticket.number if ticket else None,
                               attempts=item.attempts + 1, created_at=item.created_at,
-                              history=list(item.history or []), taken_over_from=previous)
+                              history=list(item.history or []), taken_over_from=previous,
+                              committing_since=committing)
                 session.commit()
                 return claim
             session.commit()
@@ -105,13 +122,34 @@ def claim_next(engine: Engine, now: datetime, lease: timedelta, after_id: int = 
 
 def finish(engine: Engine, claim: Claim, values: Mapping[str, Any]) -> bool:
     """Write the outcome of a claimed item and release it; False when the claim was lost."""
-    with engine.begin() as connection:
+    with write_turns(engine).turn(), engine.begin() as connection:
         result = connection.execute(
             update(Outbox)
             .where(col(Outbox.id) == claim.item_id, col(Outbox.claim_token) == claim.token,
                    col(Outbox.state) == OutboxState.SENDING)
-            .values(**values, claim_token=None, claimed_until=None))
+            .values(**values, claim_token=None, claimed_until=None, committing_at=None))
         return cast("CursorResult[Any]", result).rowcount == 1
+
+
+class ClaimLost(TemporaryFailure):
+    """The claim ran out and another sender holds the item: this one must not end DATA."""
+
+
+def mark_committing(engine: Engine, claim: Claim, now: datetime) -> None:
+    """Commit that the holder is about to send the final dot; raise ClaimLost if it is not held.
+
+    Until this returns, the relay cannot have the message; once it has returned, a
+    sender taking the item over records it as sent instead of sending it again.
+    """
+    with write_turns(engine).turn(), engine.begin() as connection:
+        result = connection.execute(
+            update(Outbox)
+            .where(col(Outbox.id) == claim.item_id, col(Outbox.claim_token) == claim.token,
+                   col(Outbox.state) == OutboxState.SENDING)
+            .values(committing_at=now))
+    if cast("CursorResult[Any]", result).rowcount != 1:
+        raise ClaimLost(f"outbox item {claim.item_id} is no longer held by this sender; "
+                        f"DATA is abandoned before its end")
 
 
 class LeaseKeeper:
@@ -145,7 +183,7 @@ class LeaseKeeper:
                             detail="lease no longer renewed; the item will be taken over")
                 return
             try:
-                with self.engine.begin() as connection:
+                with write_turns(self.engine).turn(), self.engine.begin() as connection:
                     result = connection.execute(
                         update(Outbox)
                         .where(col(Outbox.id) == self.claim.item_id,

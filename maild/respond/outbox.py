@@ -5,10 +5,18 @@ when the ticket does. Delivery happens afterwards, one claimed item at a time
 (`lease.py`): however many passes run at once, in one process or in several
 instances on one database, an item is in the hands of one sender only. A failed
 attempt is retried later with a growing delay; an item that cannot be sent
-fails alone, with its reason, and the pass goes on with the next. The only
-window for a duplicate is a crash between the transport accepting the message
-and the item being marked sent; the maildir transport closes even that window
-by naming files after the item.
+fails alone, with its reason, and the pass goes on with the next.
+
+Exactly once, as far as SMTP allows: the SMTP relay transport commits a mark
+on the item just before it sends the final "." of DATA (`lease.mark_committing`).
+A sender that takes over an expired item carrying the mark does not send it
+again: it records the item as sent (`outbox.assumed_sent`), because its previous
+sender died while the relay was taking it. That turns the window for a
+duplicate (relay said 250, sender died before committing `sent`) into a window
+of microseconds (mark committed, dot not yet written) in which a mail can be
+lost instead (RFC 1047). A connection lost after the dot but before the reply
+is still retried, as SMTP requires. The maildir transport names files after
+the item, so it has no window at all.
 """
 
 from __future__ import annotations
@@ -26,8 +34,8 @@ from sqlmodel import Session, col
 
 from maild.log import get_logger
 from maild.models import Outbox, OutboxState, utcnow
-from maild.respond.delivery import PermanentFailure, TemporaryFailure, Transport
-from maild.respond.lease import Claim, Clock, LeaseKeeper, claim_next, finish
+from maild.respond.delivery import MarkingTransport, PermanentFailure, TemporaryFailure, Transport
+from maild.respond.lease import Claim, Clock, LeaseKeeper, claim_next, finish, mark_committing
 
 log = get_logger("maild.outbox")
 
@@ -48,6 +56,7 @@ class FlushReport:
     sent_by_purpose: dict[str, int] = field(default_factory=dict)
     left: int = 0              # items still due when the pass stopped at its batch size
     batch_size: int = BATCH
+    lease_ends: datetime | None = None  # the earliest end of another sender's claim, if any
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None =
     return FlushReport(sent=counts["sent"], retried=counts["retried"], failed=counts["failed"],
                        sent_by_purpose={key[5:]: value for key, value in counts.items()
                                         if key.startswith("sent:")},
-                       left=left, batch_size=limit)
+                       left=left, batch_size=limit, lease_ends=first_lease_end(engine))
 
 
 def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock,
@@ -133,10 +142,17 @@ def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock
         history = [*history, {"at": clock().isoformat(), "result": "taken over",
                               "detail": note}]
     values: dict[str, Any]
+    if claim.committing_since is not None:
+        return _assume_sent(engine, claim, history, bound, clock)
     try:
         with LeaseKeeper(engine, claim, lease, clock):
-            where = transport.deliver(claim.item_id, claim.raw, claim.envelope_sender,
-                                      claim.recipient)
+            if isinstance(transport, MarkingTransport):
+                where = transport.deliver_marked(
+                    claim.item_id, claim.raw, claim.envelope_sender, claim.recipient,
+                    lambda: mark_committing(engine, claim, clock()))
+            else:
+                where = transport.deliver(claim.item_id, claim.raw, claim.envelope_sender,
+                                          claim.recipient)
     except PermanentFailure as error:
         outcome = "failed"
         detail = f"permanent: {error}"[:2000]
@@ -172,6 +188,37 @@ def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock
         bound.error("outbox.claim_lost", outcome=outcome,
                     detail="another sender took the item over; its record stands")
     return outcome
+
+
+def _assume_sent(engine: Engine, claim: Claim, history: list[dict[str, Any]], bound: Any,
+                 clock: Clock) -> str:
+    """Record as sent an item whose dead sender was ending DATA: sending it again could duplicate.
+
+    The previous sender committed its mark and then died before recording the
+    relay's answer; the relay has the mail unless the sender died in the
+    microseconds between the mark and the dot, so the item is not sent again.
+    """
+    assert claim.committing_since is not None
+    detail = (f"assumed sent: the previous sender was sending the final dot at "
+              f"{claim.committing_since.isoformat()} and stopped before recording the "
+              f"relay's answer; not sent again, to avoid a duplicate")
+    bound.warning("outbox.assumed_sent", committing_at=claim.committing_since.isoformat(),
+                  attempts=claim.attempts - 1)
+    values = {"state": OutboxState.SENT, "sent_at": claim.committing_since, "last_error": None,
+              "attempts": claim.attempts - 1,  # taking it over was no attempt
+              "history": [*history, {"at": clock().isoformat(), "attempt": claim.attempts - 1,
+                                     "result": "assumed sent", "detail": detail}]}
+    if not finish(engine, claim, values):
+        bound.error("outbox.claim_lost", outcome="sent",
+                    detail="another sender took the item over; its record stands")
+    return "sent"
+
+
+def first_lease_end(engine: Engine) -> datetime | None:
+    """When the earliest claim on an item runs out: a dead sender's item is due then."""
+    with Session(engine) as session:
+        return session.scalar(select(func.min(col(Outbox.claimed_until)))
+                              .where(col(Outbox.state) == OutboxState.SENDING))
 
 
 def due_count(engine: Engine, now: datetime) -> int:

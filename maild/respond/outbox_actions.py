@@ -39,6 +39,11 @@ def _refusal(item: Outbox, action: str) -> str | None:
     if item.state in (OutboxState.SENT, OutboxState.BOUNCED):
         return (f"outbox item {item.id} was sent at {_when(item)} ({item.state}); "
                 f"it cannot be {action}")
+    if item.state == OutboxState.SENDING and item.committing_at is not None:
+        return (f"outbox item {item.id} was being handed to the relay when its sender stopped "
+                f"(final dot at {item.committing_at.strftime('%H:%M:%S UTC')}): the relay "
+                f"most likely has it, and the next outbox pass records it as sent; it cannot "
+                f"be {action}")
     if _in_flight(item):
         assert item.claimed_until is not None
         return (f"outbox item {item.id} is being delivered right now (claimed until "
@@ -71,7 +76,8 @@ def retry_item(engine: Engine, item_id: int) -> ActionResult:
                                                      f"(was {item.state})"}]
         if _update(engine, item, {"state": OutboxState.QUEUED, "next_attempt_at": None,
                                   "created_at": utcnow(), "claimed_until": None,
-                                  "claim_token": None, "history": history}):
+                                  "claim_token": None, "committing_at": None,
+                                  "history": history}):
             return ActionResult(True, f"outbox item {item_id} queued again (was {item.state})")
     return ActionResult(False, f"outbox item {item_id} keeps changing; try again")
 
@@ -94,7 +100,7 @@ def cancel_item(engine: Engine, item_id: int, reason: str | None = None) -> Acti
                                            "detail": detail}]
         if _update(engine, item, {"state": OutboxState.CANCELLED, "last_error": detail,
                                   "claimed_until": None, "claim_token": None,
-                                  "history": history}):
+                                  "committing_at": None, "history": history}):
             return ActionResult(True, f"outbox item {item_id} cancelled (was {item.state}, to "
                                       f"{item.recipient}); it will not be sent")
     return ActionResult(False, f"outbox item {item_id} keeps changing; try again")

@@ -9,12 +9,17 @@ SMTPUTF8, and without one that item fails (alone) with the reason.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
+from collections.abc import Callable
 
 from maild.config import RelaySettings
 from maild.respond.address import UnusableAddress, mail_address
 from maild.respond.delivery import PermanentFailure, TemporaryFailure
+
+# Transparency (RFC 5321 4.5.2): a line that starts with "." gets one more.
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 
 
 class SmtpRelayTransport:
@@ -37,6 +42,11 @@ class SmtpRelayTransport:
 
     def deliver(self, item_id: int, raw: bytes, envelope_sender: str, recipient: str) -> str:
         """Send `raw` to `recipient`; raises TemporaryFailure or PermanentFailure."""
+        return self.deliver_marked(item_id, raw, envelope_sender, recipient, lambda: None)
+
+    def deliver_marked(self, item_id: int, raw: bytes, envelope_sender: str, recipient: str,
+                       before_dot: Callable[[], None]) -> str:
+        """Send `raw` to `recipient`, calling `before_dot` between the body and the final dot."""
         settings = self.settings
         try:
             to = mail_address(recipient)
@@ -61,19 +71,46 @@ class SmtpRelayTransport:
                 if settings.user:
                     client.login(settings.user, self._password() or "")
                 options = _mail_options(client, raw, international, recipient)
-                refused = client.sendmail(sender, [str(to)], raw, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as error:
-            code, text = next(iter(error.recipients.values()))
-            raise _failure(code, text, recipient) from error
+                _send(client, sender, str(to), raw, options=options, before_dot=before_dot)
         except smtplib.SMTPResponseException as error:
             raise _failure(error.smtp_code, error.smtp_error, recipient) from error
         except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as error:
             raise TemporaryFailure(f"relay {settings.host}:{settings.port}: "
                                    f"{type(error).__name__}: {error}") from error
-        if refused:
-            code, text = next(iter(refused.values()))
-            raise _failure(code, text, recipient)
         return f"relay {settings.host}:{settings.port} accepted it for {to}"
+
+
+def _send(client: smtplib.SMTP, sender: str, recipient: str, raw: bytes, *, options: list[str],
+          before_dot: Callable[[], None]) -> None:
+    """MAIL, RCPT and DATA, with `before_dot` called after the body and before the final ".".
+
+    smtplib's `data()` writes body and dot in one go; here they are two writes so
+    that the outbox can commit its mark in between. If `before_dot` raises, the
+    connection is dropped without the dot, so the relay discards what it got.
+    """
+    code, reply = client.mail(sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = client.rcpt(recipient)
+    if code not in (250, 251):
+        raise smtplib.SMTPResponseException(code, reply)
+    client.putcmd("data")
+    code, reply = client.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    body = _DOT_AT_LINE_START.sub(b"..", raw)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    client.send(body)
+    try:
+        before_dot()
+    except BaseException:
+        client.close()  # no dot: the relay must not take an unfinished message
+        raise
+    client.send(b".\r\n")
+    code, reply = client.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
 
 
 def _mail_options(client: smtplib.SMTP, raw: bytes, international: bool,

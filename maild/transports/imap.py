@@ -41,7 +41,10 @@ from maild.models import ImapCursor, utcnow
 
 log = get_logger("maild.imap")
 
-IDLE_RENEW_SECONDS = 9 * 60  # RFC 2177: re-issue IDLE well before 29 minutes
+# RFC 2177 asks to re-issue IDLE well before 29 minutes. A minute also bounds how
+# long a message can wait whose arrival the server announced (EXISTS) in the reply
+# to another command rather than during IDLE; each renewal looks for new mail.
+IDLE_RENEW_SECONDS = 60.0
 FIRST_BACKOFF = 1.0
 LONGEST_BACKOFF = 300.0
 LEASE_SECONDS = 10.0    # a dead poller's folder is taken over this long after its last renewal
@@ -351,7 +354,11 @@ class FolderPoller:
                               idle=self.client.has_capability("IDLE"))
                 backoff = FIRST_BACKOFF
                 while not self.stop.is_set():
-                    self.fetch_new(self.client)
+                    # Mail that arrived while a pass fetched and deleted was announced in
+                    # the replies to those commands, not during the IDLE that follows: so
+                    # a pass that stored anything is followed by another at once.
+                    while self.fetch_new(self.client) and not self.stop.is_set():
+                        pass
                     if self.health.failures or self.health.last_success is None:
                         self.health.succeeded()
                         self.on_health(self.health)
