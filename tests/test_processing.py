@@ -221,3 +221,17 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing_and_doubles_noth
     assert {row.attempts for row in rows if row.id not in killed_in} == {1}
     per_ticket = Counter(ack["X-Maild-Ticket"] for ack in acks(runtime))
     assert per_ticket and max(per_ticket.values()) == 1, "no acknowledgement was queued twice"
+
+
+def test_a_processor_whose_claim_was_taken_over_commits_nothing(runtime: Runtime) -> None:
+    stored = store_inbound(runtime.engine, support_mail(), transport="smtp")
+    slow, other = runtime.processor(), runtime.processor()
+    assert slow.claim() == stored.inbound_id
+    # The slow one's lease runs out (no heartbeat renewed it) and another claims the message.
+    other.clock = lambda: utcnow() + timedelta(minutes=6)
+    assert other.claim() == stored.inbound_id
+    late = slow.process(stored.inbound_id)
+    assert late.state == "claim_lost"
+    assert tickets(runtime) == [] and acks(runtime) == [], "the late work was rolled back"
+    assert other.process(stored.inbound_id).state == "processed"
+    assert len(tickets(runtime)) == 1 and len(acks(runtime)) == 1

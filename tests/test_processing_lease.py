@@ -63,6 +63,9 @@ def test_claims_of_a_living_process_are_renewed_and_free_one_lease_after_its_kil
         claimed = other.claim_batch(size=32)
         time.sleep(0.05)
     waited = time.monotonic() - killed
+    # Tried once already, the dead holder's messages are taken over one at a time.
+    while len(claimed) < 3 and (more := other.claim_batch(size=32)):
+        claimed += more
     assert len(claimed) == 3
     assert waited <= LEASE + 1.0, f"taken over {waited:.1f} s after the kill"
 
