@@ -118,7 +118,7 @@ class Config:
     imap: tuple[ImapAccount, ...] = ()
     relay: RelaySettings | None = None
     outbox_lifetime_hours: float = 48.0
-    outbox_lease_seconds: int = 30
+    outbox_lease_seconds: int = 25
     outbox_batch_size: int = 500
     processing_batch_size: int = 32
     processing_workers: int = 0
@@ -435,7 +435,7 @@ _DEFAULTS: dict[str, Any] = {
     "outbox.relay_password_file": None,
     "outbox.relay_ca_file": None,
     "outbox.lifetime_hours": 48.0,
-    "outbox.lease_seconds": 30,
+    "outbox.lease_seconds": 25,
     "outbox.batch_size": 500,
     "ack.max_per_hour": 5,
     "ack.max_per_day": 20,

@@ -16,10 +16,10 @@ import pytest
 
 from maild.runtime import Runtime
 from maild.transports.imap import ImapAuthError, read_secret
-from tests.daemon_helpers import make_daemon, wait_until
+from tests.daemon_helpers import log_events, make_daemon, wait_until
 from tests.dovecot import DovecotServer
 from tests.mailmaker import support_mail
-from tests.test_imap import USER, _events, account, poll_once, stored
+from tests.test_imap import USER, account, poll_once, stored
 from tests.token_endpoint import TokenEndpoint
 
 
@@ -81,9 +81,9 @@ def test_an_expired_token_is_loud_retried_and_recovers(
         f'oauth2_token_file = "{token_file}"', "poll_interval = 1", ""]))
     running.start()
     try:
-        wait_until(lambda: len(_events(running.log(), "imap.auth_failed")) >= 2, timeout=30,
+        wait_until(lambda: len(log_events(running.log(), "imap.auth_failed")) >= 2, timeout=30,
                    what="two refused logins, each logged", log=running.log)
-        failures = _events(running.log(), "imap.auth_failed")
+        failures = log_events(running.log(), "imap.auth_failed")
         assert failures[0]["level"] == "error"
         assert "refused the XOAUTH2 login of support@example.se" in str(failures[0]["error"])
         assert [event["failures"] for event in failures[:2]] == [1, 2]

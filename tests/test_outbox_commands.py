@@ -115,7 +115,7 @@ def test_the_outbox_lease_and_batch_size_are_settings_with_clear_errors() -> Non
                                          "MAILD_OUTBOX_BATCH_SIZE": "40"})
     assert (config.outbox_lease_seconds, config.outbox_batch_size) == (12, 40)
     defaults = load_config(path=None, env={})
-    assert (defaults.outbox_lease_seconds, defaults.outbox_batch_size) == (30, 500)
+    assert (defaults.outbox_lease_seconds, defaults.outbox_batch_size) == (25, 500)
     with pytest.raises(ConfigError, match="MAILD_OUTBOX_LEASE_SECONDS: expected a whole "
                                           "number of seconds, at least 1, got '0'"):
         load_config(path=None, env={"MAILD_OUTBOX_LEASE_SECONDS": "0"})

@@ -42,7 +42,7 @@ log = get_logger("maild.outbox")
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
 LIFETIME = timedelta(days=2)
-LEASE = timedelta(seconds=30)
+LEASE = timedelta(seconds=25)
 BATCH = 500
 
 
