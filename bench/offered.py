@@ -6,8 +6,9 @@ from 4 SMTP connections in a client process, each mail at its scheduled moment. 
 measures each mail's time from MAIL FROM to the reply to its DATA, so the figure is
 what a sending MTA waits while the daemon also parses, routes and makes tickets of
 what came before (processing shares the database and the process). It prints p50,
-p99 and the largest latency, the rate actually achieved, and how long after the last
-250 processing had made a ticket of every mail; the last line is one JSON object.
+p99 and the largest latency, the rate actually achieved, how long after the last
+250 processing had made a ticket of every mail, and the peak RSS of the daemon (and
+of its worker processes); the last line is one JSON object.
 With --workers N the daemon processes in N worker processes (`processing.workers`).
 Usage: python bench/offered.py [--rate 200] [--seconds 15] [--workers N]
 """
@@ -72,6 +73,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _peak_rss_mb(pid: int) -> float | None:
+    """The peak resident set size of process `pid` so far (VmHWM), in MB; None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -120,6 +141,7 @@ def main() -> None:
                     caught_up = time.monotonic() - last_reply
                     break
                 time.sleep(0.1)
+            peak_mb = {str(pid): _peak_rss_mb(pid) for pid in [daemon.pid, *_children(daemon.pid)]}
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(60)
@@ -134,6 +156,7 @@ def main() -> None:
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "max_ms": round(max(latencies) * 1000, 2),
         "processed_all_within_s": None if caught_up is None else round(caught_up, 1),
+        "peak_rss_mb": peak_mb,
     }
     print(f"offered {args.rate:.0f}/s for {args.seconds:.0f} s over 4 connections: "
           f"achieved {summary['achieved_per_s']}/s, {result['late']} sends late by > 50 ms")
@@ -142,6 +165,8 @@ def main() -> None:
     print("every mail processed "
           + (f"{caught_up:.1f} s after the last 250" if caught_up is not None
              else "NOT within 300 s of the last 250"))
+    print("peak RSS (MB) of the daemon and its worker processes: "
+          + ", ".join(f"{pid}: {mb}" for pid, mb in peak_mb.items()))
     print(json.dumps(summary))
 
 
