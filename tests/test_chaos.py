@@ -3,8 +3,9 @@
 Mail arrives over SMTP at random instances and by IMAP from one Dovecot mailbox
 that all three poll; outbound mail goes to a recording relay. At the end every
 message answered 250 is stored exactly once, every IMAP message too, no message
-made two tickets, every outbox item reached the relay exactly once, and nothing
-is left claimed. The sizes are bounded so the suite stays at about two
+made two tickets, no outbox item reached the relay twice, every item recorded
+as sent reached it (but for SMTP's last window, below), and nothing is left
+claimed. The sizes are bounded so the suite stays at about two
 minutes (300 over SMTP, 60 by IMAP, kills for at least 40 s, so also while the
 mail is being processed and delivered); MAILD_CHAOS_SMTP=2000
 MAILD_CHAOS_IMAP=300 runs the full version. The counts are printed (`pytest -s`). It needs
@@ -12,7 +13,7 @@ PostgreSQL and Dovecot, and is skipped without them unless
 MAILD_REQUIRE_SERVICES=1.
 
 The instances run with the default leases (processing 30 s, renewed while
-they live; outbox 30 s; IMAP 10 s), so what a killed instance held is taken
+they live; outbox 25 s; IMAP 10 s), so what a killed instance held is taken
 over as it would be in production. One outbox outcome cannot be told apart
 from the outside: a sender killed in the microseconds between its mark and
 the final dot leaves an item recorded as sent that the relay never got (the
@@ -193,8 +194,10 @@ def test_three_instances_under_kill_9_keep_every_promise(
             still_claimed = (count("SELECT count(*) FROM inbound WHERE claimed_until IS NOT NULL")
                              + count("SELECT count(*) FROM outbox WHERE claim_token IS NOT NULL "
                                      "OR claimed_until IS NOT NULL OR committing_at IS NOT NULL"))
-            histories = [row[0] or [] for row in connection.execute(text(
-                "SELECT history FROM outbox"))]
+            rows = connection.execute(text("SELECT message_id, history FROM outbox")).all()
+            histories = [row[1] or [] for row in rows]
+            assumed_ids = {str(row[0]).strip("<>") for row in rows if any(
+                entry.get("result") == "assumed sent" for entry in row[1] or [])}
         taken_over = sum(any(entry.get("result") == "taken over" for entry in history)
                          for history in histories)
         assumed = sum(any(entry.get("result") == "assumed sent" for entry in history)
@@ -220,7 +223,15 @@ def test_three_instances_under_kill_9_keep_every_promise(
         assert tickets == numbers == len(expected), "one ticket per message, none twice"
         assert quarantined == 0
         assert still_claimed == 0, "nothing left claimed"
-        assert set(delivered) == sent, "every sent item reached the relay"
+        # SMTP's last window (RFC 1047): a sender killed after committing its mark and before
+        # its final dot reached the relay leaves an item "assumed sent" that the relay never
+        # took. maild chooses that (a lost acknowledgement, logged as outbox.assumed_sent)
+        # over sending twice; only such an item may be missing.
+        lost = sent - set(delivered)
+        print(f"chaos: {len(lost)} assumed-sent item(s) the relay never took: {sorted(lost)}")
+        assert lost <= assumed_ids, "every item recorded as sent, and not assumed, was relayed"
+        assert len(lost) <= 2, "the window between the mark and the dot is a few milliseconds"
+        assert set(delivered) <= sent, "nothing reached the relay that is not recorded as sent"
         duplicates = {key: times for key, times in delivered.items() if times > 1}
         assert duplicates == {}, "and exactly once"
     finally:
