@@ -162,22 +162,20 @@ def _optional_text(value: Any) -> str | None:
     return _text(value)
 
 
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError
-    number = int(value)
-    if number < 0:
-        raise ValueError
-    return number
+def _int_at_least(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise TypeError
+        number = int(value)
+        if number < minimum:
+            raise ValueError
+        return number
+
+    return parse
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError
-    number = int(value)
-    if number < 1:
-        raise ValueError
-    return number
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _choice(*choices: str) -> Callable[[Any], str]:
