@@ -28,7 +28,6 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from maild import systemd
-from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.cluster.lease import NamedLease, holder_name
 from maild.config import Config, ListenAddress, UnixSocketAccess
 from maild.db import StorageError, open_database
@@ -39,9 +38,8 @@ from maild.models import utcnow
 from maild.processing import Processor
 from maild.routing.model import Rules
 from maild.routing.reload import LiveRules
-from maild.runtime import ack_limits, deliver_due
+from maild.runtime import deliver_due, make_processor
 from maild.sla.monitor import run_monitor
-from maild.tickets.numbering import TicketNumbering
 from maild.transports.imap import LEASE_SECONDS, FolderPoller, PollerHealth
 from maild.transports.smtp import (
     AcceptErrorLog,
@@ -332,14 +330,7 @@ async def serve(config: Config, live: LiveRules) -> int:
     except StorageError as error:
         log.error("daemon.database_unavailable", error=str(error))
         return 75
-    processor = Processor(engine=engine, rules=lambda: live.current,
-                          numbering=TicketNumbering(config.ticket_prefix),
-                          mail_domain=config.mail_domain, max_attempts=config.max_attempts,
-                          lease=timedelta(seconds=config.lease_seconds),
-                          heartbeat=ClaimHeartbeat(engine, timedelta(seconds=config.lease_seconds)),
-                          limits=ack_limits(config),
-                          reopen_within=timedelta(days=config.reopen_days),
-                          batch_size=config.processing_batch_size)
+    processor = make_processor(config, engine, lambda: live.current)
     daemon = Daemon(config=config, live=live, processor=processor)
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:

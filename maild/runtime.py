@@ -40,18 +40,7 @@ class Runtime:
 
     def processor(self, rules: Callable[[], Rules] | None = None) -> Processor:
         """A processing worker that reads the current rules (or `rules()`) once per batch."""
-        return Processor(
-            engine=self.engine,
-            rules=rules or (lambda: self.rules),
-            numbering=self.numbering,
-            mail_domain=self.config.mail_domain,
-            max_attempts=self.config.max_attempts,
-            lease=timedelta(seconds=self.config.lease_seconds),
-            heartbeat=ClaimHeartbeat(self.engine, timedelta(seconds=self.config.lease_seconds)),
-            limits=ack_limits(self.config),
-            reopen_within=timedelta(days=self.config.reopen_days),
-            batch_size=self.config.processing_batch_size,
-        )
+        return make_processor(self.config, self.engine, rules or (lambda: self.rules))
 
     def transport(self) -> Transport:
         """The outbound transport the configuration names."""
@@ -60,6 +49,17 @@ class Runtime:
     def flush_outbox(self) -> FlushReport:
         """Deliver what is due in the outbox, with the configured transport and lifetime."""
         return deliver_due(self.config, self.engine)
+
+
+def make_processor(config: Config, engine: Engine, rules: Callable[[], Rules]) -> Processor:
+    """The processing worker the configuration describes, on `engine`, reading `rules()`."""
+    lease = timedelta(seconds=config.lease_seconds)
+    return Processor(
+        engine=engine, rules=rules, numbering=TicketNumbering(config.ticket_prefix),
+        mail_domain=config.mail_domain, max_attempts=config.max_attempts, lease=lease,
+        heartbeat=ClaimHeartbeat(engine, lease), limits=ack_limits(config),
+        reopen_within=timedelta(days=config.reopen_days),
+        batch_size=config.processing_batch_size)
 
 
 def ack_limits(config: Config) -> AckLimits:
