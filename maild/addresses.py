@@ -43,8 +43,8 @@ _DOTLESS_PROVIDERS = frozenset({"gmail.com", "googlemail.com"})
 
 
 @dataclass(frozen=True)
-class Mailbox:
-    """One address read from a header: the decoded display name and the normalised address."""
+class Address:
+    """A mailbox: the decoded display name (may be empty) and the address (normalised domain)."""
 
     name: str
     address: str
@@ -57,13 +57,13 @@ class _Token:
     text: str    # the content (quotes, brackets and escapes removed)
 
 
-def read_address_list(value: str) -> tuple[tuple[Mailbox, ...], tuple[str, ...]]:
+def read_address_list(value: str) -> tuple[tuple[Address, ...], tuple[str, ...]]:
     """The mailboxes an address header names, in order, and what could not be read."""
     defects: list[str] = []
     if len(value) > MAX_HEADER_CHARS:
         defects.append(f"address header longer than {MAX_HEADER_CHARS} characters: cut")
         value = value[:MAX_HEADER_CHARS]
-    found: list[Mailbox] = []
+    found: list[Address] = []
     for item in _items(_tokens(value, defects)):
         if len(found) >= MAX_ADDRESSES:
             defects.append(f"more than {MAX_ADDRESSES} addresses in one header: the rest ignored")
@@ -237,7 +237,7 @@ def _items(tokens: Iterable[_Token]) -> Iterator[list[_Token]]:
         yield current
 
 
-def _mailbox(item: list[_Token], defects: list[str]) -> Mailbox | None:
+def _mailbox(item: list[_Token], defects: list[str]) -> Address | None:
     angles = [index for index, token in enumerate(item) if token.kind == "angle"]
     if len(angles) > 1:
         defects.append("a mailbox with more than one <address>: left out")
@@ -261,7 +261,7 @@ def _mailbox(item: list[_Token], defects: list[str]) -> Mailbox | None:
         shown = "".join(token.raw for token in item).strip()[:80]
         defects.append(f"not an address: {shown!r}")
         return None
-    return Mailbox(name=_decoded_name(name), address=address)
+    return Address(name=_decoded_name(name), address=address)
 
 
 def _unencoded_spec(spec: str, defects: list[str]) -> str:

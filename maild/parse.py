@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 import mailparser
 
-from maild.addresses import MAX_ADDRESSES, read_address_list
+from maild.addresses import MAX_ADDRESSES, Address, read_address_list
 from maild.htmltext import html_to_text
 from maild.log import get_logger
 
@@ -55,14 +55,6 @@ class Attachment:
     size: int
     content_id: str | None = None
     inline: bool = False
-
-
-@dataclass(frozen=True)
-class Address:
-    """A mailbox: the decoded display name (may be empty) and the address (normalised domain)."""
-
-    name: str
-    address: str
 
 
 @dataclass(frozen=True)
@@ -154,7 +146,7 @@ def _addresses(values: tuple[str, ...], defects: list[str]) -> tuple[Address, ..
     found: list[Address] = []
     for value in values:
         mailboxes, problems = read_address_list(value)
-        found += [Address(name=box.name, address=box.address) for box in mailboxes]
+        found += mailboxes
         defects += problems
     return tuple(found[:MAX_ADDRESSES])
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from maild.addresses import normalize_address
+from maild.addresses import Address, normalize_address
 from maild.checks import check_items
 from maild.checks.conditions import RequiredItems, required_items
 from maild.classify.language import guess_language
 from maild.classify.machine import classify_machine
 from maild.classify.sender import address_domain, registrable_domain
-from maild.parse import Address, ParsedMail
+from maild.parse import ParsedMail
 from maild.respond.bounces import OutboxLookup, find_bounced, permanence
 from maild.respond.policy import (
     AckHistory,

@@ -144,8 +144,7 @@ class Processor:
                         if attempts:
                             log.info("inbound.retried_alone", inbound_id=inbound_id,
                                      attempt=attempts + 1)
-                    if attempts and claimed:
-                        break
+                            break  # alone: nothing joins its batch
                 session.commit()
             if self.heartbeat is not None:
                 self.heartbeat.hold(claimed)
@@ -190,12 +189,11 @@ class Processor:
         notes: list[tuple[str, dict[str, Any]]] = []
         try:
             with Session(self.engine) as session:
-                # Acknowledgement accounting first, before any write (see `accounting`): on
-                # SQLite this opens the transaction with the write lock, so the savepoints
-                # below nest inside it instead of committing on release.
+                # Acknowledgement accounting for the whole batch, before any write (see
+                # `maild.respond.accounting`): on SQLite this opens the transaction with the
+                # write lock, so the savepoints below nest inside it instead of committing on
+                # release. The claims' leases are the heartbeat's to renew.
                 hold_ack_accounting(session)
-                session.execute(update(Inbound).where(col(Inbound.id).in_(inbound_ids)).values(
-                    claimed_until=now + self.lease))
                 # One query for the batch's rows, without their bytes (a batch of large mails
                 # must not sit in memory at once); each message then finds its row in the
                 # session (which holds it only as long as something else does: `rows` does).
@@ -273,7 +271,8 @@ class Processor:
                             error=str(error)),
                     ("inbound.unparseable", {"message_id": inbound.message_id,
                                              "reason": str(error)}))
-        decision = decide(mail, envelope, rules, lookup=DatabaseTickets(session),
+        decision = decide(mail, envelope, rules,
+                          lookup=DatabaseTickets(session, accounting=False),  # held: _transaction
                           numbering=self.numbering,
                           identity=identity_of(rules, self.mail_domain),
                           limits=self.limits, reopen_within=self.reopen_within)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from maild.addresses import mailbox_key
@@ -214,17 +216,16 @@ def ack_verdict(request: AckRequest, *, now: datetime, history: AckHistory,
 def _over_limit(mailbox: str, domains: tuple[str, ...], *, now: datetime,
                 history: AckHistory, limits: AckLimits) -> str | None:
     """The rate limit an acknowledgement to `mailbox` would break, or None."""
-    for window, name, most in ((timedelta(hours=1), "hour", limits.max_per_hour),
-                               (timedelta(days=1), "day", limits.max_per_day)):
-        sent = history.acks_to_mailbox(mailbox, now - window)
-        if sent >= most:
-            return (f"rate limit: {sent} acknowledgements to the mailbox {mailbox} in the last "
-                    f"{name} (at most {most})")
-    for domain in domains:
-        for window, name, most in ((timedelta(hours=1), "hour", limits.domain_max_per_hour),
-                                   (timedelta(days=1), "day", limits.domain_max_per_day)):
-            sent = history.acks_for_domain(domain, now - window)
+    counts: list[tuple[str, Callable[[datetime], int], int, int]] = [
+        (f"to the mailbox {mailbox}", partial(history.acks_to_mailbox, mailbox),
+         limits.max_per_hour, limits.max_per_day),
+        *((f"for the domain {domain}", partial(history.acks_for_domain, domain),
+           limits.domain_max_per_hour, limits.domain_max_per_day) for domain in domains)]
+    for what, sent_since, per_hour, per_day in counts:
+        for window, name, most in ((timedelta(hours=1), "hour", per_hour),
+                                   (timedelta(days=1), "day", per_day)):
+            sent = sent_since(now - window)
             if sent >= most:
-                return (f"rate limit: {sent} acknowledgements for the domain {domain} in the "
-                        f"last {name} (at most {most})")
+                return (f"rate limit: {sent} acknowledgements {what} in the last {name} "
+                        f"(at most {most})")
     return None

@@ -165,13 +165,17 @@ def _quoted_printable(text: str) -> bytes:
     return crlf_lines(binascii.b2a_qp(text.encode("utf-8", "surrogatepass"), istext=True))
 
 
+def _head(fields: Sequence[str | None]) -> bytes:
+    """The header fields made by the functions above, each ending in CRLF."""
+    return "".join(field + "\r\n" for field in fields if field).encode("utf-8")
+
+
 def compose_text(fields: Sequence[str | None], text: str) -> bytes:
     """The whole mail: `fields` (made by the functions above), then `text` as its one part.
 
     Written directly, without building and flattening a MIME tree.
     """
-    head = "".join(field + "\r\n" for field in fields if field).encode("utf-8")
-    return (head + b"MIME-Version: 1.0\r\n" + _TEXT_PART_HEADERS + b"\r\n"
+    return (_head(fields) + b"MIME-Version: 1.0\r\n" + _TEXT_PART_HEADERS + b"\r\n"
             + _quoted_printable(text))
 
 
@@ -195,10 +199,9 @@ def compose_with_original(fields: Sequence[str | None], text: str, original: byt
                     b'Content-Disposition: inline; filename="original.eml"\r\n\r\n', lines]
     summary = _quoted_printable(text)
     boundary = _boundary(summary, *attached)
-    head = "".join(field + "\r\n" for field in fields if field).encode("utf-8")
     # One join of the pieces: a large original is copied once, into the mail.
     return b"".join([
-        head, b"MIME-Version: 1.0\r\n",
+        _head(fields), b"MIME-Version: 1.0\r\n",
         b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n',
         b"--" + boundary + b"\r\n", _TEXT_PART_HEADERS, b"\r\n", summary,
         b"--" + boundary + b"\r\n", *attached,

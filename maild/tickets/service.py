@@ -70,8 +70,9 @@ _SUPPRESSION = select(col(Suppression.bounced_at), col(Suppression.reason)).wher
 class DatabaseTickets:
     """The ticket lookup of correlation, answered from the database.
 
-    `accounting`: the decision will be applied in this session's transaction, so counting
-    acknowledgements holds accounting (a dry run such as `maild route` holds nothing).
+    `accounting`: counting acknowledgements takes the accounting lock, because the decision
+    will be applied in this session's transaction. False for a dry run such as `maild route`,
+    and for a processing batch, which holds the lock from its start.
     """
 
     def __init__(self, session: Session, *, accounting: bool = True) -> None:
