@@ -115,3 +115,28 @@ def test_every_corpus_message_parses_or_is_declared_unparseable() -> None:
     for path in files:
         with contextlib.suppress(UnparseableMail):
             parse_mail(path.read_bytes())
+
+
+def test_attachment_sizes_are_exact_without_decoding_and_broken_base64_still_gets_one() -> None:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "anna.lind@bergstromsbygg.se"
+    message["Subject"] = "Loggar"
+    message.set_content("Här är loggarna.\n")
+    for size in (0, 1, 2, 3, 57, 58, 100_003):
+        message.add_attachment(bytes(range(256)) * (size // 256) + bytes(size % 256),
+                               maintype="application", subtype="octet-stream",
+                               filename=f"logg-{size}.bin")
+    parsed = parse_mail(message.as_bytes())
+    assert {a.filename: a.size for a in parsed.attachments} == {
+        f"logg-{size}.bin": size for size in (0, 1, 2, 3, 57, 58, 100_003)}
+
+    broken = (b"From: anna.lind@bergstromsbygg.se\r\nSubject: Trasig\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+              b"Content-Type: text/plain\r\n\r\nHej\r\n--b\r\n"
+              b"Content-Type: application/octet-stream; name=x.bin\r\n"
+              b"Content-Disposition: attachment; filename=x.bin\r\n"
+              b"Content-Transfer-Encoding: base64\r\n\r\n@@@not base64 at all===\r\n--b--\r\n")
+    [attachment] = parse_mail(broken).attachments
+    assert attachment.filename == "x.bin" and attachment.size >= 0

@@ -235,3 +235,28 @@ def test_a_processor_whose_claim_was_taken_over_commits_nothing(runtime: Runtime
     assert tickets(runtime) == [] and acks(runtime) == [], "the late work was rolled back"
     assert other.process(stored.inbound_id).state == "processed"
     assert len(tickets(runtime)) == 1 and len(acks(runtime)) == 1
+
+
+def test_a_batch_commits_after_each_message_while_intake_waits_for_the_turn(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from maild.write_turns import WriteTurns
+
+    ids = [store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
+                                                      body=f"Fel nummer {index}.\n"),
+                         transport="smtp").inbound_id for index in range(5)]
+    processor = runtime.processor()
+    transactions: list[list[int]] = []
+    real = processor._transaction
+
+    def counted(inbound_ids: list[int], *args: object) -> list[processing_module.Outcome]:
+        transactions.append(list(inbound_ids))
+        return real(inbound_ids, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(processor, "_transaction", counted)
+    monkeypatch.setattr(WriteTurns, "wanted", lambda self: True)  # intake always waiting
+    monkeypatch.setattr(WriteTurns, "let_urgent_go_first", lambda self, timeout=1.0: None)
+    assert processor.claim_batch(size=10) == ids
+    outcomes = processor.process_batch(ids)
+    assert [outcome.state for outcome in outcomes] == ["processed"] * 5
+    assert transactions == [ids[index:] for index in range(5)], "one commit a message"
+    assert len(tickets(runtime)) == 5
