@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col
 
 from maild.db import StorageError
@@ -109,52 +112,69 @@ class Arrival:
     source: str | None = None
 
 
+_EXISTING = (select(col(Inbound.id), col(Inbound.idempotency_key),
+                    col(Inbound.envelope_recipients))
+             .where(col(Inbound.idempotency_key).in_(bindparam("keys", expanding=True))))
+_COUNT_REPEATS = (update(Inbound).where(col(Inbound.id) == bindparam("row_id"))
+                  .values(duplicates=col(Inbound.duplicates) + bindparam("copies"),
+                          envelope_recipients=bindparam("merged")))
+_STATEMENTS: dict[str, Insert] = {}
+
+
+def _insert_new(dialect: str) -> Insert:
+    """INSERT of new rows that skips a key already stored (by anyone) and returns the rest."""
+    statement = _STATEMENTS.get(dialect)
+    if statement is None:
+        key = [col(Inbound.idempotency_key)]
+        if dialect == "sqlite":
+            statement = sqlite_insert(Inbound).on_conflict_do_nothing(index_elements=key)
+        elif dialect == "postgresql":
+            statement = postgresql_insert(Inbound).on_conflict_do_nothing(index_elements=key)
+        else:
+            raise StorageError(f"no intake statement for the {dialect} database")
+        statement = statement.returning(col(Inbound.id), col(Inbound.idempotency_key))
+        _STATEMENTS[dialect] = statement
+    return statement
+
+
 def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | StorageError]:
     """Commit several messages in one transaction (one sync to disk), in order.
 
-    Copies within the batch and messages already stored come back as duplicates. If
-    the shared transaction fails, each message is stored on its own, so one bad
-    message does not fail the others.
+    Copies within the batch and messages already stored (by this process or another)
+    come back as duplicates. If the shared transaction fails, each message is stored
+    on its own, so one bad message does not fail the others.
     """
     keys = [idempotency_key(arrival.raw) for arrival in arrivals]
+    now = utcnow()
+    fresh: dict[str, dict[str, object]] = {}
+    arrived_for: dict[str, list[str]] = {}  # key → the recipients of all its copies here
+    for arrival, key in zip(arrivals, keys, strict=True):
+        recipients = [r.strip().lower() for r in arrival.recipients if r.strip()]
+        if key not in fresh:
+            fresh[key] = _row_values(arrival, key, recipients, now)
+        arrived_for.setdefault(key, []).extend(recipients)
     try:
         with write_turns(engine).turn(urgent=True), engine.begin() as connection:
-            existing = {row.idempotency_key: row for row in connection.execute(
-                select(col(Inbound.id), col(Inbound.idempotency_key),
-                       col(Inbound.envelope_recipients), col(Inbound.duplicates))
-                .where(col(Inbound.idempotency_key).in_(set(keys))))}
-            fresh: dict[str, dict[str, object]] = {}
-            repeats: dict[str, list[str]] = {}
-            now = utcnow()
-            for arrival, key in zip(arrivals, keys, strict=True):
-                recipients = [r.strip().lower() for r in arrival.recipients if r.strip()]
-                if key in existing or key in fresh:
-                    repeats.setdefault(key, []).extend(recipients)
-                else:
-                    fresh[key] = _row_values(arrival, key, recipients, now)
-            ids: dict[str, int] = {}
-            if fresh:
-                inserted = connection.execute(
-                    insert(Inbound).returning(col(Inbound.id), col(Inbound.idempotency_key),
-                                              sort_by_parameter_order=True),
-                    list(fresh.values()))
-                ids = {row.idempotency_key: int(row.id) for row in inserted}
-            for key, recipients in repeats.items():
-                if key in existing:
-                    row = existing[key]
-                    merged = list(dict.fromkeys([*(row.envelope_recipients or []), *recipients]))
-                    connection.execute(update(Inbound).where(col(Inbound.id) == row.id).values(
-                        duplicates=col(Inbound.duplicates) + keys.count(key),
-                        envelope_recipients=merged))
+            ids = {row.idempotency_key: int(row.id) for row in connection.execute(
+                _insert_new(engine.dialect.name), list(fresh.values()))}
+            stored_before = {key for key in fresh if key not in ids}
+            known: dict[str, Sequence[str]] = {key: [] for key in fresh}
+            if stored_before:
+                for row in connection.execute(_EXISTING, {"keys": list(stored_before)}):
+                    ids[row.idempotency_key] = int(row.id)
+                    known[row.idempotency_key] = row.envelope_recipients or []
+            for key, recipients in arrived_for.items():
+                copies = keys.count(key) - (0 if key in stored_before else 1)
+                if copies:
+                    connection.execute(_COUNT_REPEATS, {
+                        "row_id": ids[key], "copies": copies,
+                        "merged": list(dict.fromkeys([*known[key], *recipients]))})
         results: list[Stored | StorageError] = []
-        first_seen: set[str] = set()
+        first_seen: set[str] = set(stored_before)
         for key in keys:
-            if key in existing:
-                results.append(Stored(inbound_id=int(existing[key].id), duplicate=True))
-            else:
-                results.append(Stored(inbound_id=ids[key], duplicate=key in first_seen))
-                first_seen.add(key)
-        log.info("inbound.stored_batch", count=len(arrivals), new=len(fresh))
+            results.append(Stored(inbound_id=ids[key], duplicate=key in first_seen))
+            first_seen.add(key)
+        log.info("inbound.stored_batch", count=len(arrivals), new=len(fresh) - len(stored_before))
         return results
     except (OperationalError, OSError) as error:
         # The database is locked or unreachable: storing one by one would only wait again.
@@ -163,7 +183,7 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
                   error=f"{type(error).__name__}: {reason}")
         return [StorageError(f"the message could not be stored: {reason}")] * len(arrivals)
     except SQLAlchemyError as error:
-        # A conflict with another writer, or one bad row: store each on its own.
+        # One bad row: store each on its own.
         log.warning("inbound.batch_failed", count=len(arrivals),
                     error=f"{type(error).__name__}: {getattr(error, 'orig', None) or error}")
         return [_store_one(engine, arrival) for arrival in arrivals]

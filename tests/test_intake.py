@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from maild.intake import idempotency_key, raw_message_id, store_inbound
+from maild.intake import (
+    Arrival,
+    Stored,
+    idempotency_key,
+    raw_message_id,
+    store_batch,
+    store_inbound,
+)
 from maild.models import Inbound
 from maild.runtime import Runtime
 from tests.mailmaker import support_mail
@@ -80,3 +87,44 @@ def test_message_without_message_id_is_deduplicated_by_content(runtime: Runtime)
     assert b.duplicate
     assert b.inbound_id == a.inbound_id
     assert not c.duplicate
+
+
+def test_a_batch_stores_each_message_once_and_counts_every_copy(runtime: Runtime) -> None:
+    """Intake's group commit: copies within one batch, and of mail stored before, are duplicates."""
+    earlier = support_mail(message_id="<earlier@mail.test>", body="Skickat i går.\n")
+    before = store_inbound(runtime.engine, earlier, transport="smtp",
+                           recipients=["support@example.se"])
+    twice = support_mail(message_id="<twice@mail.test>", body="Till två adresser.\n")
+    single = support_mail(message_id="<single@mail.test>", body="En gång.\n")
+    results = store_batch(runtime.engine, [
+        Arrival(twice, "smtp", "anna@kund.se", ["support@example.se"]),
+        Arrival(TRACE + earlier, "smtp", "anna@kund.se", ["Teknik@example.se "]),
+        Arrival(single, "smtp", "anna@kund.se", ["support@example.se"]),
+        Arrival(TRACE + twice, "lmtp", "anna@kund.se", ["teknik@example.se"]),
+        Arrival(earlier, "smtp", "anna@kund.se", ["support@example.se"]),
+    ])
+    assert all(isinstance(result, Stored) for result in results)
+    stored = [result for result in results if isinstance(result, Stored)]
+    assert [result.duplicate for result in stored] == [False, True, False, True, True]
+    assert stored[1].inbound_id == stored[4].inbound_id == before.inbound_id
+    assert stored[0].inbound_id == stored[3].inbound_id != stored[2].inbound_id
+    with Session(runtime.engine) as session:
+        rows = {row.message_id: row for row in session.exec(select(Inbound)).all()}
+    assert len(rows) == 3
+    assert rows["earlier@mail.test"].duplicates == 2
+    assert rows["earlier@mail.test"].envelope_recipients == ["support@example.se",
+                                                             "teknik@example.se"]
+    assert rows["twice@mail.test"].duplicates == 1
+    assert rows["twice@mail.test"].envelope_recipients == ["support@example.se",
+                                                           "teknik@example.se"]
+    assert rows["twice@mail.test"].raw == twice, "the first copy's bytes are kept"
+    assert rows["single@mail.test"].duplicates == 0
+
+
+def test_a_batch_of_mail_stored_before_adds_no_row(runtime: Runtime) -> None:
+    raw = support_mail(message_id="<again@mail.test>")
+    first = store_inbound(runtime.engine, raw, transport="smtp")
+    [again] = store_batch(runtime.engine, [Arrival(raw, "smtp")])
+    assert again == Stored(inbound_id=first.inbound_id, duplicate=True)
+    with Session(runtime.engine) as session:
+        assert len(session.exec(select(Inbound)).all()) == 1
