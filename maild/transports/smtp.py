@@ -34,6 +34,7 @@ from maild.intake import Stored
 from maild.log import get_logger
 from maild.models import utcnow
 from maild.routing.model import Rules
+from maild.transports.smtp_address import plain_path
 
 log = get_logger("maild.smtp")
 
@@ -124,6 +125,7 @@ class _MaildSession:
     """
 
     data_size_limit: int | None
+    local_part_limit: int
     hostname: str
     session: Session | None
     limits: ConnectionLimits | None = None
@@ -140,6 +142,16 @@ class _MaildSession:
     async def smtp_MAIL(self, arg: str) -> None:
         self._mail_arguments = arg or ""
         await super().smtp_MAIL(arg)  # type: ignore[misc]
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The path of MAIL or RCPT: a plain one read at once, any other by aiosmtpd."""
+        plain = plain_path(arg)
+        if plain is None:
+            return super()._getaddr(arg)  # type: ignore[misc, no-any-return]
+        address, rest = plain
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     async def push(self, status: Any) -> None:
         if isinstance(status, str) and status.startswith("354"):
