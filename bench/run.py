@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
@@ -92,7 +92,8 @@ class NullHandler:
         return "250 OK"
 
 
-def serve_in_thread(factory: Callable[[], SMTP], on_start: Callable[[], Any] | None = None
+def serve_in_thread(factory: Callable[[], SMTP], on_start: Callable[[], Any] | None = None,
+                    on_stop: Callable[[], Awaitable[None]] | None = None
                     ) -> tuple[int, Callable[[], None]]:
     """Start an SMTP server on a free loopback port in its own event loop thread."""
     ready = threading.Event()
@@ -103,12 +104,13 @@ def serve_in_thread(factory: Callable[[], SMTP], on_start: Callable[[], Any] | N
         server = await loop.create_server(factory, "127.0.0.1", 0)
         holder.update(port=server.sockets[0].getsockname()[1], loop=loop,
                       done=asyncio.Event())
-        started = on_start() if on_start is not None else None
+        if on_start is not None:
+            on_start()
         ready.set()
         await holder["done"].wait()
         server.close()
-        if started is not None and hasattr(started, "cancel"):
-            started.cancel()
+        if on_stop is not None:
+            await on_stop()
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     thread.start()
@@ -197,7 +199,7 @@ def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
                             protocol="smtp")
     port, stop = serve_in_thread(make_server_factory(
         handler, hostname="bench", max_size=config.max_message_size, timeout=300, tls=None),
-        on_start=lambda: committer.start() or committer.task)
+        on_start=committer.start, on_stop=committer.stop)
     accepted = [make_message(i, attachment) for i in range(count)]
     accept_seconds, accept_latencies = send_all(port, accepted)
     stop()
