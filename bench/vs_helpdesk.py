@@ -4,8 +4,9 @@ Both systems take the same files, read into memory before the clock starts, on a
 SQLite file database in WAL mode with synchronous=FULL, in one process each:
 
 - maild as `maild ingest --to support@example.se` runs: every message stored
-  (`store_inbound`), then the processor's `run_pending` (parse, classify, correlate,
-  route, ticket, acknowledgement composed into the outbox), with the shipped rules/.
+  (`store_batch`, 64 to a commit), then the processor's `run_pending` (parse, classify,
+  correlate, route, ticket, acknowledgement composed into the outbox), with the shipped
+  rules/.
 - django-helpdesk 2.6.1, installed by this script into its own virtual environment
   (~/.cache/maild-bench/helpdesk-2.6.1, reused when present; $MAILD_BENCH_CACHE moves
   it), never a dependency of maild: bench/helpdesk_driver.py hands every message to
