@@ -16,9 +16,10 @@ from sqlmodel import Session
 
 from maild.models import Ticket, TicketEvent, TicketStatus
 from maild.tickets.rows import insert_row
+from maild.tickets.ticket_row import TicketRow
 
 
-def record(session: Session, ticket: Ticket, *, actor: str, kind: str, at: datetime,
+def record(session: Session, ticket: Ticket | TicketRow, *, actor: str, kind: str, at: datetime,
            **detail: Any) -> None:
     """Add one event to the ticket's trail (in the caller's transaction)."""
     assert ticket.id is not None
@@ -26,9 +27,12 @@ def record(session: Session, ticket: Ticket, *, actor: str, kind: str, at: datet
                detail={key: value for key, value in detail.items() if value is not None})
 
 
-def set_status(session: Session, ticket: Ticket, status: str, *, actor: str, at: datetime,
-               reason: str) -> bool:
-    """Move the ticket to `status` and record it; False when it already was there."""
+def set_status(session: Session, ticket: Ticket | TicketRow, status: str, *, actor: str,
+               at: datetime, reason: str) -> bool:
+    """Move the ticket to `status` and record it; False when it already was there.
+
+    A `TicketRow` is changed in memory only: its holder saves it (`save_ticket`).
+    """
     if status not in TicketStatus.ALL:
         raise ValueError(f"unknown status {status!r}; statuses: {', '.join(TicketStatus.ALL)}")
     if ticket.status == status:
@@ -38,5 +42,6 @@ def set_status(session: Session, ticket: Ticket, status: str, *, actor: str, at:
     ticket.status = status
     ticket.closed_at = at if status == TicketStatus.CLOSED else None
     ticket.updated_at = at
-    session.add(ticket)
+    if isinstance(ticket, Ticket):
+        session.add(ticket)
     return True

@@ -8,11 +8,14 @@ query in the same transaction sees the row as usual.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
+from sqlalchemy import Row
 from sqlmodel import Session, SQLModel
 
 from maild.models import table_of
+
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a result row of any columns
 
 
 def insert_row(session: Session, model: type[SQLModel], **values: Any) -> int:
