@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from maild.models import Ticket, table_of
+from maild.tickets.rows import insert_statement
 
 _TICKET = table_of(Ticket)
 
@@ -74,7 +75,7 @@ def insert_ticket(session: Session, ticket: TicketRow) -> int:
     """Insert `ticket` in the session's transaction; sets and returns its id."""
     values = ticket.values()
     del values["id"]
-    result = session.connection().execute(_TICKET.insert(), values)
+    result = session.connection().execute(insert_statement(Ticket), values)
     key = result.inserted_primary_key
     assert key is not None
     ticket.id = int(key[0])
