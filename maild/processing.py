@@ -29,7 +29,7 @@ from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import UnparseableMail, parse_mail
-from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
+from maild.pipeline import Envelope, Identity, decide, identity_of, unparseable_decision
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
@@ -238,11 +238,13 @@ class Processor:
                 # One query for the batch's rows (with the bytes of the small messages).
                 rows = {row.id: row for row in session.connection().execute(
                     _BATCH_ROWS, {"inbound_ids": inbound_ids})}
+                identity = identity_of(rules, self.mail_domain)
                 for inbound_id in inbound_ids:
                     try:
                         with _savepoint(session):
                             outcome, note = self._process_one(
-                                session, rows.pop(inbound_id, None), inbound_id, rules, now)
+                                session, rows.pop(inbound_id, None), inbound_id, rules,
+                                identity=identity, now=now)
                     except ClaimLost as lost:
                         outcome = Outcome(inbound_id, "claim_lost", error=str(lost))
                         note = ("inbound.claim_lost", {"reason": str(lost)})
@@ -285,7 +287,7 @@ class Processor:
                 (event, {"error": summary, "attempts": attempts, "message_id": message_id}))
 
     def _process_one(self, session: Session, row: AnyRow | None, inbound_id: int,
-                     rules: Rules, now: datetime
+                     rules: Rules, *, identity: Identity, now: datetime
                      ) -> tuple[Outcome, tuple[str, dict[str, Any]]]:
         """Parse, decide and apply one message, and mark it processed (`row`: its batch row)."""
         assert row is not None, f"inbound {inbound_id} is not stored"
@@ -310,7 +312,7 @@ class Processor:
         decision = decide(mail, envelope, rules,
                           lookup=DatabaseTickets(session, accounting=False),  # held: _transaction
                           numbering=self.numbering,
-                          identity=identity_of(rules, self.mail_domain),
+                          identity=identity,
                           limits=self.limits, reopen_within=self.reopen_within)
         applied = apply_decision(session, StoredMessage(inbound_id, row.received_at, raw), mail,
                                  decision, rules=rules, numbering=self.numbering,
