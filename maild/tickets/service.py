@@ -29,7 +29,7 @@ from maild.respond.policy import ack_keys
 from maild.respond.team import compose_team_delivery
 from maild.routing.model import Rules
 from maild.tickets.correlate import MessageMatch, TicketRef
-from maild.tickets.lifecycle import record, set_status
+from maild.tickets.lifecycle import change_status, record, record_status, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
 from maild.tickets.rows import AnyRow, insert_row
@@ -268,6 +268,12 @@ def apply_decision(
         refers_to=decision.details.get("refers_to"),
         decision=decision.to_json(),
     )
+    # A ticket that asks for missing information is written waiting on the customer; its
+    # trail shows the change once it exists.
+    opened = change_status(
+        ticket, TicketStatus.WAITING, actor="maild", at=now,
+        reason="missing information asked for: " + ", ".join(ticket.missing),
+    ) if ticket.missing else None
     ticket_id = insert_ticket(session, ticket)
     insert_row(session, TicketMessage,
                ticket_id=ticket_id, inbound_id=inbound.id, direction="in", role="opening",
@@ -293,9 +299,8 @@ def apply_decision(
     record(session, ticket, actor="maild", kind="created", at=now, inbound=inbound.id,
            customer=ticket.customer, queue=ticket.queue, priority=ticket.priority,
            refers_to=ticket.refers_to, acknowledged=decision.ack)
-    if ticket.missing:
-        set_status(session, ticket, TicketStatus.WAITING, actor="maild", at=now,
-                   reason="missing information asked for: " + ", ".join(ticket.missing))
+    if opened is not None:
+        record_status(session, ticket, opened)
     _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules, numbering=numbering,
                      domain=domain, now=now, role="opening")
     save_ticket(session, ticket)
