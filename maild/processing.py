@@ -33,9 +33,10 @@ from maild.pipeline import Envelope, Identity, decide, identity_of, unparseable_
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
+from maild.tickets.lookup import DatabaseTickets
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.rows import AnyRow
-from maild.tickets.service import DatabaseTickets, StoredMessage, apply_decision
+from maild.tickets.service import StoredMessage, apply_decision
 from maild.write_turns import WriteTurns, write_turns
 
 log = get_logger("maild.processing")
