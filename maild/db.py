@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import configure_mappers
 
 from maild.log import get_logger
 
@@ -79,7 +80,12 @@ def schema_is_current(engine: Engine) -> bool:
 
 
 def open_database(url: str) -> Engine:
-    """An engine on `url` with the schema migrated to the newest revision."""
+    """An engine on `url` with the schema migrated to the newest revision.
+
+    The ORM's mappers are configured here, at start, rather than by the first write
+    that needs them: that would be the first message an SMTP client hands over.
+    """
     engine = make_engine(url)
     migrate(engine)
+    configure_mappers()
     return engine

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Engine, and_, or_, select, update
-from sqlalchemy.orm import QueryableAttribute, defer
+from sqlalchemy import Engine, and_, bindparam, case, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
@@ -29,17 +29,60 @@ from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import UnparseableMail, parse_mail
-from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
+from maild.pipeline import Envelope, Identity, decide, identity_of, unparseable_decision
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
+from maild.tickets.lookup import DatabaseTickets
 from maild.tickets.numbering import TicketNumbering
-from maild.tickets.service import DatabaseTickets, apply_decision
+from maild.tickets.rows import AnyRow
+from maild.tickets.service import StoredMessage, apply_decision
 from maild.write_turns import WriteTurns, write_turns
 
 log = get_logger("maild.processing")
-# Loading a batch's rows leaves their bytes for later, one message at a time.
-_WITHOUT_RAW = defer(cast("QueryableAttribute[bytes]", Inbound.raw))
+
+_INBOUND = table_of(Inbound)
+# A batch's rows come with one query, and with them the bytes of every message up to this
+# size; a larger one is read on its own when its turn comes (a batch of large mails must
+# not sit in memory at once).
+BATCH_RAW_LIMIT = 256 * 1024
+_BATCH_ROWS = select(
+    _INBOUND.c.id, _INBOUND.c.received_at, _INBOUND.c.transport, _INBOUND.c.envelope_sender,
+    _INBOUND.c.envelope_recipients, _INBOUND.c.message_id, _INBOUND.c.ticket_id,
+    case((_INBOUND.c.size <= BATCH_RAW_LIMIT, _INBOUND.c.raw), else_=None).label("raw"),
+).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)))
+_RAW = select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("inbound_id"))
+_ATTEMPTS = select(_INBOUND.c.attempts, _INBOUND.c.message_id).where(
+    _INBOUND.c.id == bindparam("inbound_id"))
+# The statements written for every message, built once; the columns to set of `_UPDATE`
+# come with each execution's parameters.
+_UPDATE = _INBOUND.update().where(_INBOUND.c.id == bindparam("inbound_id"))
+_CLAIM = _INBOUND.update().where(
+    _INBOUND.c.id == bindparam("inbound_id"), _INBOUND.c.state == bindparam("old_state"),
+    _INBOUND.c.attempts == bindparam("old_attempts"))
+_PROCESSED = _UPDATE.where(_INBOUND.c.state == InboundState.PROCESSING)
+_PROCESSED_FENCED = _PROCESSED.where(_INBOUND.c.attempts == bindparam("claimed"))
+
+
+@contextmanager
+def _savepoint(session: Session) -> Iterator[None]:
+    """A savepoint around one message: rolled back alone if its processing raises.
+
+    Written as SQL of its own: SQLAlchemy compiles its savepoint statements anew each
+    time, which costs more than the statements do. The session holds no ORM objects
+    here; should one be added all the same, it is flushed inside the savepoint.
+    """
+    connection = session.connection()
+    connection.exec_driver_sql("SAVEPOINT maild_message")
+    try:
+        yield
+        session.flush()
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT maild_message")
+        connection.exec_driver_sql("RELEASE SAVEPOINT maild_message")
+        session.expunge_all()
+        raise
+    connection.exec_driver_sql("RELEASE SAVEPOINT maild_message")
 
 
 class ClaimLost(Exception):
@@ -118,27 +161,26 @@ class Processor:
                 if not rows:
                     return []
                 claimed: list[int] = []
+                connection = session.connection()
                 for inbound_id, state, attempts, last_error in rows:
                     if attempts >= self.max_attempts:
                         after_id = max(after_id, inbound_id)
                         reason = last_error or "the process stopped while processing it"
-                        session.execute(update(Inbound).where(
-                            col(Inbound.id) == inbound_id).values(
-                            state=InboundState.QUARANTINED, claimed_until=None,
-                            last_error=f"processing failed {attempts} times; last: {reason}"))
+                        connection.execute(_UPDATE, {
+                            "inbound_id": inbound_id, "state": InboundState.QUARANTINED,
+                            "claimed_until": None,
+                            "last_error": f"processing failed {attempts} times; last: {reason}"})
                         log.error("inbound.quarantined", inbound_id=inbound_id,
                                   attempts=attempts, reason=reason)
                         continue
                     if attempts and claimed:
                         break  # tried before: it goes alone, in the next batch
                     after_id = max(after_id, inbound_id)
-                    result = session.execute(update(Inbound).where(
-                        col(Inbound.id) == inbound_id,
-                        col(Inbound.state) == state,
-                        col(Inbound.attempts) == attempts,
-                    ).values(state=InboundState.PROCESSING, claimed_until=now + self.lease,
-                             attempts=attempts + 1))
-                    if cast("CursorResult[Any]", result).rowcount == 1:
+                    result = connection.execute(_CLAIM, {
+                        "inbound_id": inbound_id, "old_state": state, "old_attempts": attempts,
+                        "state": InboundState.PROCESSING, "claimed_until": now + self.lease,
+                        "attempts": attempts + 1})
+                    if result.rowcount == 1:
                         claimed.append(int(inbound_id))
                         self._claims[int(inbound_id)] = attempts + 1
                         if attempts:
@@ -194,15 +236,16 @@ class Processor:
                 # write lock, so the savepoints below nest inside it instead of committing on
                 # release. The claims' leases are the heartbeat's to renew.
                 hold_ack_accounting(session)
-                # One query for the batch's rows, without their bytes (a batch of large mails
-                # must not sit in memory at once); each message then finds its row in the
-                # session (which holds it only as long as something else does: `rows` does).
-                rows = session.scalars(select(Inbound).options(_WITHOUT_RAW)
-                                       .where(col(Inbound.id).in_(inbound_ids))).all()
+                # One query for the batch's rows (with the bytes of the small messages).
+                rows = {row.id: row for row in session.connection().execute(
+                    _BATCH_ROWS, {"inbound_ids": inbound_ids})}
+                identity = identity_of(rules, self.mail_domain)
                 for inbound_id in inbound_ids:
                     try:
-                        with session.begin_nested():
-                            outcome, note = self._process_one(session, inbound_id, rules, now)
+                        with _savepoint(session):
+                            outcome, note = self._process_one(
+                                session, rows.pop(inbound_id, None), inbound_id, rules,
+                                identity=identity, now=now)
                     except ClaimLost as lost:
                         outcome = Outcome(inbound_id, "claim_lost", error=str(lost))
                         note = ("inbound.claim_lost", {"reason": str(lost)})
@@ -213,7 +256,6 @@ class Processor:
                     if turns.wanted():
                         break
                 session.commit()
-                del rows
         except Exception:
             self.release(inbound_ids)
             raise
@@ -232,70 +274,63 @@ class Processor:
         """Note a failed try on the message (its savepoint is already rolled back)."""
         summary = f"{type(error).__name__}: {error}"[:500]
         detail = traceback.format_exc(limit=8)[-4000:]
-        inbound = session.get(Inbound, inbound_id)
-        assert inbound is not None
-        final = inbound.attempts >= self.max_attempts
-        inbound.state = InboundState.QUARANTINED if final else InboundState.RECEIVED
-        inbound.claimed_until = None
-        inbound.last_error = f"{summary}\n{detail}"
+        connection = session.connection()
+        attempts, message_id = connection.execute(_ATTEMPTS, {"inbound_id": inbound_id}).one()
+        final = attempts >= self.max_attempts
+        state = InboundState.QUARANTINED if final else InboundState.RECEIVED
+        last_error = f"{summary}\n{detail}"
         if final:
-            inbound.last_error = (f"processing failed {inbound.attempts} times; last: "
-                                  f"{inbound.last_error}")
-        session.add(inbound)
-        session.flush()
+            last_error = f"processing failed {attempts} times; last: {last_error}"
+        connection.execute(_UPDATE, {"inbound_id": inbound_id, "state": state,
+                                     "claimed_until": None, "last_error": last_error})
         event = "inbound.quarantined" if final else "inbound.retry_later"
-        return (Outcome(inbound_id, inbound.state, error=summary),
-                (event, {"error": summary, "attempts": inbound.attempts,
-                         "message_id": inbound.message_id}))
+        return (Outcome(inbound_id, state, error=summary),
+                (event, {"error": summary, "attempts": attempts, "message_id": message_id}))
 
-    def _process_one(self, session: Session, inbound_id: int, rules: Rules, now: datetime
+    def _process_one(self, session: Session, row: AnyRow | None, inbound_id: int,
+                     rules: Rules, *, identity: Identity, now: datetime
                      ) -> tuple[Outcome, tuple[str, dict[str, Any]]]:
-        inbound = session.get(Inbound, inbound_id)
-        assert inbound is not None
-        envelope = Envelope(sender=inbound.envelope_sender,
-                            recipients=tuple(inbound.envelope_recipients or ()),
-                            received_at=inbound.received_at, transport=inbound.transport)
+        """Parse, decide and apply one message, and mark it processed (`row`: its batch row)."""
+        assert row is not None, f"inbound {inbound_id} is not stored"
+        connection = session.connection()
+        raw = row.raw if row.raw is not None else connection.execute(
+            _RAW, {"inbound_id": inbound_id}).scalar_one()
+        envelope = Envelope(sender=row.envelope_sender,
+                            recipients=tuple(row.envelope_recipients or ()),
+                            received_at=row.received_at, transport=row.transport)
         try:
-            mail = parse_mail(inbound.raw)
+            mail = parse_mail(raw)
         except UnparseableMail as error:
             decision = unparseable_decision(str(error), envelope, rules)
-            inbound.state = InboundState.QUARANTINED
-            inbound.kind = "unparseable"
-            inbound.decision = decision.to_json()
-            inbound.last_error = str(error)
-            inbound.claimed_until = None
-            inbound.processed_at = now
-            session.add(inbound)
-            session.flush()
+            connection.execute(_UPDATE, {
+                "inbound_id": inbound_id, "state": InboundState.QUARANTINED,
+                "kind": "unparseable", "decision": decision.to_json(), "last_error": str(error),
+                "claimed_until": None, "processed_at": now})
             return (Outcome(inbound_id, InboundState.QUARANTINED, kind="unparseable",
                             error=str(error)),
-                    ("inbound.unparseable", {"message_id": inbound.message_id,
+                    ("inbound.unparseable", {"message_id": row.message_id,
                                              "reason": str(error)}))
         decision = decide(mail, envelope, rules,
                           lookup=DatabaseTickets(session, accounting=False),  # held: _transaction
                           numbering=self.numbering,
-                          identity=identity_of(rules, self.mail_domain),
+                          identity=identity,
                           limits=self.limits, reopen_within=self.reopen_within)
-        applied = apply_decision(session, inbound, mail, decision, rules=rules,
-                                 numbering=self.numbering, domain=self.domain(rules),
-                                 now=now)
-        table = table_of(Inbound)
+        applied = apply_decision(session, StoredMessage(inbound_id, row.received_at, raw), mail,
+                                 decision, rules=rules, numbering=self.numbering,
+                                 domain=self.domain(rules), now=now)
         claimed = self._claims.get(inbound_id)
-        written = session.connection().execute(
-            update(table).where(table.c.id == inbound_id,
-                                table.c.state == InboundState.PROCESSING,
-                                *([table.c.attempts == claimed] if claimed else [])).values(
-                state=InboundState.PROCESSED, kind=decision.kind, decision=decision.to_json(),
-                claimed_until=None, processed_at=now, last_error=None,
-                ticket_id=inbound.ticket_id))
+        written = connection.execute(_PROCESSED if claimed is None else _PROCESSED_FENCED, {
+            "inbound_id": inbound_id, "claimed": claimed, "state": InboundState.PROCESSED,
+            "kind": decision.kind, "decision": decision.to_json(), "claimed_until": None,
+            "processed_at": now, "last_error": None,
+            "ticket_id": applied.ticket_id if applied.ticket_id is not None else row.ticket_id})
         if written.rowcount != 1:
             raise ClaimLost(f"inbound {inbound_id} was claimed again by another processor "
                             "(this one's lease ran out): its work here is rolled back")
-        session.expunge(inbound)  # written above; nothing of it is left for the unit of work
         return (Outcome(inbound_id, InboundState.PROCESSED, kind=decision.kind,
                         ticket=applied.ticket),
                 ("inbound.processed", {
-                    "message_id": inbound.message_id, "kind": decision.kind,
+                    "message_id": row.message_id, "kind": decision.kind,
                     "ticket": applied.ticket, "customer": decision.customer,
                     "queue": decision.queue, "ack": decision.ack,
                     "ack_reason": decision.ack_reason}))

@@ -6,6 +6,8 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
 from maild.models import Outbox, Ticket
@@ -206,3 +208,17 @@ def test_a_long_loop_marker_and_message_id_are_written_as_they_are() -> None:
     assert (wire.message_ids("Message-ID", [f"maild.1@{domain}"])
             == f"Message-ID: <maild.1@{domain}>")
     assert wire.message_ids("In-Reply-To", ["bad id with spaces", "<x\r\ny@z>"]) is None
+
+
+def _long_line_by_line(lines: bytes) -> bool:
+    """The definition, one line at a time: a line without its CRLF over 998 octets."""
+    *ended, last = lines.split(b"\n")
+    return any(len(line) - 1 > wire.LINE_LIMIT for line in ended) or len(last) > wire.LINE_LIMIT
+
+
+@given(st.lists(st.integers(min_value=0, max_value=80) | st.integers(min_value=995,
+                                                                   max_value=1002),
+                max_size=12), st.booleans())
+def test_a_long_line_is_found_wherever_it_is(lengths: list[int], ended: bool) -> None:
+    lines = b"\r\n".join(b"x" * length for length in lengths) + (b"\r\n" if ended else b"")
+    assert wire.has_long_line(lines) == _long_line_by_line(lines)

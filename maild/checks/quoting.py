@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 TEXT_LIMIT = 64 * 1024
 _LOOKAHEAD = 6  # lines after a From: line in which a Sent:/Date: line shows a header block
@@ -105,11 +106,13 @@ class BodyParts:
         return f"{self.new}\n{self.signature}" if self.signature else self.new
 
 
+@lru_cache(maxsize=8)
 def split_body(text: str, sender_name: str = "") -> BodyParts:
     """`text` (the first `TEXT_LIMIT` characters) split into new text, signature and quotes.
 
     `sender_name` (the From display name) helps to find a signature that has no
-    sign-off phrase.
+    sign-off phrase. The last few answers are remembered: the required items, their
+    checks and the priority all read the same body of one message.
     """
     lines = _normalise(text[:TEXT_LIMIT]).split("\n")
     cut = _block_start(lines)

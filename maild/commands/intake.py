@@ -305,7 +305,7 @@ def _lookup_for_route(context: Context) -> tuple[Lookups, Session | None]:
     from maild.db import make_engine, schema_is_current
     from maild.log import get_logger
     from maild.tickets.correlate import NoTickets
-    from maild.tickets.service import DatabaseTickets
+    from maild.tickets.lookup import DatabaseTickets
 
     config = context.config
     path = config.sqlite_path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import idna
 
@@ -47,8 +48,13 @@ class MailAddress:
         return f"{self.local}@{self.domain}"
 
 
+@lru_cache(maxsize=1024)
 def mail_address(text: str) -> MailAddress:
-    """`text` (`local@domain`, optionally in angle brackets) as a wire address."""
+    """`text` (`local@domain`, optionally in angle brackets) as a wire address.
+
+    Answers are remembered (a refusal is not): the support and team addresses of the
+    rules are written into every copy to the team.
+    """
     address = text.strip()
     if address.startswith("<") and address.endswith(">"):
         address = address[1:-1]

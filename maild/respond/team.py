@@ -21,6 +21,7 @@ from maild.respond.wording import format_when
 from maild.routing.model import Rules
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.subject import strip_prefixes
+from maild.tickets.ticket_row import TicketRow
 
 log = get_logger("maild.team")
 
@@ -32,7 +33,7 @@ _ITEM_WORDS_SV = {
 }
 
 
-def summary(ticket: Ticket, rules: Rules, *, priority_reason: str, role: str,
+def summary(ticket: Ticket | TicketRow, rules: Rules, *, priority_reason: str, role: str,
             sender: str | None) -> str:
     """The few lines on top that tell the team what this is."""
     customer = rules.customers.get(ticket.customer or "")
@@ -66,10 +67,10 @@ def summary(ticket: Ticket, rules: Rules, *, priority_reason: str, role: str,
     return "\n".join(lines) + "\n"
 
 
-def compose_team_delivery(*, ticket: Ticket, rules: Rules, raw: bytes, original_subject: str,
-                          sender: str | None, priority_reason: str, role: str,
-                          support_address: str, numbering: TicketNumbering, domain: str,
-                          now: datetime) -> list[ComposedMail]:
+def compose_team_delivery(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
+                          original_subject: str, sender: str | None, priority_reason: str,
+                          role: str, support_address: str, numbering: TicketNumbering,
+                          domain: str, now: datetime) -> list[ComposedMail]:
     """One message per team address of the ticket's queue (none when the queue has no team)."""
     queue = rules.queues.get(ticket.queue or "")
     if queue is None or not queue.team:

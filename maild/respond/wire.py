@@ -235,13 +235,14 @@ def crlf_lines(raw: bytes) -> bytes:
 def has_long_line(lines: bytes) -> bool:
     """Whether a line of `lines` (CRLF line endings) is longer than a mail allows (998 octets).
 
-    Walks from line end to line end: no copy of the lines, one step a line.
+    Looks for the last line end within the next 1000 octets: the lines before it are
+    short, and if there is none, the line from here is long. No copy of the lines,
+    and one step covers many of them.
     """
     start = 0
     while True:
-        end = lines.find(b"\n", start)
+        # A line with its CR and LF takes at most LINE_LIMIT + 2 octets.
+        end = lines.rfind(b"\n", start, start + LINE_LIMIT + 2)
         if end == -1:
             return len(lines) - start > LINE_LIMIT
-        if end - start - 1 > LINE_LIMIT:  # the line without its CR
-            return True
         start = end + 1

@@ -20,6 +20,7 @@ levels are stated, the most urgent one wins.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from maild.checks.quoting import split_body
 from maild.parse import ParsedMail
@@ -41,13 +42,17 @@ class PriorityChoice:
 
 def stated_levels(policy: Policy) -> dict[str, tuple[str, ...]]:
     """Each level's markers, with "Prioritet: LEVEL", "Priority: LEVEL", "[LEVEL]" added."""
-    phrases: dict[str, tuple[str, ...]] = {}
-    for level in policy.priorities:
-        target = policy.targets.get(level)
-        own = target.markers if target is not None else ()
-        generated = tuple(form.format(level) for form in _STATEMENT_FORMS)
-        phrases[level] = tuple(dict.fromkeys((*own, *generated)))
-    return phrases
+    own = {level: target.markers for level, target in policy.targets.items()}
+    return dict(_stated_levels(tuple((level, own.get(level, ())) for level in policy.priorities)))
+
+
+@lru_cache(maxsize=64)
+def _stated_levels(markers: tuple[tuple[str, tuple[str, ...]], ...]
+                   ) -> dict[str, tuple[str, ...]]:
+    """`stated_levels` of the levels and their own markers, made once for each policy's."""
+    return {level: tuple(dict.fromkeys((*own, *(form.format(level)
+                                                 for form in _STATEMENT_FORMS))))
+            for level, own in markers}
 
 
 def impact_keywords(policy: Policy) -> dict[str, tuple[str, ...]]:
