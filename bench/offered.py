@@ -11,7 +11,9 @@ p99 and the largest latency, the rate actually achieved, how long after the last
 any mail: what start-up and imports cost) and the peak RSS of the daemon (and of its
 worker processes); the last line is one JSON object.
 With --workers N the daemon processes in N worker processes (`processing.workers`).
-Usage: python bench/offered.py [--rate 200] [--seconds 15] [--workers N]
+The daemon starts on a database whose schema is already current, as on any restart;
+with --fresh it starts on an empty data directory and migrates the schema itself.
+Usage: python bench/offered.py [--rate 200] [--seconds 15] [--workers N] [--fresh]
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="how long to offer them")
     parser.add_argument("--workers", type=int, default=0,
                         help="processing.workers: 0 processes in the daemon, N in N processes")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start the daemon on an empty data directory (it migrates first)")
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
@@ -114,6 +118,11 @@ def main() -> None:
                     "MAILD_SMTP_LISTEN": f"127.0.0.1:{port}", "MAILD_LOG_LEVEL": "error",
                     "MAILD_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT),
                     "MAILD_PROCESSING_WORKERS": str(args.workers)})
+        database = work / "var" / "maild.db"
+        if not args.fresh:
+            subprocess.run([sys.executable, "-c", "import sys; from maild.db import open_database; "
+                            "open_database(sys.argv[1]).dispose()", f"sqlite:///{database}"],
+                           env=env, check=True)
         daemon = subprocess.Popen([sys.executable, "-m", "maild.cli", "run"], cwd=work, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -134,7 +143,6 @@ def main() -> None:
             last_reply = time.monotonic()
             result = json.loads(done.stdout)
             sent = len(result["latencies"])
-            database = work / "var" / "maild.db"
             caught_up: float | None = None
             while time.monotonic() - last_reply < 300:
                 with sqlite3.connect(database, timeout=10) as connection:
@@ -152,6 +160,7 @@ def main() -> None:
     summary = {
         "offered_per_s": args.rate,
         "workers": args.workers,
+        "fresh_database": args.fresh,
         "achieved_per_s": round(sent / result["seconds"], 1),
         "messages": sent,
         "late_sends": result["late"],
