@@ -7,10 +7,13 @@ measures each mail's time from MAIL FROM to the reply to its DATA, so the figure
 what a sending MTA waits while the daemon also parses, routes and makes tickets of
 what came before (processing shares the database and the process). It prints p50,
 p99 and the largest latency, the rate actually achieved, how long after the last
-250 processing had made a ticket of every mail, and the peak RSS of the daemon (and
-of its worker processes); the last line is one JSON object.
+250 processing had made a ticket of every mail, the daemon's RSS once it listens (before
+any mail: what start-up and imports cost) and the peak RSS of the daemon (and of its
+worker processes); the last line is one JSON object.
 With --workers N the daemon processes in N worker processes (`processing.workers`).
-Usage: python bench/offered.py [--rate 200] [--seconds 15] [--workers N]
+The daemon starts on a database whose schema is already current, as on any restart;
+with --fresh it starts on an empty data directory and migrates the schema itself.
+Usage: python bench/offered.py [--rate 200] [--seconds 15] [--workers N] [--fresh]
 """
 
 from __future__ import annotations
@@ -73,12 +76,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _peak_rss_mb(pid: int) -> float | None:
-    """The peak resident set size of process `pid` so far (VmHWM), in MB; None if unknown."""
+def _rss_mb(pid: int, field: str = "VmHWM") -> float | None:
+    """Figure `field` of process `pid` in MB (VmHWM: peak RSS, VmRSS: now); None if unknown."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         return None
@@ -104,6 +107,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="how long to offer them")
     parser.add_argument("--workers", type=int, default=0,
                         help="processing.workers: 0 processes in the daemon, N in N processes")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start the daemon on an empty data directory (it migrates first)")
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
@@ -113,6 +118,11 @@ def main() -> None:
                     "MAILD_SMTP_LISTEN": f"127.0.0.1:{port}", "MAILD_LOG_LEVEL": "error",
                     "MAILD_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT),
                     "MAILD_PROCESSING_WORKERS": str(args.workers)})
+        database = work / "var" / "maild.db"
+        if not args.fresh:
+            subprocess.run([sys.executable, "-c", "import sys; from maild.db import open_database; "
+                            "open_database(sys.argv[1]).dispose()", f"sqlite:///{database}"],
+                           env=env, check=True)
         daemon = subprocess.Popen([sys.executable, "-m", "maild.cli", "run"], cwd=work, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -125,13 +135,14 @@ def main() -> None:
                     raise SystemExit(f"maild run did not start: {daemon.stderr.read()[-2000:]!r}"
                                      if daemon.stderr else "maild run did not start")
                 time.sleep(0.05)
+            time.sleep(1.0)  # start-up finishes its first (empty) passes
+            ready_mb = _rss_mb(daemon.pid, "VmRSS")
             done = subprocess.run([sys.executable, "-c", _CLIENT, str(port), str(args.rate),
                                    str(args.seconds)], capture_output=True, text=True,
                                   check=True, timeout=args.seconds * 20 + 120)
             last_reply = time.monotonic()
             result = json.loads(done.stdout)
             sent = len(result["latencies"])
-            database = work / "var" / "maild.db"
             caught_up: float | None = None
             while time.monotonic() - last_reply < 300:
                 with sqlite3.connect(database, timeout=10) as connection:
@@ -141,7 +152,7 @@ def main() -> None:
                     caught_up = time.monotonic() - last_reply
                     break
                 time.sleep(0.1)
-            peak_mb = {str(pid): _peak_rss_mb(pid) for pid in [daemon.pid, *_children(daemon.pid)]}
+            peak_mb = {str(pid): _rss_mb(pid) for pid in [daemon.pid, *_children(daemon.pid)]}
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(60)
@@ -149,6 +160,7 @@ def main() -> None:
     summary = {
         "offered_per_s": args.rate,
         "workers": args.workers,
+        "fresh_database": args.fresh,
         "achieved_per_s": round(sent / result["seconds"], 1),
         "messages": sent,
         "late_sends": result["late"],
@@ -156,6 +168,7 @@ def main() -> None:
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "max_ms": round(max(latencies) * 1000, 2),
         "processed_all_within_s": None if caught_up is None else round(caught_up, 1),
+        "rss_ready_mb": ready_mb,
         "peak_rss_mb": peak_mb,
     }
     print(f"offered {args.rate:.0f}/s for {args.seconds:.0f} s over 4 connections: "
@@ -165,6 +178,7 @@ def main() -> None:
     print("every mail processed "
           + (f"{caught_up:.1f} s after the last 250" if caught_up is not None
              else "NOT within 300 s of the last 250"))
+    print(f"RSS of the daemon once listening, before any mail: {ready_mb} MB")
     print("peak RSS (MB) of the daemon and its worker processes: "
           + ", ".join(f"{pid}: {mb}" for pid, mb in peak_mb.items()))
     print(json.dumps(summary))

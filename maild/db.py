@@ -1,17 +1,24 @@
-"""Database engine and schema migration for SQLite (embedded) and PostgreSQL."""
+"""Database engine and schema migration for SQLite (embedded) and PostgreSQL.
+
+alembic is imported only when there is something to migrate: a database already
+at the newest revision is recognised without it, so a restarted daemon does not
+carry alembic (and the template engine it loads) in its memory.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import configure_mappers
 
 from maild.log import get_logger
+from maild.schema_head import schema_head
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = get_logger("maild.db")
 
@@ -48,6 +55,8 @@ def make_engine(url: str, *, create_dir: bool = True) -> Engine:
 
 
 def _alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -55,6 +64,8 @@ def _alembic_config() -> AlembicConfig:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema up to the newest revision; safe when several instances start at once."""
+    from alembic import command
+
     config = _alembic_config()
     try:
         with engine.begin() as connection:
@@ -64,19 +75,21 @@ def migrate(engine: Engine) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as error:
-        raise StorageError(f"cannot prepare the database schema: {error.__class__.__name__}: "
-                           f"{error.orig if hasattr(error, 'orig') else error}") from error
+        raise _schema_error(error) from error
+
+
+def _schema_error(error: SQLAlchemyError) -> StorageError:
+    return StorageError(f"cannot prepare the database schema: {error.__class__.__name__}: "
+                        f"{error.orig if hasattr(error, 'orig') else error}")
 
 
 def schema_is_current(engine: Engine) -> bool:
     """Whether the database is at the newest schema revision (reads only)."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return bool(current == head)
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        current = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return [row[0] for row in current] == [schema_head()]
 
 
 def open_database(url: str) -> Engine:
@@ -86,6 +99,11 @@ def open_database(url: str) -> Engine:
     that needs them: that would be the first message an SMTP client hands over.
     """
     engine = make_engine(url)
-    migrate(engine)
+    try:
+        current = schema_is_current(engine)
+    except SQLAlchemyError as error:
+        raise _schema_error(error) from error
+    if not current:
+        migrate(engine)
     configure_mappers()
     return engine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -12,7 +14,7 @@ from sqlalchemy import Connection, inspect
 from sqlmodel import SQLModel
 
 import maild.models  # noqa: F401 - registers every table on SQLModel.metadata
-from maild.db import _alembic_config, make_engine
+from maild.db import _alembic_config, make_engine, open_database, schema_is_current
 from maild.runtime import open_runtime
 from tests.conftest import make_config
 
@@ -24,6 +26,29 @@ def test_migrations_build_the_schema_of_the_models(database_url: str, tmp_path: 
                                        SQLModel.metadata)
     runtime.engine.dispose()
     assert differences == []
+
+
+def test_an_older_database_is_migrated_when_opened(database_url: str) -> None:
+    script = ScriptDirectory.from_config(_alembic_config())
+    previous = script.get_revision(script.get_current_head()).down_revision
+    engine = make_engine(database_url)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, str(previous))
+    assert not schema_is_current(engine)
+    open_database(database_url).dispose()
+    assert schema_is_current(engine)
+    engine.dispose()
+
+
+def test_a_current_database_opens_without_loading_alembic(database_url: str) -> None:
+    open_database(database_url).dispose()  # creates the schema
+    opened = subprocess.run(
+        [sys.executable, "-c", "import sys; from maild.db import open_database; "
+         "open_database(sys.argv[1]).dispose(); print('alembic' in sys.modules)", database_url],
+        capture_output=True, text=True, check=True, timeout=60)
+    assert opened.stdout.strip() == "False"
 
 
 def test_the_migrations_form_one_line() -> None:

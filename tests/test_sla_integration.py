@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, col, select
 
 from maild.intake import store_inbound
 from maild.models import Outbox, Ticket
 from maild.runtime import Runtime
+from maild.sla import monitor
 from maild.sla.monitor import run_monitor
 from tests.conftest import MaildCLI
 from tests.mailmaker import support_mail
@@ -90,6 +92,21 @@ def test_the_monitor_warns_then_escalates_exactly_once(sqlite_runtime: Runtime) 
     assert b"Auto-Submitted: auto-generated" in escalation.raw
     assert f"[{number}][P3]".encode() in escalation.raw
     assert ticket(sqlite_runtime, number).response_breached_at == at("2026-11-24T17:00")
+
+
+def test_a_pass_reads_the_open_tickets_a_chunk_at_a_time_and_misses_none(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(monitor, "CHUNK", 2)
+    numbers = [arrive(sqlite_runtime, support_mail(sender="karin@halsovaxeln.se",
+                                                   subject=f"Inloggning {n}"), "2026-11-23T08:00")
+               for n in range(5)]
+    rules = sqlite_runtime.rules
+    report = run_monitor(sqlite_runtime.engine, rules, at("2026-11-24T17:01"), "example.se")
+    assert report.response_breaches == 5
+    assert all(ticket(sqlite_runtime, number).response_breached_at is not None
+               for number in numbers)
+    again = run_monitor(sqlite_runtime.engine, rules, at("2026-11-25T09:00"), "example.se")
+    assert again.response_breaches == 0
 
 
 def test_report_computes_the_penalty_for_constructed_months(sqlite_runtime: Runtime,

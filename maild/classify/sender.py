@@ -2,7 +2,7 @@
 
 Domains are compared in lower-case Unicode form, so `XN--RKSMRGS-5WAO1O.SE`
 and `räksmörgås.se` are the same domain. The public suffix list is the one
-shipped with tldextract; nothing is fetched.
+shipped with tldextract (see `public_suffix`); nothing is fetched.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import tldextract
-
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+from maild.classify import public_suffix
 
 
 def normalize_domain(domain: str) -> str:
@@ -41,15 +39,13 @@ def registrable_domain(domain: str) -> str:
     domain = normalize_domain(domain)
     if not domain:
         return ""
-    result = _EXTRACT(domain)
-    registered: str = result.top_domain_under_public_suffix
+    registered = public_suffix.registered_domain(domain)
     return normalize_domain(registered) if registered else domain
 
 
 def is_public_suffix(domain: str) -> bool:
     """Whether `domain` is itself a public suffix (`se`, `co.uk`), which no company owns."""
-    result = _EXTRACT(normalize_domain(domain))
-    return bool(result.suffix) and not result.domain
+    return public_suffix.is_public_suffix(normalize_domain(domain))
 
 
 def address_domain(address: str) -> str:

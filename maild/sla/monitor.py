@@ -17,11 +17,14 @@ Notifications go through the outbox, marked as automatic mail (RFC 3834).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from typing import Any, cast
 
 from sqlalchemy import Engine, or_
+from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import Session, col, select
 
 from maild.classify.loop import LOOP_HEADER
@@ -102,6 +105,11 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
     return count
 
 
+CHUNK = 500
+"""Tickets one query of a pass reads: memory for them is held a chunk at a time."""
+_UNWATCHED = [defer(cast("QueryableAttribute[Any]", column))
+              for column in (Ticket.decision, Ticket.participants, Ticket.missing)]
+
 STAFF_ACTIONS = ("assigned", "note", "response", "review")
 """Trail events that show staff started work on a ticket: the action target is met."""
 
@@ -125,6 +133,29 @@ def _breach(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, t
         f"sla.{target}_breached", due=due.isoformat(), notified=sent)
 
 
+def _tickets_to_watch(session: Session) -> Iterator[Ticket]:
+    """The open tickets with a target still to watch, in id order, read `CHUNK` at a time.
+
+    A pass holds one chunk of tickets in memory, not every open ticket, and leaves
+    the columns it does not look at (the routing decision, participants, what is
+    missing) unread.
+    """
+    after = 0
+    while True:
+        chunk = session.exec(select(Ticket).options(*_UNWATCHED).where(
+            col(Ticket.id) > after,
+            col(Ticket.closed_at).is_(None),
+            or_(col(Ticket.escalated_at).is_(None),
+                col(Ticket.response_breached_at).is_(None),
+                col(Ticket.action_breached_at).is_(None),
+                col(Ticket.resolution_breached_at).is_(None)),
+        ).order_by(col(Ticket.id)).limit(CHUNK).with_for_update(skip_locked=True)).all()
+        yield from chunk
+        if len(chunk) < CHUNK:
+            return
+        after = chunk[-1].id or 0
+
+
 def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> MonitorReport:
     """One pass over the open tickets at `now` (a time-zone aware instant)."""
     escalated = warned = response_breaches = resolution_breaches = 0
@@ -132,14 +163,7 @@ def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> Mon
         # Several instances may tick at once: each ticket is looked at by one pass at a time
         # (its row stays locked until this pass commits its notices), so every warning and
         # escalation is sent once cluster-wide. SQLite has one writer and no row locks.
-        tickets = session.exec(select(Ticket).where(
-            col(Ticket.closed_at).is_(None),
-            or_(col(Ticket.escalated_at).is_(None),
-                col(Ticket.response_breached_at).is_(None),
-                col(Ticket.action_breached_at).is_(None),
-                col(Ticket.resolution_breached_at).is_(None)),
-        ).with_for_update(skip_locked=True)).all()
-        for ticket in tickets:
+        for ticket in _tickets_to_watch(session):
             policy = rules.policies.get(ticket.policy or "")
             if policy is None:
                 continue
