@@ -260,3 +260,38 @@ def test_a_batch_commits_after_each_message_while_intake_waits_for_the_turn(
     assert [outcome.state for outcome in outcomes] == ["processed"] * 5
     assert transactions == [ids[index:] for index in range(5)], "one commit a message"
     assert len(tickets(runtime)) == 5
+
+
+def test_intake_stores_while_a_batch_is_parsed(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch parses its mail before it takes the write turn: intake need not wait for that."""
+    import threading
+
+    from maild.intake import Arrival, Stored, store_batch
+
+    runtime = sqlite_runtime
+    for index in range(3):
+        store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
+                                                   body=f"Fel nummer {index}.\n"),
+                      transport="smtp")
+    stored_meanwhile: list[Stored | Exception] = []
+    intake_waited: list[bool] = []
+    real_parse = processing_module.parse_mail
+
+    def parse_while_intake_stores(raw: bytes) -> object:
+        if not intake_waited:
+            arrival = Arrival(support_mail(subject="Under tiden", body="Kom under tiden.\n"),
+                              "smtp", "anna.lind@bergstromsbygg.se", ["support@example.se"])
+            intake = threading.Thread(target=lambda: stored_meanwhile.extend(
+                store_batch(runtime.engine, [arrival])))
+            intake.start()
+            intake.join(timeout=5)
+            intake_waited.append(not stored_meanwhile)
+        return real_parse(raw)
+
+    monkeypatch.setattr(processing_module, "parse_mail", parse_while_intake_stores)
+    counts = runtime.processor().run_pending()
+    assert intake_waited == [False], "intake had to wait while processing parsed"
+    assert isinstance(stored_meanwhile[0], Stored)
+    assert counts["processed"] == 4, "the mail stored meanwhile is processed after the batch"
+    assert len(tickets(runtime)) == 4
