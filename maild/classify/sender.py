@@ -2,7 +2,7 @@
 
 Domains are compared in lower-case Unicode form, so `XN--RKSMRGS-5WAO1O.SE`
 and `räksmörgås.se` are the same domain. The public suffix list is the one
-shipped with tldextract (see `public_suffix`); nothing is fetched.
+shipped with tldextract; nothing is fetched.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from maild.classify import public_suffix
+import tldextract
+
+_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 def normalize_domain(domain: str) -> str:
@@ -39,13 +41,15 @@ def registrable_domain(domain: str) -> str:
     domain = normalize_domain(domain)
     if not domain:
         return ""
-    registered = public_suffix.registered_domain(domain)
+    result = _EXTRACT(domain)
+    registered: str = result.top_domain_under_public_suffix
     return normalize_domain(registered) if registered else domain
 
 
 def is_public_suffix(domain: str) -> bool:
     """Whether `domain` is itself a public suffix (`se`, `co.uk`), which no company owns."""
-    return public_suffix.is_public_suffix(normalize_domain(domain))
+    result = _EXTRACT(normalize_domain(domain))
+    return bool(result.suffix) and not result.domain
 
 
 def address_domain(address: str) -> str:
