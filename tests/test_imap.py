@@ -278,3 +278,11 @@ def test_mail_announced_during_a_pass_is_fetched_at_once_not_at_the_next_idle_re
     assert [row.message_id for row in stored(sqlite_runtime)] == [
         "first@example.se", "late@example.se"]
     assert dovecot.messages(USER) == []
+
+
+def test_the_daemon_loads_imapclient_only_for_a_poller() -> None:
+    """Without IMAP mailboxes `maild run` never needs imapclient (the pollers above do)."""
+    done = subprocess.run([sys.executable, "-c", "import sys, maild.daemon; "
+                           "print('imapclient' in sys.modules)"],
+                          capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "False"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from maild.models import TicketCounter, table_of
@@ -71,10 +71,22 @@ class TicketNumbering:
 _COUNTER = table_of(TicketCounter)
 _NEXT = (update(_COUNTER).where(_COUNTER.c.scope == bindparam("counter_scope"))
          .values(last=_COUNTER.c.last + 1).returning(_COUNTER.c.last))
-_CREATE = {"postgresql": pg_insert(_COUNTER).values(scope=bindparam("counter_scope"), last=0)
-           .on_conflict_do_nothing(),
-           "sqlite": sqlite_insert(_COUNTER).values(scope=bindparam("counter_scope"), last=0)
-           .on_conflict_do_nothing()}
+_FIRST = {"scope": bindparam("counter_scope"), "last": 0}
+
+
+@cache
+def _create_counter(dialect: str) -> Any:
+    """The INSERT of a year's counter row that does nothing when another process made it first.
+
+    Only the database's own dialect is imported: SQLite never loads PostgreSQL's.
+    """
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(_COUNTER).values(_FIRST).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(_COUNTER).values(_FIRST).on_conflict_do_nothing()
 
 
 def allocate_number(session: Session, numbering: TicketNumbering, year: int) -> str:
@@ -87,6 +99,6 @@ def allocate_number(session: Session, numbering: TicketNumbering, year: int) -> 
     connection = session.connection()
     sequence = connection.execute(_NEXT, {"counter_scope": scope}).scalar()
     if sequence is None:
-        connection.execute(_CREATE[connection.dialect.name], {"counter_scope": scope})
+        connection.execute(_create_counter(connection.dialect.name), {"counter_scope": scope})
         sequence = connection.execute(_NEXT, {"counter_scope": scope}).scalar_one()
     return numbering.format(year, int(sequence))

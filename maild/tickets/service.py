@@ -253,10 +253,16 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
     assert ticket.id is not None
     support = decision.details.get("support_address") or rules.default_address.address
     reason = (ticket.decision or {}).get("priority_reason") or "as before"
-    for composed in compose_team_delivery(
-            ticket=ticket, rules=rules, raw=inbound.raw, original_subject=mail.subject,
-            sender=decision.sender, priority_reason=reason, role=role,
-            support_address=support, numbering=numbering, domain=domain, now=now):
+    copies = compose_team_delivery(
+        ticket=ticket, rules=rules, raw=inbound.raw, original_subject=mail.subject,
+        sender=decision.sender, priority_reason=reason, role=role,
+        support_address=support, numbering=numbering, domain=domain, now=now)
+    # The copies carry the original: the row's bytes are let go before the copies are
+    # written, so a large message is not in memory three times (the original, its copy
+    # and the database's copies of that) while it is.
+    session.expire(inbound, ["raw"])
+    while copies:
+        composed = copies.pop(0)
         insert_row(session, Outbox, ticket_id=ticket.id, inbound_id=inbound.id, purpose="team",
                    envelope_sender="", recipient=composed.recipient,
                    message_id=composed.message_id, raw=composed.raw,

@@ -1,7 +1,8 @@
 """IMAP intake: fetch new messages from a mailbox folder, store them, then mark or move them.
 
 One poller serves one folder of one account, in its own thread (imapclient is
-blocking). It remembers the folder's UIDVALIDITY and the last UID it stored,
+blocking, and imported only once a poller runs: a daemon without IMAP mailboxes
+does not load it). It remembers the folder's UIDVALIDITY and the last UID it stored,
 so nothing is fetched twice or skipped, messages a person already read
 included. The order is: store (committed), then act on the server (\\Seen,
 move or delete), then advance the cursor; a crash anywhere in between re-fetches
@@ -25,10 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -38,6 +37,9 @@ from maild.db import StorageError
 from maild.intake import store_inbound
 from maild.log import get_logger
 from maild.models import ImapCursor, utcnow
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 log = get_logger("maild.imap")
 
@@ -183,6 +185,9 @@ class FolderPoller:
 
     def connect(self) -> IMAPClient:
         """A logged-in client with the folder selected."""
+        from imapclient import IMAPClient
+        from imapclient.exceptions import LoginError
+
         account = self.account
         client = IMAPClient(account.host, port=account.port, ssl=account.security == "tls",
                             ssl_context=self._ssl_context() if account.security == "tls" else None,
@@ -341,6 +346,8 @@ class FolderPoller:
             self.release()
 
     def _run(self) -> None:
+        from imapclient.exceptions import IMAPClientError  # loaded by the pollers that run
+
         backoff = FIRST_BACKOFF
         standing_by = False
         while not self.stop.is_set():
