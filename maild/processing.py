@@ -357,12 +357,16 @@ class Processor:
                             error=str(error)),
                     ("inbound.unparseable", {"message_id": row.message_id,
                                              "reason": str(error)}))
+        # The bytes are held by `stored` alone from here, which lets them go once the team
+        # copy carries them (a large message is then not in memory twice).
+        stored = StoredMessage(inbound_id, row.received_at, raw)
+        del raw
         decision = decide(mail, envelope, rules,
                           lookup=DatabaseTickets(session, accounting=False),  # held: _transaction
                           numbering=self.numbering,
                           identity=identity,
                           limits=self.limits, reopen_within=self.reopen_within)
-        applied = apply_decision(session, StoredMessage(inbound_id, row.received_at, raw), mail,
+        applied = apply_decision(session, stored, mail,
                                  decision, rules=rules, numbering=self.numbering,
                                  domain=self.domain(rules), now=now)
         claimed = self._claims.get(inbound_id)

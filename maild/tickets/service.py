@@ -41,13 +41,17 @@ _SUPPRESSED = table_of(Suppression)
 _SUPPRESSION_UPDATE = _SUPPRESSED.update().where(_SUPPRESSED.c.address == bindparam("suppressed"))
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoredMessage:
     """The stored message a decision is applied for: its inbound row, arrival and bytes."""
 
     id: int
     received_at: datetime
     raw: bytes
+
+    def let_go_of_bytes(self) -> None:
+        """Drop this reference to the message's bytes (the row in the database keeps them)."""
+        self.raw = b""
 
 
 @dataclass(frozen=True)
@@ -257,10 +261,10 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
         ticket=ticket, rules=rules, raw=inbound.raw, original_subject=mail.subject,
         sender=decision.sender, priority_reason=reason, role=role,
         support_address=support, numbering=numbering, domain=domain, now=now)
-    # The copies carry the original: the row's bytes are let go before the copies are
-    # written, so a large message is not in memory three times (the original, its copy
-    # and the database's copies of that) while it is.
-    session.expire(inbound, ["raw"])
+    # The copies carry the original: its bytes are let go before the copies are written,
+    # so a large message is not in memory three times (the original, its copy and the
+    # database's copies of that) while it is. Nothing after the team copy reads them.
+    inbound.let_go_of_bytes()
     while copies:
         composed = copies.pop(0)
         insert_row(session, Outbox, ticket_id=ticket.id, inbound_id=inbound.id, purpose="team",
