@@ -9,6 +9,7 @@ without one is still recognised by its content.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,6 +146,7 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
     on its own, so one bad message does not fail the others.
     """
     keys = [idempotency_key(arrival.raw) for arrival in arrivals]
+    arrivals_of = Counter(keys)
     now = utcnow()
     fresh: dict[str, dict[str, object]] = {}
     arrived_for: dict[str, list[str]] = {}  # key → the recipients of all its copies here
@@ -164,7 +166,7 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
                     ids[row.idempotency_key] = int(row.id)
                     known[row.idempotency_key] = row.envelope_recipients or []
             for key, recipients in arrived_for.items():
-                copies = keys.count(key) - (0 if key in stored_before else 1)
+                copies = arrivals_of[key] - (0 if key in stored_before else 1)
                 if copies:
                     connection.execute(_COUNT_REPEATS, {
                         "row_id": ids[key], "copies": copies,
