@@ -11,9 +11,14 @@ p99 and the largest latency, the rate actually achieved, how long after the last
 any mail: what start-up and imports cost) and the peak RSS of the daemon (and of its
 worker processes); the last line is one JSON object.
 With --workers N the daemon processes in N worker processes (`processing.workers`).
+With --against null or --against floor the same client offers the same mail to
+bench/run.py's null handler or its durable floor instead, served alone in a process
+of their own: what this client and machine measure when the server does nothing, or
+only appends and fsyncs.
 The daemon starts on a database whose schema is already current, as on any restart;
 with --fresh it starts on an empty data directory and migrates the schema itself.
 Usage: python bench/offered.py [--rate 200] [--seconds 15] [--workers N] [--fresh]
+                               [--against maild|null|floor]
 """
 
 from __future__ import annotations
@@ -70,6 +75,26 @@ print(json.dumps({"seconds": time.perf_counter() - start, "latencies": latencies
 """
 
 
+# bench/run.py's null handler or durable floor, served alone on a given port until SIGTERM.
+_BASELINE_SERVER = """
+import asyncio, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from aiosmtpd.smtp import SMTP
+from run import DurableFloorHandler, NullHandler
+kind, port, directory = sys.argv[1], int(sys.argv[2]), Path(sys.argv[4])
+handler = NullHandler() if kind == "null" else DurableFloorHandler(directory / "floor.mbox")
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(handler), "127.0.0.1", port)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    server.close()
+asyncio.run(main())
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -109,6 +134,9 @@ def main() -> None:
                         help="processing.workers: 0 processes in the daemon, N in N processes")
     parser.add_argument("--fresh", action="store_true",
                         help="start the daemon on an empty data directory (it migrates first)")
+    parser.add_argument("--against", choices=("maild", "null", "floor"), default="maild",
+                        help="offer the mail to maild run (default), or to bench/run.py's null "
+                             "handler or durable floor, for the same client's baseline")
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as directory:
@@ -119,11 +147,16 @@ def main() -> None:
                     "MAILD_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT),
                     "MAILD_PROCESSING_WORKERS": str(args.workers)})
         database = work / "var" / "maild.db"
-        if not args.fresh:
+        if args.against != "maild":
+            command = [sys.executable, "-c", _BASELINE_SERVER, args.against, str(port),
+                       str(ROOT / "bench"), str(work)]
+        else:
+            command = [sys.executable, "-m", "maild.cli", "run"]
+        if not args.fresh and args.against == "maild":
             subprocess.run([sys.executable, "-c", "import sys; from maild.db import open_database; "
                             "open_database(sys.argv[1]).dispose()", f"sqlite:///{database}"],
                            env=env, check=True)
-        daemon = subprocess.Popen([sys.executable, "-m", "maild.cli", "run"], cwd=work, env=env,
+        daemon = subprocess.Popen(command, cwd=work, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 30
@@ -132,8 +165,8 @@ def main() -> None:
                     if sock.connect_ex(("127.0.0.1", port)) == 0:
                         break
                 if daemon.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"maild run did not start: {daemon.stderr.read()[-2000:]!r}"
-                                     if daemon.stderr else "maild run did not start")
+                    raise SystemExit(f"the server did not start: {daemon.stderr.read()[-2000:]!r}"
+                                     if daemon.stderr else "the server did not start")
                 time.sleep(0.05)
             time.sleep(1.0)  # start-up finishes its first (empty) passes
             ready_mb = _rss_mb(daemon.pid, "VmRSS")
@@ -144,7 +177,7 @@ def main() -> None:
             result = json.loads(done.stdout)
             sent = len(result["latencies"])
             caught_up: float | None = None
-            while time.monotonic() - last_reply < 300:
+            while args.against == "maild" and time.monotonic() - last_reply < 300:
                 with sqlite3.connect(database, timeout=10) as connection:
                     waiting = connection.execute(
                         "SELECT count(*) FROM inbound WHERE state != 'processed'").fetchone()[0]
@@ -158,6 +191,7 @@ def main() -> None:
             daemon.wait(60)
     latencies = result["latencies"]
     summary = {
+        "against": args.against,
         "offered_per_s": args.rate,
         "workers": args.workers,
         "fresh_database": args.fresh,
@@ -171,13 +205,15 @@ def main() -> None:
         "rss_ready_mb": ready_mb,
         "peak_rss_mb": peak_mb,
     }
-    print(f"offered {args.rate:.0f}/s for {args.seconds:.0f} s over 4 connections: "
+    print(f"offered {args.rate:.0f}/s to {args.against} for {args.seconds:.0f} s "
+          "over 4 connections: "
           f"achieved {summary['achieved_per_s']}/s, {result['late']} sends late by > 50 ms")
     print(f"accept latency (MAIL FROM → reply to DATA): p50 {summary['p50_ms']} ms, "
           f"p99 {summary['p99_ms']} ms, max {summary['max_ms']} ms")
-    print("every mail processed "
-          + (f"{caught_up:.1f} s after the last 250" if caught_up is not None
-             else "NOT within 300 s of the last 250"))
+    if args.against == "maild":
+        print("every mail processed "
+              + (f"{caught_up:.1f} s after the last 250" if caught_up is not None
+                 else "NOT within 300 s of the last 250"))
     print(f"RSS of the daemon once listening, before any mail: {ready_mb} MB")
     print("peak RSS (MB) of the daemon and its worker processes: "
           + ", ".join(f"{pid}: {mb}" for pid, mb in peak_mb.items()))
