@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -32,9 +31,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from maild.db import StorageError
 from maild.intake import Stored
 from maild.log import get_logger
-from maild.models import utcnow
 from maild.routing.model import Rules
 from maild.transports.smtp_address import plain_path
+from maild.transports.stamp import date_now
 
 log = get_logger("maild.smtp")
 
@@ -281,7 +280,7 @@ class IntakeHandler:
         with_ = "LMTP" if self.protocol == "lmtp" else f"ESMTP{tls}"
         recipient = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
         return (f"Received: from {helo} ([{peer}])\r\n\tby {self.hostname} (maild) with "
-                f"{with_} id {queue_id}{recipient};\r\n\t{format_datetime(utcnow())}\r\n"
+                f"{with_} id {queue_id}{recipient};\r\n\t{date_now()}\r\n"
                 ).encode("utf-8", "replace")
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
