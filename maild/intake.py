@@ -10,11 +10,12 @@ without one is still recognised by its content.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -138,12 +139,15 @@ def _insert_new(dialect: str) -> Insert:
     return statement
 
 
-def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | StorageError]:
+def store_batch(engine: Engine, arrivals: Sequence[Arrival], *,
+                connection: Connection | None = None) -> list[Stored | StorageError]:
     """Commit several messages in one transaction (one sync to disk), in order.
 
     Copies within the batch and messages already stored (by this process or another)
     come back as duplicates. If the shared transaction fails, each message is stored
-    on its own, so one bad message does not fail the others.
+    on its own, so one bad message does not fail the others. A writer that stores
+    batch after batch passes its own `connection` (no transaction open), which
+    spares it taking one from the pool and giving it back each time.
     """
     keys = [idempotency_key(arrival.raw) for arrival in arrivals]
     arrivals_of = Counter(keys)
@@ -156,19 +160,19 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
             fresh[key] = _row_values(arrival, key, recipients, now)
         arrived_for.setdefault(key, []).extend(recipients)
     try:
-        with write_turns(engine).turn(urgent=True), engine.begin() as connection:
-            ids = {row.idempotency_key: int(row.id) for row in connection.execute(
+        with write_turns(engine).turn(urgent=True), _transaction(engine, connection) as writing:
+            ids = {row.idempotency_key: int(row.id) for row in writing.execute(
                 _insert_new(engine.dialect.name), list(fresh.values()))}
             stored_before = {key for key in fresh if key not in ids}
             known: dict[str, Sequence[str]] = {key: [] for key in fresh}
             if stored_before:
-                for row in connection.execute(_EXISTING, {"keys": list(stored_before)}):
+                for row in writing.execute(_EXISTING, {"keys": list(stored_before)}):
                     ids[row.idempotency_key] = int(row.id)
                     known[row.idempotency_key] = row.envelope_recipients or []
             for key, recipients in arrived_for.items():
                 copies = arrivals_of[key] - (0 if key in stored_before else 1)
                 if copies:
-                    connection.execute(_COUNT_REPEATS, {
+                    writing.execute(_COUNT_REPEATS, {
                         "row_id": ids[key], "copies": copies,
                         "merged": list(dict.fromkeys([*known[key], *recipients]))})
         results: list[Stored | StorageError] = []
@@ -189,6 +193,17 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored | St
         log.warning("inbound.batch_failed", count=len(arrivals),
                     error=f"{type(error).__name__}: {getattr(error, 'orig', None) or error}")
         return [_store_one(engine, arrival) for arrival in arrivals]
+
+
+@contextmanager
+def _transaction(engine: Engine, connection: Connection | None) -> Iterator[Connection]:
+    """A transaction on `connection`, or on one of the engine's while it lasts."""
+    if connection is None:
+        with engine.begin() as borrowed:
+            yield borrowed
+    else:
+        with connection.begin():
+            yield connection
 
 
 def _store_one(engine: Engine, arrival: Arrival) -> Stored | StorageError:
