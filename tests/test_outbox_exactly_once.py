@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import smtplib
 import subprocess
@@ -15,10 +16,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from maild.models import Outbox, utcnow
-from maild.respond.outbox import flush_outbox
+from maild.respond.maildir import MaildirTransport
+from maild.respond.outbox import CLAIM_BATCH, flush_outbox
 from maild.runtime import Runtime, open_runtime
 from tests.conftest import ROOT, make_config
 from tests.daemon_helpers import RunningMaild, make_daemon, wait_until
@@ -244,3 +247,79 @@ def test_a_daemon_under_load_writes_every_item_to_the_maildir_once_without_error
     sent_events = Counter(str(event["outbox_id"]) for event in daemon.events("outbox.sent"))
     assert len(sent_events) == MESSAGES and set(sent_events.values()) == {1}
     assert not daemon.events("outbox.retry")
+
+
+def test_a_pass_claims_and_records_its_items_a_batch_at_a_time(runtime: Runtime) -> None:
+    """Forty items cost the database a few commits, not two per item."""
+    with Session(runtime.engine) as session:
+        ids = [_item(session, index) for index in range(40)]
+        session.commit()
+        ids = [item.id for item in ids]
+    commits = Counter[str]()
+    listener = lambda _connection: commits.update(["commit"])  # noqa: E731
+    event.listen(runtime.engine, "commit", listener)
+    try:
+        report = flush_outbox(runtime.engine, SlowTransport())
+    finally:
+        event.remove(runtime.engine, "commit", listener)
+    assert report.sent == 40
+    # two per batch, and one for the look that finds nothing left (it writes nothing)
+    assert commits["commit"] <= 2 * math.ceil(40 / CLAIM_BATCH) + 1, commits
+    with Session(runtime.engine) as session:
+        items = session.exec(select(Outbox)).all()
+        assert sorted(item.id for item in items) == sorted(ids)
+        assert {(item.state, item.attempts, item.claim_token) for item in items} == {
+            ("sent", 1, None)}
+
+
+_DYING_SENDER = textwrap.dedent("""
+    import sys, time
+    from datetime import timedelta
+    from pathlib import Path
+    from maild.db import make_engine
+    from maild.respond.maildir import MaildirTransport
+    from maild.respond.outbox import flush_outbox
+
+    class DiesAfterThree(MaildirTransport):
+        def deliver(self, item_id, raw, envelope_sender="", recipient=""):
+            if len(list((self.root / "new").glob("*"))) >= 3:
+                print("three delivered", flush=True)
+                time.sleep(600)  # killed here, its batch claimed and not yet recorded
+            return super().deliver(item_id, raw, envelope_sender, recipient)
+
+    flush_outbox(make_engine(sys.argv[1]), DiesAfterThree(Path(sys.argv[2])),
+                 lease=timedelta(seconds=2))
+""")
+
+
+def test_a_sender_killed_mid_batch_leaves_each_item_delivered_once(
+        runtime: Runtime, tmp_path: Path) -> None:
+    with Session(runtime.engine) as session:
+        items = [_item(session, index) for index in range(6)]
+        session.commit()
+        ids = sorted(int(item.id or 0) for item in items)
+    maildir = tmp_path / "outbox"
+    sender = subprocess.Popen(
+        [sys.executable, "-c", _DYING_SENDER, runtime.config.database_url, str(maildir)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE)
+    try:
+        assert sender.stdout is not None
+        for line in sender.stdout:  # its log lines, then what it says before it hangs
+            if line.strip() == b"three delivered":
+                break
+        else:
+            raise AssertionError("the sender ended before it delivered three items")
+    finally:
+        sender.kill()
+        sender.wait()
+    assert {_state(runtime, item_id) for item_id in ids} == {"sending"}, "claimed, not recorded"
+    transport = MaildirTransport(maildir)
+    time.sleep(2.5)  # the dead sender's lease runs out
+    report = flush_outbox(runtime.engine, transport)
+    assert report.sent == 6
+    written = sorted((maildir / "new").iterdir())
+    assert [path.name for path in written] == sorted(transport.file_name(i) for i in ids)
+    with Session(runtime.engine) as session:
+        for item in session.exec(select(Outbox)).all():
+            assert (item.state, item.attempts) == ("sent", 2)
+            assert [entry["result"] for entry in item.history] == ["taken over", "sent"]

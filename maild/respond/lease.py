@@ -26,17 +26,17 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, and_, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from maild.log import get_logger
-from maild.models import Outbox, OutboxState, Ticket
+from maild.models import Outbox, OutboxState, Ticket, table_of
 from maild.respond.delivery import TemporaryFailure
 from maild.write_turns import write_turns
 
@@ -77,58 +77,71 @@ def claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-def claim_next(engine: Engine, now: datetime, lease: timedelta, after_id: int = 0,
-               candidates: int = 8) -> Claim | None:
-    """Claim the oldest claimable item with an id above `after_id`; None when none is left."""
+_OUTBOX = table_of(Outbox)
+_TICKET = table_of(Ticket)
+_CANDIDATES = (
+    select(_OUTBOX.c.id, _OUTBOX.c.state, _OUTBOX.c.claimed_until, _OUTBOX.c.committing_at,
+           _OUTBOX.c.raw, _OUTBOX.c.envelope_sender, _OUTBOX.c.recipient,
+           _OUTBOX.c.message_id, _OUTBOX.c.purpose, _OUTBOX.c.attempts, _OUTBOX.c.created_at,
+           _OUTBOX.c.history, _TICKET.c.number)
+    .select_from(_OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)))
+_HELD = and_(_OUTBOX.c.id == bindparam("item_id"), _OUTBOX.c.claim_token == bindparam("token"),
+             _OUTBOX.c.state == OutboxState.SENDING)
+
+
+def claim_due(engine: Engine, now: datetime, lease: timedelta, *, after_id: int = 0,
+              limit: int = 16) -> list[Claim]:
+    """Claim up to `limit` of the oldest claimable items above `after_id`, in one commit.
+
+    Each item is taken by its own conditional UPDATE, so an item another sender took
+    first is left to it; an empty list means none is left.
+    """
+    claim_item = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("item_id"), claimable(now))
+                  .values(state=OutboxState.SENDING, claim_token=bindparam("token"),
+                          claimed_until=now + lease, attempts=_OUTBOX.c.attempts + 1))
     while True:
-        with write_turns(engine).turn(), Session(engine) as session:
-            query = (select(col(Outbox.id)).where(claimable(now), col(Outbox.id) > after_id)
-                     .order_by(col(Outbox.id)).limit(candidates))
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = [int(item_id) for item_id in session.scalars(query) if item_id is not None]
-            if not ids:
-                return None
-            for item_id in ids:
-                item = session.get(Outbox, item_id)
-                if item is None:
-                    continue
-                taken_over = item.state == OutboxState.SENDING
-                previous = item.claimed_until if taken_over else None
-                committing = item.committing_at if taken_over else None
+        with write_turns(engine).turn(), engine.begin() as connection:
+            query = (_CANDIDATES.where(claimable(now), _OUTBOX.c.id > after_id)
+                     .order_by(_OUTBOX.c.id).limit(limit))
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update(of=_OUTBOX, skip_locked=True)
+            candidates = connection.execute(query).all()
+            if not candidates:
+                return []
+            claims: list[Claim] = []
+            for item in candidates:
                 token = secrets.token_hex(8)
-                result = session.execute(
-                    update(Outbox)
-                    .where(col(Outbox.id) == item_id, claimable(now))
-                    .values(state=OutboxState.SENDING, claim_token=token,
-                            claimed_until=now + lease, attempts=col(Outbox.attempts) + 1)
-                    .execution_options(synchronize_session=False))
+                result = connection.execute(claim_item, {"item_id": item.id, "token": token})
                 if cast("CursorResult[Any]", result).rowcount != 1:
                     continue  # another sender was faster
-                ticket = (session.get(Ticket, item.ticket_id)
-                          if item.ticket_id is not None else None)
-                claim = Claim(item_id=item_id, token=token, raw=item.raw,
-                              envelope_sender=item.envelope_sender, recipient=item.recipient,
-                              message_id=item.message_id, purpose=item.purpose,
-                              ticket=ticket.number if ticket else None,
-                              attempts=item.attempts + 1, created_at=item.created_at,
-                              history=list(item.history or []), taken_over_from=previous,
-                              committing_since=committing)
-                session.commit()
-                return claim
-            session.commit()
-        after_id = ids[-1]
+                taken_over = item.state == OutboxState.SENDING
+                claims.append(Claim(
+                    item_id=int(item.id), token=token, raw=item.raw,
+                    envelope_sender=item.envelope_sender, recipient=item.recipient,
+                    message_id=item.message_id, purpose=item.purpose, ticket=item.number,
+                    attempts=item.attempts + 1, created_at=item.created_at,
+                    history=list(item.history or []),
+                    taken_over_from=item.claimed_until if taken_over else None,
+                    committing_since=item.committing_at if taken_over else None))
+        if claims:
+            return claims
+        after_id = int(candidates[-1].id)
 
 
-def finish(engine: Engine, claim: Claim, values: Mapping[str, Any]) -> bool:
-    """Write the outcome of a claimed item and release it; False when the claim was lost."""
+def finish_all(engine: Engine, outcomes: Sequence[tuple[Claim, Mapping[str, Any]]]) -> list[bool]:
+    """Write the outcome of each claimed item and release it, in one commit.
+
+    Each answer says whether the claim was still held (False: another sender took the
+    item over, and its record stands).
+    """
+    if not outcomes:
+        return []
     with write_turns(engine).turn(), engine.begin() as connection:
-        result = connection.execute(
-            update(Outbox)
-            .where(col(Outbox.id) == claim.item_id, col(Outbox.claim_token) == claim.token,
-                   col(Outbox.state) == OutboxState.SENDING)
-            .values(**values, claim_token=None, claimed_until=None, committing_at=None))
-        return cast("CursorResult[Any]", result).rowcount == 1
+        return [cast("CursorResult[Any]", connection.execute(
+            update(_OUTBOX).where(_HELD).values(
+                **values, claim_token=None, claimed_until=None, committing_at=None),
+            {"item_id": claim.item_id, "token": claim.token})).rowcount == 1
+            for claim, values in outcomes]
 
 
 class ClaimLost(TemporaryFailure):
@@ -153,16 +166,21 @@ def mark_committing(engine: Engine, claim: Claim, now: datetime) -> None:
 
 
 class LeaseKeeper:
-    """Renews a claim's lease in a thread while the transport works (a context manager)."""
+    """Renews the leases of claims in a thread while the transport works (a context manager).
 
-    def __init__(self, engine: Engine, claim: Claim, lease: timedelta, clock: Clock) -> None:
+    All the claims are renewed in one commit each time; a claim found lost (another
+    sender took it over) is reported and no longer renewed.
+    """
+
+    def __init__(self, engine: Engine, claims: Sequence[Claim], lease: timedelta,
+                 clock: Clock) -> None:
         self.engine = engine
-        self.claim = claim
+        self.claims = list(claims)
         self.lease = lease
         self.clock = clock
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"outbox-lease-{claim.item_id}")
+                                        name=f"outbox-lease-{self.claims[0].item_id}")
 
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()
@@ -175,25 +193,33 @@ class LeaseKeeper:
     def _run(self) -> None:
         started = time.monotonic()
         interval = max(self.lease.total_seconds() / 3, 0.05)
-        bound = log.bind(outbox_id=self.claim.item_id, ticket=self.claim.ticket,
-                         message_id=self.claim.message_id)
-        while not self._done.wait(interval):
+        renew = (update(_OUTBOX)
+                 .where(_OUTBOX.c.id == bindparam("item_id"),
+                        _OUTBOX.c.claim_token == bindparam("token"))
+                 .values(claimed_until=bindparam("until")))
+        held = list(self.claims)
+        while held and not self._done.wait(interval):
             if time.monotonic() - started > LONGEST_HOLD.total_seconds():
-                bound.error("outbox.send_stuck", held_seconds=round(time.monotonic() - started),
-                            detail="lease no longer renewed; the item will be taken over")
+                for claim in held:
+                    _bound(claim).error(
+                        "outbox.send_stuck", held_seconds=round(time.monotonic() - started),
+                        detail="lease no longer renewed; the item will be taken over")
                 return
             try:
+                until = self.clock() + self.lease
                 with write_turns(self.engine).turn(), self.engine.begin() as connection:
-                    result = connection.execute(
-                        update(Outbox)
-                        .where(col(Outbox.id) == self.claim.item_id,
-                               col(Outbox.claim_token) == self.claim.token)
-                        .values(claimed_until=self.clock() + self.lease))
-                renewed = cast("CursorResult[Any]", result).rowcount == 1
+                    renewed = [cast("CursorResult[Any]", connection.execute(renew, {
+                        "item_id": claim.item_id, "token": claim.token, "until": until,
+                    })).rowcount == 1 for claim in held]
             except Exception as error:  # the next renewal tries again
-                bound.warning("outbox.lease_renewal_failed",
-                              error=f"{type(error).__name__}: {error}"[:300])
+                log.warning("outbox.lease_renewal_failed", items=[c.item_id for c in held],
+                            error=f"{type(error).__name__}: {error}"[:300])
                 continue
-            if not renewed:
-                bound.error("outbox.claim_lost")
-                return
+            for claim, still in zip(held, renewed, strict=True):
+                if not still:
+                    _bound(claim).error("outbox.claim_lost")
+            held = [claim for claim, still in zip(held, renewed, strict=True) if still]
+
+
+def _bound(claim: Claim) -> Any:
+    return log.bind(outbox_id=claim.item_id, ticket=claim.ticket, message_id=claim.message_id)

@@ -1,9 +1,12 @@
 """The outbox worker: delivers queued messages and records every attempt.
 
 An item is written in the same transaction as its ticket, so it exists exactly
-when the ticket does. Delivery happens afterwards, one claimed item at a time
-(`lease.py`): however many passes run at once, in one process or in several
-instances on one database, an item is in the hands of one sender only. A failed
+when the ticket does. Delivery happens afterwards: items are claimed a few at a
+time in one commit (`lease.py`), handed to the transport one by one, and their
+outcomes recorded in one commit, so a busy outbox costs the database two syncs
+to disk per few items rather than two per item. However many passes run at
+once, in one process or in several instances on one database, an item is in the
+hands of one sender only. A failed
 attempt is retried later with a growing delay; an item that cannot be sent
 fails alone, with its reason, and the pass goes on with the next.
 
@@ -35,7 +38,7 @@ from sqlmodel import Session, col
 from maild.log import get_logger
 from maild.models import Outbox, OutboxState, utcnow
 from maild.respond.delivery import MarkingTransport, PermanentFailure, TemporaryFailure, Transport
-from maild.respond.lease import Claim, Clock, LeaseKeeper, claim_next, finish, mark_committing
+from maild.respond.lease import Claim, Clock, LeaseKeeper, claim_due, finish_all, mark_committing
 
 log = get_logger("maild.outbox")
 
@@ -44,6 +47,8 @@ LONGEST_RETRY = timedelta(hours=1)
 LIFETIME = timedelta(days=2)
 LEASE = timedelta(seconds=25)
 BATCH = 500
+# Items claimed in one commit, delivered one by one, and recorded in one commit.
+CLAIM_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,11 @@ def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None =
                  limit: int = BATCH, lifetime: timedelta = LIFETIME,
                  lease: timedelta = LEASE,
                  stop: Callable[[], bool] | None = None) -> FlushReport:
-    """Deliver up to `limit` due items, each claimed for itself; say what was left over.
+    """Deliver up to `limit` due items, `CLAIM_BATCH` claims at a time; say what was left over.
+
+    A sender that dies with items claimed but their outcome not yet recorded leaves
+    them to be taken over when the lease runs out: the maildir transport writes the
+    same file again, and an SMTP item carrying its mark is recorded as sent.
 
     `now` is the pass's starting time (tests move it); it advances with the real
     clock, so a lease taken late in a long pass is as long as one taken early.
@@ -110,15 +119,27 @@ def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None =
     counts: Counter[str] = Counter()
     cursor = taken = 0
     while taken < limit and not (stop is not None and stop()):
-        claim = claim_next(engine, clock(), lease, after_id=cursor)
-        if claim is None:
+        claims = claim_due(engine, clock(), lease, after_id=cursor,
+                           limit=min(CLAIM_BATCH, limit - taken))
+        if not claims:
             break
-        taken += 1
-        cursor = claim.item_id
-        outcome = _deliver(engine, transport, claim, clock=clock, lifetime=lifetime, lease=lease)
-        counts[outcome] += 1
-        if outcome == "sent":
-            counts[f"sent:{claim.purpose}"] += 1
+        taken += len(claims)
+        cursor = claims[-1].item_id
+        outcomes: list[tuple[Claim, str, dict[str, Any]]] = []
+        with LeaseKeeper(engine, claims, lease, clock):
+            for claim in claims:
+                outcome, values = _deliver(engine, transport, claim, clock=clock,
+                                           lifetime=lifetime)
+                outcomes.append((claim, outcome, values))
+        held = finish_all(engine, [(claim, values) for claim, _, values in outcomes])
+        for (claim, outcome, _), still in zip(outcomes, held, strict=True):
+            if not still:
+                _bound(claim).error("outbox.claim_lost", outcome=outcome,
+                                    detail="another sender took the item over; its record "
+                                           "stands")
+            counts[outcome] += 1
+            if outcome == "sent":
+                counts[f"sent:{claim.purpose}"] += 1
     left = due_count(engine, clock()) if taken >= limit else 0
     if left:
         log.warning("outbox.batch_limit", batch_size=limit, delivered=counts["sent"], left=left,
@@ -129,11 +150,15 @@ def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None =
                        left=left, batch_size=limit, lease_ends=first_lease_end(engine))
 
 
+def _bound(claim: Claim) -> Any:
+    return log.bind(outbox_id=claim.item_id, ticket=claim.ticket, message_id=claim.message_id,
+                    recipient=claim.recipient, purpose=claim.purpose)
+
+
 def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock,
-             lifetime: timedelta, lease: timedelta) -> str:
-    """Hand one claimed item to the transport and record the outcome; returns the outcome."""
-    bound = log.bind(outbox_id=claim.item_id, ticket=claim.ticket, message_id=claim.message_id,
-                     recipient=claim.recipient, purpose=claim.purpose)
+             lifetime: timedelta) -> tuple[str, dict[str, Any]]:
+    """Hand one claimed item to the transport; returns the outcome and the values to record."""
+    bound = _bound(claim)
     history = claim.history
     if claim.taken_over_from is not None:
         note = (f"taken over: the previous sender's lease ran out at "
@@ -143,16 +168,15 @@ def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock
                               "detail": note}]
     values: dict[str, Any]
     if claim.committing_since is not None:
-        return _assume_sent(engine, claim, history, bound, clock)
+        return "sent", _assume_sent(claim, history, bound, clock)
     try:
-        with LeaseKeeper(engine, claim, lease, clock):
-            if isinstance(transport, MarkingTransport):
-                where = transport.deliver_marked(
-                    claim.item_id, claim.raw, claim.envelope_sender, claim.recipient,
-                    lambda: mark_committing(engine, claim, clock()))
-            else:
-                where = transport.deliver(claim.item_id, claim.raw, claim.envelope_sender,
-                                          claim.recipient)
+        if isinstance(transport, MarkingTransport):
+            where = transport.deliver_marked(
+                claim.item_id, claim.raw, claim.envelope_sender, claim.recipient,
+                lambda: mark_committing(engine, claim, clock()))
+        else:
+            where = transport.deliver(claim.item_id, claim.raw, claim.envelope_sender,
+                                      claim.recipient)
     except PermanentFailure as error:
         outcome = "failed"
         detail = f"permanent: {error}"[:2000]
@@ -184,15 +208,12 @@ def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock
         bound.info("outbox.sent", to=where, attempts=claim.attempts)
     values["history"] = [*history, {"at": clock().isoformat(), "attempt": claim.attempts,
                                     "result": outcome, "detail": detail}]
-    if not finish(engine, claim, values):
-        bound.error("outbox.claim_lost", outcome=outcome,
-                    detail="another sender took the item over; its record stands")
-    return outcome
+    return outcome, values
 
 
-def _assume_sent(engine: Engine, claim: Claim, history: list[dict[str, Any]], bound: Any,
-                 clock: Clock) -> str:
-    """Record as sent an item whose dead sender was ending DATA: sending it again could duplicate.
+def _assume_sent(claim: Claim, history: list[dict[str, Any]], bound: Any,
+                 clock: Clock) -> dict[str, Any]:
+    """The record of an item whose dead sender was ending DATA: sending it again could duplicate.
 
     The previous sender committed its mark and then died before recording the
     relay's answer; the relay has the mail unless the sender died in the
@@ -204,14 +225,10 @@ def _assume_sent(engine: Engine, claim: Claim, history: list[dict[str, Any]], bo
               f"relay's answer; not sent again, to avoid a duplicate")
     bound.warning("outbox.assumed_sent", committing_at=claim.committing_since.isoformat(),
                   attempts=claim.attempts - 1)
-    values = {"state": OutboxState.SENT, "sent_at": claim.committing_since, "last_error": None,
-              "attempts": claim.attempts - 1,  # taking it over was no attempt
-              "history": [*history, {"at": clock().isoformat(), "attempt": claim.attempts - 1,
-                                     "result": "assumed sent", "detail": detail}]}
-    if not finish(engine, claim, values):
-        bound.error("outbox.claim_lost", outcome="sent",
-                    detail="another sender took the item over; its record stands")
-    return "sent"
+    return {"state": OutboxState.SENT, "sent_at": claim.committing_since, "last_error": None,
+            "attempts": claim.attempts - 1,  # taking it over was no attempt
+            "history": [*history, {"at": clock().isoformat(), "attempt": claim.attempts - 1,
+                                   "result": "assumed sent", "detail": detail}]}
 
 
 def first_lease_end(engine: Engine) -> datetime | None:
