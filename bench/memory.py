@@ -5,10 +5,11 @@ process stores the mail in its own SQLite database, then processes it as the
 worker does (parse, classify, route, ticket, acknowledgement and team copy
 composed and queued), and reports how far its peak RSS (VmHWM, reset just
 before) rose above its RSS while processing. Linux only.
-That figure counts only memory the process had to take anew: memory that storing
+The process sets malloc up as maild's commands do (`maild.allocator`: with glibc,
+blocks of 1 MiB and more go back to the system when freed). Memory that storing
 the mail had freed, and malloc kept, is reused for free, as much as happens to fit,
-so the figure varies from run to run. So each size is measured
-a second time with malloc giving every large block back at once
+so the figure can vary with the order of allocations. So each size is measured
+a second time with malloc giving every block of 128 KiB and more back at once
 (MALLOC_MMAP_THRESHOLD_=128 KiB): that peak is what the copies of the message that
 are alive at the same moment add up to ("live").
 Prints one line per size, and as its last line one JSON object.
@@ -61,11 +62,13 @@ def _reset_peak() -> None:
 
 def measure_one(megabytes: float) -> dict[str, float]:
     """In this process: the RSS that processing one mail of `megabytes` MB adds at its peak."""
+    from maild.allocator import return_large_blocks
     from maild.config import load_config
     from maild.intake import store_inbound
     from maild.log import configure_logging
     from maild.runtime import open_runtime
 
+    return_large_blocks()  # as `maild run` and its worker processes do when they start
     configure_logging("warning", "json")
     with tempfile.TemporaryDirectory() as work:
         config = load_config(env={}, overrides={"data_dir": work,
