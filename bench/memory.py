@@ -4,11 +4,13 @@ For each size (a mail whose attachment makes it that large) a fresh Python
 process stores the mail in its own SQLite database, then processes it as the
 worker does (parse, classify, route, ticket, acknowledgement and team copy
 composed and queued), and reports how far its peak RSS (VmHWM, reset just
-before) rose above its RSS while processing. Linux only.
-That figure counts only memory the process had to take anew: memory that storing
+before) rose above its RSS while processing, and the same for storing it (the
+message's own bytes, made before, not counted). Linux only.
+The process sets malloc up as maild's commands do (`maild.allocator`: with glibc,
+blocks of 1 MiB and more go back to the system when freed). Memory that storing
 the mail had freed, and malloc kept, is reused for free, as much as happens to fit,
-so the figure varies from run to run. So each size is measured
-a second time with malloc giving every large block back at once
+so the figure can vary with the order of allocations. So each size is measured
+a second time with malloc giving every block of 128 KiB and more back at once
 (MALLOC_MMAP_THRESHOLD_=128 KiB): that peak is what the copies of the message that
 are alive at the same moment add up to ("live").
 Prints one line per size, and as its last line one JSON object.
@@ -61,23 +63,29 @@ def _reset_peak() -> None:
 
 def measure_one(megabytes: float) -> dict[str, float]:
     """In this process: the RSS that processing one mail of `megabytes` MB adds at its peak."""
+    from maild.allocator import return_large_blocks
     from maild.config import load_config
     from maild.intake import store_inbound
     from maild.log import configure_logging
     from maild.runtime import open_runtime
 
+    return_large_blocks()  # as `maild run` and its worker processes do when they start
     configure_logging("warning", "json")
     with tempfile.TemporaryDirectory() as work:
         config = load_config(env={}, overrides={"data_dir": work,
                                                 "rules_dir": str(ROOT / "rules")})
         runtime = open_runtime(config)
-        raw = make_message(megabytes)
-        size = len(raw)
-        stored = store_inbound(runtime.engine, raw, transport="file")
-        del raw
-        processor = runtime.processor()
         # Warm up every code path on a small mail first, so imports and caches do not count.
         small = store_inbound(runtime.engine, make_message(0.01), transport="file")
+        raw = make_message(megabytes)
+        size = len(raw)
+        gc.collect()
+        store_before = _status_kib("VmRSS")
+        _reset_peak()
+        stored = store_inbound(runtime.engine, raw, transport="file")
+        stored_peak = _status_kib("VmHWM")
+        del raw
+        processor = runtime.processor()
         processor.process_now(small.inbound_id)
         gc.collect()
         before = _status_kib("VmRSS")
@@ -88,9 +96,12 @@ def measure_one(megabytes: float) -> dict[str, float]:
         assert outcome.state == "processed", outcome
         runtime.engine.dispose()
     added_mb = max(after - before, 0) / 1024
+    store_mb = max(stored_peak - store_before, 0) / 1024
     size_mb = size / 1_048_576
     return {"message_mb": round(size_mb, 2), "rss_added_mb": round(added_mb, 1),
-            "mb_per_message_mb": round(added_mb / size_mb, 2)}
+            "mb_per_message_mb": round(added_mb / size_mb, 2),
+            "store_rss_added_mb": round(store_mb, 1),
+            "store_mb_per_message_mb": round(store_mb / size_mb, 2)}
 
 
 def main() -> None:
@@ -107,11 +118,14 @@ def main() -> None:
         live = _run_one(size, {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)})
         result["live_rss_added_mb"] = live["rss_added_mb"]
         result["live_mb_per_message_mb"] = live["mb_per_message_mb"]
+        result["live_store_mb_per_message_mb"] = live["store_mb_per_message_mb"]
         results.append(result)
         print(f"{result['message_mb']:6.1f} MB mail: peak RSS +{result['rss_added_mb']:7.1f} MB "
               f"while processing = {result['mb_per_message_mb']:.2f} MB per MB of message "
               f"(live copies: +{live['rss_added_mb']:.1f} MB = "
-              f"{live['mb_per_message_mb']:.2f} per MB)")
+              f"{live['mb_per_message_mb']:.2f} per MB); storing it: "
+              f"+{result['store_rss_added_mb']:.1f} MB = {result['store_mb_per_message_mb']:.2f} "
+              f"per MB (live {live['store_mb_per_message_mb']:.2f})")
     print(json.dumps({"memory_per_message_mb": results}))
 
 

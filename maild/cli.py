@@ -522,6 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "deliver":
         return _deliver(args)
+    from maild.allocator import return_large_blocks
+
+    return_large_blocks()  # the daemon and its workers: a large mail's copies are given back
     try:
         config = load_config(args.config, overrides={"data_dir": args.data_dir,
                                                      "rules_dir": args.rules_dir})

@@ -11,8 +11,10 @@ import contextlib
 import copy
 import email
 import email.message
+import itertools
 import logging
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -335,7 +337,7 @@ def bound_comment_nesting(raw: bytes) -> tuple[bytes, bool]:
     never this copy.
     """
     match = _HEADER_BLOCK_END.search(raw)
-    head, rest = (raw[:match.start()], raw[match.start():]) if match else (raw, b"")
+    head = raw[:match.start()] if match else raw
     if head.count(b"(") <= MAX_COMMENT_NESTING:
         return raw, False
     lines: list[bytes] = []
@@ -362,23 +364,51 @@ def bound_comment_nesting(raw: bytes) -> tuple[bytes, bool]:
                     continue
             kept.append(byte)
         lines.append(bytes(kept))
+    rest = raw[match.start():] if match else b""
     return (b"\n".join(lines) + rest, True) if changed else (raw, False)
 
 
 _FEED_CHUNK = 64 * 1024
 
 
-def _message_from_bytes(raw: bytes) -> email.message.Message:
-    """What `email.message_from_bytes` returns, fed to the parser 64 KB at a time.
+def _pieces_of(raw: bytes) -> Iterator[bytes]:
+    """`raw` in pieces of `_FEED_CHUNK` bytes."""
+    view = memoryview(raw)
+    for start in range(0, len(raw), _FEED_CHUNK):
+        yield bytes(view[start:start + _FEED_CHUNK])
+
+
+def _readable_pieces(pieces: Iterator[bytes]) -> tuple[Iterator[bytes], bool]:
+    """The pieces with header comments nested too deep flattened (`bound_comment_nesting`).
+
+    Pieces are gathered only until the end of the header block is certain; the second
+    value says whether anything was flattened.
+    """
+    start = bytearray()
+    for piece in pieces:
+        searched = max(0, len(start) - 3)
+        start += piece
+        end = _HEADER_BLOCK_END.search(start, searched)
+        # A match starting 4 bytes or more before the end is the first in the message too
+        # (a match is at most 4 bytes long); one that starts later may still grow.
+        if end is not None and end.start() + 4 <= len(start):
+            break
+    readable, flattened = bound_comment_nesting(bytes(start))
+    del start
+    return itertools.chain((readable,), pieces), flattened
+
+
+def _message_from_pieces(pieces: Iterable[bytes]) -> email.message.Message:
+    """What `email.message_from_bytes` returns for the pieces joined, fed a piece at a time.
 
     Given the whole message at once, the standard library copies it into a string
     buffer of up to four bytes a character first: about nine times the message at its
     peak. Fed in pieces, it holds little more than the parts it builds.
     """
     parser = BytesFeedParser(policy=compat32)
-    view = memoryview(raw)
-    for start in range(0, len(raw), _FEED_CHUNK):
-        parser.feed(bytes(view[start:start + _FEED_CHUNK]))
+    for piece in pieces:
+        for start in range(0, len(piece), _FEED_CHUNK):
+            parser.feed(piece[start:start + _FEED_CHUNK] if len(piece) > _FEED_CHUNK else piece)
     return parser.close()
 
 
@@ -390,12 +420,28 @@ def parse_mail(raw: bytes) -> ParsedMail:
     the headers and what text there is are still read.
     """
     readable, flattened = bound_comment_nesting(raw)
+    return _parse(_pieces_of(readable), flattened, whole=lambda: raw)
+
+
+def parse_mail_pieces(pieces: Iterable[bytes], *, whole: Callable[[], bytes]) -> ParsedMail:
+    """`parse_mail` of the message that `pieces` make up, read a piece at a time.
+
+    The message is never held whole, unless a MIME structure nests too deep: then
+    its header block is read from `whole()`, which returns the message's bytes.
+    """
+    readable, flattened = _readable_pieces(iter(pieces))
+    return _parse(readable, flattened, whole)
+
+
+def _parse(readable: Iterable[bytes], flattened: bool, whole: Callable[[], bytes]
+           ) -> ParsedMail:
     defects = ["CommentNestingTooDeep"] if flattened else []
     body_readable = True
     try:
-        message = _message_from_bytes(readable)
+        message = _message_from_pieces(readable)
     except RecursionError:
-        message = BytesParser(policy=compat32).parsebytes(readable, headersonly=True)
+        message = BytesParser(policy=compat32).parsebytes(
+            bound_comment_nesting(whole())[0], headersonly=True)
         defects.append("MimeNestingTooDeep")
         body_readable = False
     except Exception as error:

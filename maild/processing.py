@@ -27,18 +27,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, case, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
-from maild.parse import ParsedMail, UnparseableMail, parse_mail
+from maild.parse import ParsedMail, UnparseableMail, parse_mail, parse_mail_pieces
 from maild.pipeline import Envelope, Identity, decide, identity_of, unparseable_decision
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
+from maild.sqlite_blobs import blob_pieces, in_pieces
 from maild.tickets.lookup import DatabaseTickets
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.rows import AnyRow
@@ -108,6 +109,17 @@ def _parsed(row: AnyRow, raw: bytes) -> _Read:
         return _Read(row, mail=parse_mail(raw))
     except UnparseableMail as error:
         return _Read(row, unparseable=error)
+
+
+def _read_raw(connection: Connection, inbound_id: int) -> bytes:
+    raw: bytes = connection.execute(_RAW, {"inbound_id": inbound_id}).scalar_one()
+    return raw
+
+
+def _parse_in_pieces(connection: Connection, inbound_id: int) -> ParsedMail:
+    """Parse a stored message read a piece at a time: it is not in memory whole meanwhile."""
+    with blob_pieces(connection, _INBOUND, "raw", inbound_id) as pieces:
+        return parse_mail_pieces(pieces, whole=lambda: _read_raw(connection, inbound_id))
 
 
 class ClaimLost(Exception):
@@ -338,15 +350,20 @@ class Processor:
         assert read is not None, f"inbound {inbound_id} is not stored"
         row = read.row
         connection = session.connection()
-        raw = row.raw if row.raw is not None else connection.execute(
-            _RAW, {"inbound_id": inbound_id}).scalar_one()
+        raw: bytes | None = row.raw
         envelope = Envelope(sender=row.envelope_sender,
                             recipients=tuple(row.envelope_recipients or ()),
                             received_at=row.received_at, transport=row.transport)
         try:
             if read.unparseable is not None:
                 raise read.unparseable
-            mail = read.mail if read.mail is not None else parse_mail(raw)
+            if read.mail is not None:
+                mail = read.mail
+            elif raw is None and in_pieces(connection):
+                mail = _parse_in_pieces(connection, inbound_id)
+            else:
+                raw = raw if raw is not None else _read_raw(connection, inbound_id)
+                mail = parse_mail(raw)
         except UnparseableMail as error:
             decision = unparseable_decision(str(error), envelope, rules)
             connection.execute(_UPDATE, {
@@ -359,7 +376,9 @@ class Processor:
                                              "reason": str(error)}))
         # The bytes are held by `stored` alone from here, which lets them go once the team
         # copy carries them (a large message is then not in memory twice).
-        stored = StoredMessage(inbound_id, row.received_at, raw)
+        # A message parsed in pieces is read whole only now, once its parse is let go of.
+        stored = StoredMessage(inbound_id, row.received_at,
+                               raw if raw is not None else _read_raw(connection, inbound_id))
         del raw
         decision = decide(mail, envelope, rules,
                           lookup=DatabaseTickets(session, accounting=False),  # held: _transaction

@@ -8,6 +8,7 @@ reply from the team reaches the customer with the ticket tag and maild sees it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -67,11 +68,33 @@ def summary(ticket: Ticket | TicketRow, rules: Rules, *, priority_reason: str, r
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class TeamCopy:
+    """One team address's copy, as the parts its bytes are joined from."""
+
+    parts: list[bytes]
+    message_id: str
+    recipient: str
+
+
 def compose_team_delivery(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
                           original_subject: str, sender: str | None, priority_reason: str,
                           role: str, support_address: str, numbering: TicketNumbering,
                           domain: str, now: datetime) -> list[ComposedMail]:
     """One message per team address of the ticket's queue (none when the queue has no team)."""
+    return [ComposedMail(raw=b"".join(copy.parts), message_id=copy.message_id,
+                         recipient=copy.recipient)
+            for copy in compose_team_copies(
+                ticket=ticket, rules=rules, raw=raw, original_subject=original_subject,
+                sender=sender, priority_reason=priority_reason, role=role,
+                support_address=support_address, numbering=numbering, domain=domain, now=now)]
+
+
+def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
+                        original_subject: str, sender: str | None, priority_reason: str,
+                        role: str, support_address: str, numbering: TicketNumbering,
+                        domain: str, now: datetime) -> list[TeamCopy]:
+    """`compose_team_delivery` with each copy as its parts: `raw` itself is not copied."""
     queue = rules.queues.get(ticket.queue or "")
     if queue is None or not queue.team:
         return []
@@ -101,8 +124,8 @@ def compose_team_delivery(*, ticket: Ticket | TicketRow, rules: Rules, raw: byte
             wire.token("X-Maild-Priority", ticket.priority or "-"),
             wire.token("X-Maild-Customer", ticket.customer or "-"),
         ]
-        delivered.append(ComposedMail(raw=wire.compose_with_original(fields, summary_text, raw),
-                                      message_id=message_id, recipient=address))
+        delivered.append(TeamCopy(wire.parts_with_original(fields, summary_text, raw),
+                                  message_id=message_id, recipient=address))
     return delivered
 
 

@@ -185,6 +185,14 @@ def compose_with_original(fields: Sequence[str | None], text: str, original: byt
     As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL);
     otherwise as a base64 `original.eml` file, which any mail client opens.
     """
+    # One join of the parts: a large original is copied once, into the mail.
+    return b"".join(parts_with_original(fields, text, original))
+
+
+def parts_with_original(fields: Sequence[str | None], text: str, original: bytes
+                        ) -> list[bytes]:
+    """The parts that `compose_with_original` joins; `original` itself is one of them when
+    it is attached as it is (CRLF line endings, as SMTP delivers it), not a copy of it."""
     lines = crlf_lines(original)
     attached: list[bytes]
     if b"\0" in lines or has_long_line(lines):
@@ -199,14 +207,13 @@ def compose_with_original(fields: Sequence[str | None], text: str, original: byt
                     b'Content-Disposition: inline; filename="original.eml"\r\n\r\n', lines]
     summary = _quoted_printable(text)
     boundary = _boundary(summary, *attached)
-    # One join of the pieces: a large original is copied once, into the mail.
-    return b"".join([
+    return [
         _head(fields), b"MIME-Version: 1.0\r\n",
         b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n',
         b"--" + boundary + b"\r\n", _TEXT_PART_HEADERS, b"\r\n", summary,
         b"--" + boundary + b"\r\n", *attached,
         b"--" + boundary + b"--\r\n",
-    ])
+    ]
 
 
 def _boundary(*parts: bytes) -> bytes:

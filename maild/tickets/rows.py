@@ -8,6 +8,7 @@ query in the same transaction sees the row as usual.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeAlias
 
@@ -15,6 +16,7 @@ from sqlalchemy import Insert, Row
 from sqlmodel import Session, SQLModel
 
 from maild.models import table_of
+from maild.sqlite_blobs import StoredBlob, in_pieces, insert_with_blob
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a result row of any columns
 
@@ -31,3 +33,22 @@ def insert_row(session: Session, model: type[SQLModel], **values: Any) -> int:
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+# Bytes of this size and more are written into SQLite a piece at a time.
+LARGE_BYTES = 256 * 1024
+
+
+def insert_row_with_parts(session: Session, model: type[SQLModel], column: str,
+                          parts: Sequence[bytes | StoredBlob], **values: Any) -> int:
+    """`insert_row` with the parts joined in `column`: on SQLite, large ones written in pieces.
+
+    A `StoredBlob` part (SQLite only) is copied from where it is stored.
+    """
+    connection = session.connection()
+    size = sum(part.size if isinstance(part, StoredBlob) else len(part) for part in parts)
+    if size >= LARGE_BYTES and in_pieces(connection):
+        return insert_with_blob(connection, table_of(model), column, parts, values)
+    assert not any(isinstance(part, StoredBlob) for part in parts), "stored blobs: SQLite only"
+    return insert_row(session, model, **values, **{column: b"".join(
+        part for part in parts if isinstance(part, bytes))})

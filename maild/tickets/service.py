@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from maild.models import (
+    Inbound,
     Outbox,
     OutboxState,
     Suppression,
@@ -24,12 +25,13 @@ from maild.respond.ack import ComposedMail, compose_ack
 from maild.respond.address import UnusableAddress
 from maild.respond.bounces import new_token, verp_address
 from maild.respond.policy import ack_keys
-from maild.respond.team import compose_team_delivery
+from maild.respond.team import compose_team_copies
 from maild.routing.model import Rules
+from maild.sqlite_blobs import StoredBlob, in_pieces
 from maild.tickets.lifecycle import change_status, record, record_status, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
-from maild.tickets.rows import insert_row
+from maild.tickets.rows import LARGE_BYTES, insert_row, insert_row_with_parts
 from maild.tickets.ticket_row import TicketRow, insert_ticket, load_ticket, save_ticket
 
 _OUTBOX = table_of(Outbox)
@@ -43,7 +45,10 @@ _SUPPRESSION_UPDATE = _SUPPRESSED.update().where(_SUPPRESSED.c.address == bindpa
 
 @dataclass
 class StoredMessage:
-    """The stored message a decision is applied for: its inbound row, arrival and bytes."""
+    """The stored message a decision is applied for: its inbound row, arrival and bytes.
+
+    `raw` is what its row holds: a large message's team copy is copied from the row.
+    """
 
     id: int
     received_at: datetime
@@ -257,20 +262,36 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
     assert ticket.id is not None
     support = decision.details.get("support_address") or rules.default_address.address
     reason = (ticket.decision or {}).get("priority_reason") or "as before"
-    copies = compose_team_delivery(
-        ticket=ticket, rules=rules, raw=inbound.raw, original_subject=mail.subject,
+    original = inbound.raw
+    copies = compose_team_copies(
+        ticket=ticket, rules=rules, raw=original, original_subject=mail.subject,
         sender=decision.sender, priority_reason=reason, role=role,
         support_address=support, numbering=numbering, domain=domain, now=now)
     # The copies carry the original: its bytes are let go before the copies are written,
     # so a large message is not in memory three times (the original, its copy and the
     # database's copies of that) while it is. Nothing after the team copy reads them.
+    # On SQLite a large original is not even joined into its copies: it is copied into
+    # them from its row, a piece at a time.
     inbound.let_go_of_bytes()
-    while copies:
-        composed = copies.pop(0)
-        insert_row(session, Outbox, ticket_id=ticket.id, inbound_id=inbound.id, purpose="team",
-                   envelope_sender="", recipient=composed.recipient,
-                   message_id=composed.message_id, raw=composed.raw,
-                   state=OutboxState.QUEUED, created_at=now)  # null sender, RFC 3834
+    stored = _stored_in_place(session, inbound.id, original)
+    written = [(copy.message_id, copy.recipient,
+                [stored if stored is not None and part is original else part
+                 for part in copy.parts] if stored is not None else [b"".join(copy.parts)])
+               for copy in copies]
+    del original, copies
+    while written:
+        message_id, recipient, parts = written.pop(0)
+        insert_row_with_parts(session, Outbox, "raw", parts, ticket_id=ticket.id,
+                              inbound_id=inbound.id, purpose="team", envelope_sender="",
+                              recipient=recipient, message_id=message_id,
+                              state=OutboxState.QUEUED, created_at=now)  # null sender, RFC 3834
+
+
+def _stored_in_place(session: Session, inbound_id: int, raw: bytes) -> StoredBlob | None:
+    """Where a large message's bytes are stored, to be copied from there (SQLite only)."""
+    if len(raw) < LARGE_BYTES or not in_pieces(session.connection()):
+        return None
+    return StoredBlob(table_of(Inbound), "raw", inbound_id, len(raw))
 
 
 def _apply_bounce(session: Session, inbound: StoredMessage, mail: ParsedMail,
