@@ -32,3 +32,11 @@ class MarkingTransport(Protocol):
         If `before_dot` raises, the message is abandoned before its end (the relay
         never takes it) and the exception propagates.
         """
+
+
+@runtime_checkable
+class SettlingTransport(Protocol):
+    """A transport whose deliveries become durable together, when it is told to settle."""
+
+    def settle(self) -> None:
+        """Make every delivery made since the last settle durable; raise OSError if it cannot."""

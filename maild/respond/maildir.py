@@ -2,7 +2,9 @@
 
 Each outbox item gets a file name derived from its id, so delivering the same
 item twice (a crash after writing, before marking it sent) leaves one file.
-Files are written to `tmp/`, synced, then renamed into `new/`.
+Files are written to `tmp/`, synced, then renamed into `new/`; the renames
+become durable when `new/` itself is synced, once for all the files delivered
+since the last time (`settle`), before the outbox records them as sent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class MaildirTransport:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._unsettled = False  # renamed into new/ since new/ was last synced
 
     def _prepare(self) -> None:
         for sub in ("tmp", "new", "cur"):
@@ -41,6 +44,7 @@ class MaildirTransport:
         name = self.file_name(item_id)
         final = self.root / "new" / name
         if self.delivered(item_id):
+            self._unsettled = True  # its sender may have died before syncing new/
             return str(final)
         temporary = self.root / "tmp" / f"{name}.{os.getpid()}.{secrets.token_hex(4)}"
         with temporary.open("wb") as handle:
@@ -48,9 +52,16 @@ class MaildirTransport:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, final)
+        self._unsettled = True
+        return str(final)
+
+    def settle(self) -> None:
+        """Sync `new/`, so the files renamed into it since the last settle stay there."""
+        if not self._unsettled:
+            return
         directory = os.open(self.root / "new", os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
-        return str(final)
+        self._unsettled = False

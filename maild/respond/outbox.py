@@ -37,7 +37,13 @@ from sqlmodel import Session, col
 
 from maild.log import get_logger
 from maild.models import Outbox, OutboxState, utcnow
-from maild.respond.delivery import MarkingTransport, PermanentFailure, TemporaryFailure, Transport
+from maild.respond.delivery import (
+    MarkingTransport,
+    PermanentFailure,
+    SettlingTransport,
+    TemporaryFailure,
+    Transport,
+)
 from maild.respond.lease import Claim, Clock, LeaseKeeper, claim_due, finish_all, mark_committing
 
 log = get_logger("maild.outbox")
@@ -131,6 +137,11 @@ def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None =
                 outcome, values = _deliver(engine, transport, claim, clock=clock,
                                            lifetime=lifetime)
                 outcomes.append((claim, outcome, values))
+            outcomes = _settled(transport, outcomes, clock=clock, lifetime=lifetime)
+        for claim, _, values in outcomes:
+            last = values["history"][-1]
+            if last["result"] == "sent":
+                _bound(claim).info("outbox.sent", to=last["detail"], attempts=claim.attempts)
         held = finish_all(engine, [(claim, values) for claim, _, values in outcomes])
         for (claim, outcome, _), still in zip(outcomes, held, strict=True):
             if not still:
@@ -153,6 +164,25 @@ def flush_outbox(engine: Engine, transport: Transport, *, now: datetime | None =
 def _bound(claim: Claim) -> Any:
     return log.bind(outbox_id=claim.item_id, ticket=claim.ticket, message_id=claim.message_id,
                     recipient=claim.recipient, purpose=claim.purpose)
+
+
+def _settled(transport: Transport, outcomes: list[tuple[Claim, str, dict[str, Any]]], *,
+             clock: Clock, lifetime: timedelta) -> list[tuple[Claim, str, dict[str, Any]]]:
+    """The batch's outcomes once the transport made its deliveries durable.
+
+    If it cannot (the disk failed), what it delivered is not recorded as sent but
+    retried: the next attempt finds it delivered and settles it again.
+    """
+    if not isinstance(transport, SettlingTransport):
+        return outcomes
+    try:
+        transport.settle()
+    except OSError as error:
+        return [(claim, *_failed(claim, error, _bound(claim), clock=clock, lifetime=lifetime,
+                                 history=values["history"][:-1]))
+                if outcome == "sent" else (claim, outcome, values)
+                for claim, outcome, values in outcomes]
+    return outcomes
 
 
 def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock,
@@ -183,29 +213,39 @@ def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock
         values = {"state": OutboxState.FAILED, "last_error": detail}
         bound.error("outbox.failed", error=detail, attempts=claim.attempts)
     except Exception as error:
-        # Temporary trouble, or anything unforeseen in this one item: it is retried
-        # with backoff until its lifetime ends, and the pass goes on with the next.
-        kind = "temporary" if isinstance(error, TemporaryFailure | OSError) else "unexpected"
-        detail = f"{kind}: {type(error).__name__ + ': ' if kind == 'unexpected' else ''}{error}"
-        detail = detail[:2000]
-        now = clock()
-        if now - claim.created_at >= lifetime:
-            outcome = "failed"
-            detail += f"; gave up after {claim.attempts} attempts"
-            values = {"state": OutboxState.FAILED, "last_error": detail}
-            bound.error("outbox.expired", error=detail, attempts=claim.attempts)
-        else:
-            outcome = "retried"
-            next_at = now + retry_delay(claim.attempts)
-            values = {"state": OutboxState.QUEUED, "last_error": detail,
-                      "next_attempt_at": next_at}
-            event = bound.warning if kind == "temporary" else bound.exception
-            event("outbox.retry", error=detail, attempts=claim.attempts,
-                  next_attempt_at=next_at.isoformat())
+        return _failed(claim, error, bound, clock=clock, lifetime=lifetime, history=history)
     else:
-        outcome, detail = "sent", where
+        outcome, detail = "sent", where  # logged once the transport settled it
         values = {"state": OutboxState.SENT, "sent_at": clock(), "last_error": None}
-        bound.info("outbox.sent", to=where, attempts=claim.attempts)
+    values["history"] = [*history, {"at": clock().isoformat(), "attempt": claim.attempts,
+                                    "result": outcome, "detail": detail}]
+    return outcome, values
+
+
+def _failed(claim: Claim, error: Exception, bound: Any, *, clock: Clock, lifetime: timedelta,
+            history: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The outcome of a failed attempt that may succeed later: retried, or failed once too old.
+
+    Temporary trouble, or anything unforeseen in this one item: it is retried with
+    backoff until its lifetime ends, and the pass goes on with the next.
+    """
+    kind = "temporary" if isinstance(error, TemporaryFailure | OSError) else "unexpected"
+    detail = f"{kind}: {type(error).__name__ + ': ' if kind == 'unexpected' else ''}{error}"
+    detail = detail[:2000]
+    now = clock()
+    values: dict[str, Any]
+    if now - claim.created_at >= lifetime:
+        outcome = "failed"
+        detail += f"; gave up after {claim.attempts} attempts"
+        values = {"state": OutboxState.FAILED, "last_error": detail}
+        bound.error("outbox.expired", error=detail, attempts=claim.attempts)
+    else:
+        outcome = "retried"
+        next_at = now + retry_delay(claim.attempts)
+        values = {"state": OutboxState.QUEUED, "last_error": detail, "next_attempt_at": next_at}
+        event = bound.warning if kind == "temporary" else bound.exception
+        event("outbox.retry", error=detail, attempts=claim.attempts,
+              next_attempt_at=next_at.isoformat())
     values["history"] = [*history, {"at": clock().isoformat(), "attempt": claim.attempts,
                                     "result": outcome, "detail": detail}]
     return outcome, values
