@@ -36,6 +36,7 @@ from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import ParsedMail, UnparseableMail, parse_mail
 from maild.pipeline import Envelope, Identity, decide, identity_of, unparseable_decision
+from maild.prepared import Prepared, execute_sql
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
@@ -60,38 +61,41 @@ _BATCH_ROWS = select(
 # How many bytes of mail a batch parses before it takes its write turn; the rest of the
 # batch is parsed in the turn (parsed mail takes a few times its size in memory).
 PARSE_AHEAD_BYTES = 2 * 1024 * 1024
-_RAW = select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("inbound_id"))
-_ATTEMPTS = select(_INBOUND.c.attempts, _INBOUND.c.message_id).where(
-    _INBOUND.c.id == bindparam("inbound_id"))
-# The statements written for every message, built once; the columns to set of `_UPDATE`
-# come with each execution's parameters.
-_UPDATE = _INBOUND.update().where(_INBOUND.c.id == bindparam("inbound_id"))
-_CLAIM = _INBOUND.update().where(
+_RAW = Prepared(select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("inbound_id")))
+_ATTEMPTS = Prepared(select(_INBOUND.c.attempts, _INBOUND.c.message_id).where(
+    _INBOUND.c.id == bindparam("inbound_id")))
+# The statements written for every message, prepared once (`maild.prepared`); the columns
+# to set of `_UPDATE` come with each execution's parameters.
+_BY_ID = _INBOUND.update().where(_INBOUND.c.id == bindparam("inbound_id"))
+_UPDATE = Prepared(_BY_ID)
+_CLAIM = Prepared(_INBOUND.update().where(
     _INBOUND.c.id == bindparam("inbound_id"), _INBOUND.c.state == bindparam("old_state"),
-    _INBOUND.c.attempts == bindparam("old_attempts"))
-_PROCESSED = _UPDATE.where(_INBOUND.c.state == InboundState.PROCESSING)
-_PROCESSED_FENCED = _PROCESSED.where(_INBOUND.c.attempts == bindparam("claimed"))
+    _INBOUND.c.attempts == bindparam("old_attempts")))
+_PROCESSED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING))
+_PROCESSED_FENCED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING,
+                                          _INBOUND.c.attempts == bindparam("claimed")))
 
 
 @contextmanager
 def _savepoint(session: Session) -> Iterator[None]:
     """A savepoint around one message: rolled back alone if its processing raises.
 
-    Written as SQL of its own: SQLAlchemy compiles its savepoint statements anew each
-    time, which costs more than the statements do. The session holds no ORM objects
-    here; should one be added all the same, it is flushed inside the savepoint.
+    Written as SQL of its own, on the driver's cursor: SQLAlchemy compiles its savepoint
+    statements anew each time, which costs more than the statements do. The session holds
+    no ORM objects here; should one be added all the same, it is flushed inside the
+    savepoint.
     """
     connection = session.connection()
-    connection.exec_driver_sql("SAVEPOINT maild_message")
+    execute_sql(connection, "SAVEPOINT maild_message")
     try:
         yield
         session.flush()
     except BaseException:
-        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT maild_message")
-        connection.exec_driver_sql("RELEASE SAVEPOINT maild_message")
+        execute_sql(connection, "ROLLBACK TO SAVEPOINT maild_message")
+        execute_sql(connection, "RELEASE SAVEPOINT maild_message")
         session.expunge_all()
         raise
-    connection.exec_driver_sql("RELEASE SAVEPOINT maild_message")
+    execute_sql(connection, "RELEASE SAVEPOINT maild_message")
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,7 @@ class Processor:
                     if attempts >= self.max_attempts:
                         after_id = max(after_id, inbound_id)
                         reason = last_error or "the process stopped while processing it"
-                        connection.execute(_UPDATE, {
+                        _UPDATE.run(connection, {
                             "inbound_id": inbound_id, "state": InboundState.QUARANTINED,
                             "claimed_until": None,
                             "last_error": f"processing failed {attempts} times; last: {reason}"})
@@ -201,7 +205,7 @@ class Processor:
                     if attempts and claimed:
                         break  # tried before: it goes alone, in the next batch
                     after_id = max(after_id, inbound_id)
-                    result = connection.execute(_CLAIM, {
+                    result = _CLAIM.run(connection, {
                         "inbound_id": inbound_id, "old_state": state, "old_attempts": attempts,
                         "state": InboundState.PROCESSING, "claimed_until": now + self.lease,
                         "attempts": attempts + 1})
@@ -319,14 +323,14 @@ class Processor:
         summary = f"{type(error).__name__}: {error}"[:500]
         detail = traceback.format_exc(limit=8)[-4000:]
         connection = session.connection()
-        attempts, message_id = connection.execute(_ATTEMPTS, {"inbound_id": inbound_id}).one()
+        attempts, message_id = _ATTEMPTS.run(connection, {"inbound_id": inbound_id}).one()
         final = attempts >= self.max_attempts
         state = InboundState.QUARANTINED if final else InboundState.RECEIVED
         last_error = f"{summary}\n{detail}"
         if final:
             last_error = f"processing failed {attempts} times; last: {last_error}"
-        connection.execute(_UPDATE, {"inbound_id": inbound_id, "state": state,
-                                     "claimed_until": None, "last_error": last_error})
+        _UPDATE.run(connection, {"inbound_id": inbound_id, "state": state,
+                                 "claimed_until": None, "last_error": last_error})
         event = "inbound.quarantined" if final else "inbound.retry_later"
         return (Outcome(inbound_id, state, error=summary),
                 (event, {"error": summary, "attempts": attempts, "message_id": message_id}))
@@ -338,8 +342,8 @@ class Processor:
         assert read is not None, f"inbound {inbound_id} is not stored"
         row = read.row
         connection = session.connection()
-        raw = row.raw if row.raw is not None else connection.execute(
-            _RAW, {"inbound_id": inbound_id}).scalar_one()
+        raw = row.raw if row.raw is not None else _RAW.run(
+            connection, {"inbound_id": inbound_id}).scalar_one()
         envelope = Envelope(sender=row.envelope_sender,
                             recipients=tuple(row.envelope_recipients or ()),
                             received_at=row.received_at, transport=row.transport)
@@ -349,7 +353,7 @@ class Processor:
             mail = read.mail if read.mail is not None else parse_mail(raw)
         except UnparseableMail as error:
             decision = unparseable_decision(str(error), envelope, rules)
-            connection.execute(_UPDATE, {
+            _UPDATE.run(connection, {
                 "inbound_id": inbound_id, "state": InboundState.QUARANTINED,
                 "kind": "unparseable", "decision": decision.to_json(), "last_error": str(error),
                 "claimed_until": None, "processed_at": now})
@@ -370,7 +374,7 @@ class Processor:
                                  decision, rules=rules, numbering=self.numbering,
                                  domain=self.domain(rules), now=now)
         claimed = self._claims.get(inbound_id)
-        written = connection.execute(_PROCESSED if claimed is None else _PROCESSED_FENCED, {
+        written = (_PROCESSED if claimed is None else _PROCESSED_FENCED).run(connection, {
             "inbound_id": inbound_id, "claimed": claimed, "state": InboundState.PROCESSED,
             "kind": decision.kind, "decision": decision.to_json(), "claimed_until": None,
             "processed_at": now, "last_error": None,

@@ -1,0 +1,233 @@
+"""Core statements compiled once per database and run on the driver's own connection.
+
+SQLAlchemy's `Connection.execute` spends about 85 us of Python on a statement
+(cache key, execution context, result object) where the driver needs a few, and
+processing runs a dozen statements for every message. A `Prepared` statement is
+compiled once per dialect and set of parameter names, exactly as
+`Connection.execute` compiles it, and each execution converts its parameters and
+result columns with that compiled statement's own type processors (JSON, UTC
+times, booleans): what reaches the database, and what comes back, is what
+SQLAlchemy would send and return. It runs on the connection's DBAPI connection,
+inside its transaction, and a driver error is raised as SQLAlchemy raises it.
+
+What this module does not do itself goes through `Connection.execute`: a
+statement with expanding or literal parameters, or a default computed at
+execution, and every statement of an engine with execution events or echo on
+(those must see each statement).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.sql import compiler
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
+from sqlmodel import Session
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one execution returned: its rows (converted), rowcount and new primary key."""
+
+    rows: Sequence[Any]
+    rowcount: int
+    inserted_key: Any = None
+
+    def first(self) -> Any:
+        """The first row, or None."""
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Any:
+        """The only row (raises as SQLAlchemy's `Result.one` does otherwise)."""
+        if not self.rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(self.rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return self.rows[0]
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or None."""
+        return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        """The first column of the only row."""
+        return self.one()[0]
+
+
+@dataclass
+class _Plan:
+    """A statement compiled for one dialect and one set of parameter names."""
+
+    compiled: SQLCompiler
+    direct: bool  # False: this compiled form needs `Connection.execute`
+    sql: str = ""
+    positional: tuple[str, ...] | None = None
+    processors: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    escaped: Mapping[str, str] = field(default_factory=dict)
+    defaults: tuple[tuple[str, Any], ...] = ()  # the INSERT's scalar column defaults
+    result_types: tuple[TypeEngine[Any], ...] = ()
+    row: Any = tuple  # a named tuple of the result columns
+    lastrowid: bool = False
+    implicit_key: bool = False  # the new primary key comes back in a RETURNING row
+    # Result processors by the driver's type codes of the columns.
+    readers: dict[tuple[Any, ...], tuple[Callable[[Any], Any] | None, ...]] = field(
+        default_factory=dict)
+
+
+def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+    # The arguments `Connection.execute` compiles with: the same SQL and parameters.
+    compiled = statement.compile(  # type: ignore[attr-defined]
+        dialect=dialect, column_keys=list(keys), for_executemany=False,
+        schema_translate_map=None, linting=dialect.compiler_linting | compiler.WARN_LINTING)
+    assert isinstance(compiled, SQLCompiler)
+    defaults: list[tuple[str, Any]] = []
+    for column in compiled.insert_prefetch:
+        arg, is_scalar, _callable, is_sentinel = column._default_description_tuple
+        if not is_scalar or is_sentinel:
+            return _Plan(compiled, direct=False)
+        defaults.append((compiled._within_exec_param_key_getter(column), arg))
+    if (compiled.update_prefetch or compiled.literal_execute_params
+            or compiled.post_compile_params or compiled.schema_translate_map):
+        return _Plan(compiled, direct=False)
+    result_columns = compiled._result_columns or []
+    names = [entry[0] for entry in result_columns]
+    return _Plan(
+        compiled, direct=True, sql=compiled.string,
+        positional=tuple(compiled.positiontup or ()) if compiled.positional else None,
+        processors=dict(compiled._bind_processors),  # type: ignore[arg-type]
+        escaped=dict(compiled.escaped_bind_names), defaults=tuple(defaults),
+        result_types=tuple(entry[3] for entry in result_columns),
+        row=namedtuple("Row", names, rename=True) if names else tuple,
+        lastrowid=bool(compiled.postfetch_lastrowid),
+        implicit_key=bool(compiled.isinsert and compiled.implicit_returning))
+
+
+_SESSION_CONNECTION = "maild.prepared.connection"
+
+
+def connection_of(where: Session | Connection) -> Connection:
+    """The connection of `where`'s transaction (a session's, begun if it was not).
+
+    A session's is remembered with its transaction: `Session.connection` costs more than
+    a prepared statement does, and a transaction keeps its connection until it ends.
+    """
+    if not isinstance(where, Session):
+        return where
+    transaction = where.get_transaction()
+    remembered = where.info.get(_SESSION_CONNECTION)
+    if (transaction is not None and remembered is not None and remembered[0] is transaction
+            and transaction.is_active):
+        connection: Connection = remembered[1]
+        return connection
+    connection = where.connection()
+    where.info[_SESSION_CONNECTION] = (where.get_transaction(), connection)
+    return connection
+
+
+class Prepared:
+    """One Core statement, compiled on first use with each database and set of names."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._plans: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...], _Plan]] = (
+            weakref.WeakKeyDictionary())
+
+    def plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+        """The statement as compiled for `dialect` and parameter names `keys` (sorted)."""
+        plans = self._plans.get(dialect)
+        if plans is None:
+            plans = self._plans[dialect] = {}
+        found = plans.get(keys)
+        if found is None:
+            found = plans[keys] = _plan(self.statement, dialect, keys)
+        return found
+
+    def run(self, where: Session | Connection, parameters: Mapping[str, Any] | None = None
+            ) -> Ran:
+        """Execute once with `parameters` in the transaction of `where`."""
+        connection = connection_of(where)
+        parameters = parameters or {}
+        plan = self.plan(connection.dialect, tuple(sorted(parameters)))
+        if (not plan.direct or connection._has_events or connection.engine._has_events
+                or connection._echo):
+            return _through_sqlalchemy(connection, self.statement, parameters, plan)
+        if not connection.in_transaction():
+            connection.begin()  # as `Connection.execute` begins one
+        values = plan.compiled.construct_params(parameters, escape_names=False)
+        for key, default in plan.defaults:
+            values[key] = default
+        processors = plan.processors
+        bound: Any
+        if plan.positional is not None:
+            bound = tuple(processors[key](values[key]) if key in processors else values[key]
+                          for key in plan.positional)
+        else:
+            escaped = plan.escaped
+            bound = {escaped.get(key, key): processors[key](value) if key in processors
+                     else value for key, value in values.items()}
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(plan.sql, bound)
+            rows = _read(plan, cursor, connection.dialect) if cursor.description else []
+            rowcount = cursor.rowcount
+            inserted = cursor.lastrowid if plan.lastrowid else None
+        except BaseException as error:
+            connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
+        cursor.close()
+        if plan.implicit_key and rows:
+            inserted = rows[0][0]
+        return Ran(rows, rowcount, inserted)
+
+
+def _read(plan: _Plan, cursor: Any, dialect: Dialect) -> list[Any]:
+    """The cursor's rows, each column converted as SQLAlchemy's result would convert it."""
+    codes = tuple(column[1] for column in cursor.description)
+    readers = plan.readers.get(codes)
+    if readers is None:
+        readers = plan.readers[codes] = tuple(
+            type_._cached_result_processor(dialect, code)
+            for type_, code in zip(plan.result_types, codes, strict=True))
+    make = plan.row._make if plan.row is not tuple else tuple
+    if not any(readers):
+        return [make(row) for row in cursor.fetchall()]
+    return [make(value if reader is None else reader(value)
+                 for reader, value in zip(readers, row, strict=True))
+            for row in cursor.fetchall()]
+
+
+def _through_sqlalchemy(connection: Connection, statement: Executable,
+                        parameters: Mapping[str, Any], plan: _Plan) -> Ran:
+    result: CursorResult[Any] = connection.execute(statement, dict(parameters))
+    rows = list(result) if result.returns_rows else []
+    inserted = None
+    if plan.compiled.isinsert:
+        primary = result.inserted_primary_key
+        inserted = primary[0] if primary else None
+    return Ran(rows, result.rowcount, inserted)
+
+
+def execute_sql(where: Session | Connection, sql: str) -> None:
+    """Run one statement without parameters or result (a savepoint) on the driver's cursor."""
+    connection = connection_of(where)
+    if connection._has_events or connection.engine._has_events or connection._echo:
+        connection.exec_driver_sql(sql)
+        return
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql)
+    except BaseException as error:
+        connection._handle_dbapi_exception(error, sql, (), cursor, None)
+    cursor.close()
