@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, CursorResult
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.exc import InvalidRequestError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql import compiler
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -70,7 +70,9 @@ class _Plan:
     compiled: SQLCompiler
     direct: bool  # False: this compiled form needs `Connection.execute`
     sql: str = ""
-    positional: tuple[str, ...] | None = None
+    # The DBAPI's parameters in order (a positional paramstyle such as SQLite's), each
+    # as `_slots` describes it; None: they go by name (PostgreSQL's).
+    slots: tuple[_Slot, ...] | None = None
     processors: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     escaped: Mapping[str, str] = field(default_factory=dict)
     defaults: tuple[tuple[str, Any], ...] = ()  # the INSERT's scalar column defaults
@@ -81,6 +83,51 @@ class _Plan:
     # Result processors by the driver's type codes of the columns.
     readers: dict[tuple[Any, ...], tuple[Callable[[Any], Any] | None, ...]] = field(
         default_factory=dict)
+
+
+# One positional parameter: (bind key, bind name, required, its own value, processor) or,
+# for a column default, (None, name, False, the default, processor).
+_Slot = tuple[str | None, str, bool, Any, Callable[[Any], Any] | None]
+
+
+def _slots(compiled: SQLCompiler, defaults: dict[str, Any]) -> tuple[_Slot, ...] | None:
+    """How to fill the positional parameters straight from the caller's, as
+    `SQLCompiler.construct_params` and the execution context's defaults would; None when
+    the compiled form has parameters this does not cover (a callable's, or values given
+    with `.params()`)."""
+    if not compiled.positional or compiled._collected_params:
+        return None
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    processors = compiled._bind_processors
+    slots: list[_Slot] = []
+    for name in compiled.positiontup or ():
+        processor = processors.get(name)
+        if name in defaults:
+            slots.append((None, name, False, defaults[name], processor))  # type: ignore[arg-type]
+            continue
+        bind = by_name[name]
+        if bind.callable:
+            return None
+        slots.append((bind.key, name, bind.required, bind.value, processor))  # type: ignore[arg-type]
+    return tuple(slots)
+
+
+def _positional(slots: tuple[_Slot, ...], parameters: Mapping[str, Any]) -> tuple[Any, ...]:
+    values = []
+    for key, name, required, own, processor in slots:
+        if key is None:
+            value = own
+        elif key in parameters:
+            value = parameters[key]
+        elif name in parameters:
+            value = parameters[name]
+        elif required:
+            raise InvalidRequestError(f"A value is required for bind parameter {key!r}",
+                                      code="cd3x")
+        else:
+            value = own
+        values.append(value if processor is None else processor(value))
+    return tuple(values)
 
 
 def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
@@ -100,9 +147,11 @@ def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Pl
         return _Plan(compiled, direct=False)
     result_columns = compiled._result_columns or []
     names = [entry[0] for entry in result_columns]
+    slots = _slots(compiled, dict(defaults))
+    if slots is None and compiled.positional:
+        return _Plan(compiled, direct=False)
     return _Plan(
-        compiled, direct=True, sql=compiled.string,
-        positional=tuple(compiled.positiontup or ()) if compiled.positional else None,
+        compiled, direct=True, sql=compiled.string, slots=slots,
         processors=dict(compiled._bind_processors),  # type: ignore[arg-type]
         escaped=dict(compiled.escaped_bind_names), defaults=tuple(defaults),
         result_types=tuple(entry[3] for entry in result_columns),
@@ -162,18 +211,11 @@ class Prepared:
             return _through_sqlalchemy(connection, self.statement, parameters, plan)
         if not connection.in_transaction():
             connection.begin()  # as `Connection.execute` begins one
-        values = plan.compiled.construct_params(parameters, escape_names=False)
-        for key, default in plan.defaults:
-            values[key] = default
-        processors = plan.processors
-        bound: Any
-        if plan.positional is not None:
-            bound = tuple(processors[key](values[key]) if key in processors else values[key]
-                          for key in plan.positional)
-        else:
-            escaped = plan.escaped
-            bound = {escaped.get(key, key): processors[key](value) if key in processors
-                     else value for key, value in values.items()}
+        bound: Any = parameters
+        try:
+            bound = _bound(plan, parameters)
+        except Exception as error:  # a missing parameter, a value its type refuses
+            connection._handle_dbapi_exception(error, plan.sql, parameters, None, None)
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
         cursor = dbapi.cursor()
@@ -188,6 +230,18 @@ class Prepared:
         if plan.implicit_key and rows:
             inserted = rows[0][0]
         return Ran(rows, rowcount, inserted)
+
+
+def _bound(plan: _Plan, parameters: Mapping[str, Any]) -> Any:
+    """The DBAPI parameters of one execution: with defaults, converted by their types."""
+    if plan.slots is not None:
+        return _positional(plan.slots, parameters)
+    values = plan.compiled.construct_params(parameters, escape_names=False)
+    for key, default in plan.defaults:
+        values[key] = default
+    processors, escaped = plan.processors, plan.escaped
+    return {escaped.get(key, key): processors[key](value) if key in processors else value
+            for key, value in values.items()}
 
 
 def _read(plan: _Plan, cursor: Any, dialect: Dialect) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, bindparam, event, func, select
-from sqlalchemy.exc import IntegrityError, NoResultFound
+from sqlalchemy.exc import IntegrityError, NoResultFound, StatementError
 from sqlmodel import Session
 
 from maild.db import open_database
@@ -187,3 +187,15 @@ def test_processing_runs_a_messages_statements_past_sqlalchemys_execute(
     assert counts["processed"] == 4 and counts["kind:new"] == 4
     assert len(executed) <= 6 and "UPDATE" not in executed, executed
     assert len(tickets(runtime)) == 4
+
+
+def test_a_value_its_type_refuses_is_raised_as_sqlalchemy_raises_it(engine: Engine) -> None:
+    naive = {**_ticket("MD-1"), "created_at": datetime(2026, 11, 16, 9, 0)}
+    with Session(engine) as session:
+        with pytest.raises(StatementError, match="naive datetime"):
+            Prepared(_TICKET.insert()).run(session, naive)
+        with pytest.raises(StatementError, match="naive datetime"):
+            session.connection().execute(_TICKET.insert(), naive)
+        with pytest.raises(StatementError, match="required for bind parameter 'wanted'"):
+            Prepared(select(_TICKET.c.id).where(_TICKET.c.number == bindparam("wanted"))
+                     ).run(session, {"other": 1})
