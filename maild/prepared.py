@@ -11,9 +11,8 @@ SQLAlchemy would send and return. It runs on the connection's DBAPI connection,
 inside its transaction, and a driver error is raised as SQLAlchemy raises it.
 
 What this module does not do itself goes through `Connection.execute`: a
-statement with expanding or literal parameters, or a default computed at
-execution, and every statement of an engine with execution events or echo on
-(those must see each statement).
+statement with a default computed at execution, and every statement of an engine
+with execution events or echo on (those must see each statement).
 """
 
 from __future__ import annotations
@@ -70,6 +69,7 @@ class _Plan:
     compiled: SQLCompiler
     direct: bool  # False: this compiled form needs `Connection.execute`
     sql: str = ""
+    expanding: bool = False  # parameters rendered into the SQL: IN lists, literal values
     # The DBAPI's parameters in order (a positional paramstyle such as SQLite's), each
     # as `_slots` describes it; None: they go by name (PostgreSQL's).
     slots: tuple[_Slot, ...] | None = None
@@ -142,16 +142,14 @@ def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Pl
         if not is_scalar or is_sentinel:
             return _Plan(compiled, direct=False)
         defaults.append((compiled._within_exec_param_key_getter(column), arg))
-    if (compiled.update_prefetch or compiled.literal_execute_params
-            or compiled.post_compile_params or compiled.schema_translate_map):
+    if compiled.update_prefetch or compiled.schema_translate_map:
         return _Plan(compiled, direct=False)
     result_columns = compiled._result_columns or []
     names = [entry[0] for entry in result_columns]
-    slots = _slots(compiled, dict(defaults))
-    if slots is None and compiled.positional:
-        return _Plan(compiled, direct=False)
+    expanding = bool(compiled.literal_execute_params or compiled.post_compile_params)
     return _Plan(
-        compiled, direct=True, sql=compiled.string, slots=slots,
+        compiled, direct=True, sql=compiled.string, expanding=expanding,
+        slots=None if expanding else _slots(compiled, dict(defaults)),
         processors=dict(compiled._bind_processors),  # type: ignore[arg-type]
         escaped=dict(compiled.escaped_bind_names), defaults=tuple(defaults),
         result_types=tuple(entry[3] for entry in result_columns),
@@ -211,37 +209,48 @@ class Prepared:
             return _through_sqlalchemy(connection, self.statement, parameters, plan)
         if not connection.in_transaction():
             connection.begin()  # as `Connection.execute` begins one
-        bound: Any = parameters
+        sql, bound = plan.sql, parameters
         try:
-            bound = _bound(plan, parameters)
+            sql, bound = _bound(plan, parameters)
         except Exception as error:  # a missing parameter, a value its type refuses
-            connection._handle_dbapi_exception(error, plan.sql, parameters, None, None)
+            connection._handle_dbapi_exception(error, sql, parameters, None, None)
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
         cursor = dbapi.cursor()
         try:
-            cursor.execute(plan.sql, bound)
+            cursor.execute(sql, bound)
             rows = _read(plan, cursor, connection.dialect) if cursor.description else []
             rowcount = cursor.rowcount
             inserted = cursor.lastrowid if plan.lastrowid else None
         except BaseException as error:
-            connection._handle_dbapi_exception(error, plan.sql, bound, cursor, None)
+            connection._handle_dbapi_exception(error, sql, bound, cursor, None)
         cursor.close()
         if plan.implicit_key and rows:
             inserted = rows[0][0]
         return Ran(rows, rowcount, inserted)
 
 
-def _bound(plan: _Plan, parameters: Mapping[str, Any]) -> Any:
-    """The DBAPI parameters of one execution: with defaults, converted by their types."""
+def _bound(plan: _Plan, parameters: Mapping[str, Any]) -> tuple[str, Any]:
+    """The SQL and DBAPI parameters of one execution: with defaults, converted by their
+    types, IN lists expanded (the steps of SQLAlchemy's `DefaultExecutionContext`)."""
     if plan.slots is not None:
-        return _positional(plan.slots, parameters)
-    values = plan.compiled.construct_params(parameters, escape_names=False)
+        return plan.sql, _positional(plan.slots, parameters)
+    compiled = plan.compiled
+    values = compiled.construct_params(parameters, escape_names=False)
     for key, default in plan.defaults:
         values[key] = default
-    processors, escaped = plan.processors, plan.escaped
-    return {escaped.get(key, key): processors[key](value) if key in processors else value
-            for key, value in values.items()}
+    sql, processors = plan.sql, plan.processors
+    order: Sequence[str] | None = compiled.positiontup
+    if plan.expanding:
+        expanded = compiled._process_parameters_for_postcompile(values)
+        sql, order = expanded.statement, expanded.positiontup
+        processors = {**processors, **expanded.processors}
+    if compiled.positional:
+        return sql, tuple(processors[key](values[key]) if key in processors
+                          else values[key] for key in order or ())
+    escaped = plan.escaped
+    return sql, {escaped.get(key, key): processors[key](value) if key in processors
+                 else value for key, value in values.items()}
 
 
 def _read(plan: _Plan, cursor: Any, dialect: Dialect) -> list[Any]:

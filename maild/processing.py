@@ -53,11 +53,11 @@ _INBOUND = table_of(Inbound)
 # size; a larger one is read on its own when its turn comes (a batch of large mails must
 # not sit in memory at once).
 BATCH_RAW_LIMIT = 256 * 1024
-_BATCH_ROWS = select(
+_BATCH_ROWS = Prepared(select(
     _INBOUND.c.id, _INBOUND.c.received_at, _INBOUND.c.transport, _INBOUND.c.envelope_sender,
     _INBOUND.c.envelope_recipients, _INBOUND.c.message_id, _INBOUND.c.ticket_id,
     case((_INBOUND.c.size <= BATCH_RAW_LIMIT, _INBOUND.c.raw), else_=None).label("raw"),
-).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)))
+).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True))))
 # How many bytes of mail a batch parses before it takes its write turn; the rest of the
 # batch is parsed in the turn (parsed mail takes a few times its size in memory).
 PARSE_AHEAD_BYTES = 2 * 1024 * 1024
@@ -261,7 +261,7 @@ class Processor:
         and parsed in its turn, where its failure is recorded.
         """
         with self.engine.connect() as connection:
-            rows = connection.execute(_BATCH_ROWS, {"inbound_ids": inbound_ids}).all()
+            rows = _BATCH_ROWS.run(connection, {"inbound_ids": inbound_ids}).rows
         read = {int(row.id): _Read(row) for row in rows}
         budget = PARSE_AHEAD_BYTES
         for inbound_id in inbound_ids:

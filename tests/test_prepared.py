@@ -199,3 +199,20 @@ def test_a_value_its_type_refuses_is_raised_as_sqlalchemy_raises_it(engine: Engi
         with pytest.raises(StatementError, match="required for bind parameter 'wanted'"):
             Prepared(select(_TICKET.c.id).where(_TICKET.c.number == bindparam("wanted"))
                      ).run(session, {"other": 1})
+
+
+def test_an_in_list_is_expanded_as_sqlalchemy_expands_it(engine: Engine) -> None:
+    query = select(_TICKET.c.number, _TICKET.c.created_at).where(
+        _TICKET.c.number.in_(bindparam("numbers", expanding=True)),
+        _TICKET.c.private == bindparam("private")).order_by(_TICKET.c.number)
+    statement = Prepared(query)
+    with Session(engine) as session:
+        connection = session.connection()
+        for number in ("MD-1", "MD-2", "MD-3"):
+            connection.execute(_TICKET.insert(), _ticket(number))
+        for numbers in (["MD-3", "MD-1", "none"], ["MD-2"], []):
+            wanted = {"numbers": numbers, "private": True}
+            assert [tuple(row) for row in statement.run(session, wanted).rows] == [
+                tuple(row) for row in connection.execute(query, wanted)]
+        assert [row.number for row in statement.run(
+            session, {"numbers": ["MD-2", "MD-3"], "private": True}).rows] == ["MD-2", "MD-3"]

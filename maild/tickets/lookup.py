@@ -39,16 +39,16 @@ _REF_COLUMNS = (_TICKET.c.id, _TICKET.c.number, _TICKET.c.customer, _TICKET.c.po
 _TICKET_BY_NUMBER = Prepared(
     select(*_REF_COLUMNS).where(_TICKET.c.number == bindparam("number")).limit(1))
 _TICKET_BY_ID = Prepared(select(*_REF_COLUMNS).where(_TICKET.c.id == bindparam("ticket_id")))
-_MESSAGES_BY_ID = select(_MESSAGE.c.message_id, _MESSAGE.c.ticket_id).where(
-    _MESSAGE.c.message_id.in_(bindparam("ids", expanding=True)))
-_SENT_BY_ID = select(_OUTBOX.c.message_id, _OUTBOX.c.ticket_id).where(
-    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True)))
+_MESSAGES_BY_ID = Prepared(select(_MESSAGE.c.message_id, _MESSAGE.c.ticket_id).where(
+    _MESSAGE.c.message_id.in_(bindparam("ids", expanding=True))))
+_SENT_BY_ID = Prepared(select(_OUTBOX.c.message_id, _OUTBOX.c.ticket_id).where(
+    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True))))
 _OUTBOX_REF = (select(_OUTBOX.c.id, _OUTBOX.c.ticket_id, _OUTBOX.c.recipient, _TICKET.c.number)
                .select_from(_OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)))
 _OUTBOX_BY_TOKEN = Prepared(
     _OUTBOX_REF.where(_OUTBOX.c.bounce_token == bindparam("token")).limit(1))
-_OUTBOX_BY_ID = _OUTBOX_REF.where(
-    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True))).limit(1)
+_OUTBOX_BY_ID = Prepared(_OUTBOX_REF.where(
+    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True))).limit(1))
 
 # The acknowledgement policy's questions, built once: they run for every new ticket.
 _ACKS_TO_MAILBOX = Prepared(select(func.count()).select_from(Outbox).where(
@@ -97,9 +97,9 @@ class DatabaseTickets:
             return None
         wanted = list(dict.fromkeys(message_ids))[:50]
         found: dict[str, tuple[int, bool]] = {}
-        for row in self.connection.execute(_MESSAGES_BY_ID, {"ids": wanted}):
+        for row in _MESSAGES_BY_ID.run(self.connection, {"ids": wanted}).rows:
             found.setdefault(row[0], (row[1], False))
-        for row in self.connection.execute(_SENT_BY_ID, {"ids": wanted}):
+        for row in _SENT_BY_ID.run(self.connection, {"ids": wanted}).rows:
             if row[1] is not None:
                 found[row[0]] = (row[1], True)
         for message_id in wanted:
@@ -143,8 +143,8 @@ class DatabaseTickets:
 
     def outbox_by_message_ids(self, message_ids: Sequence[str]) -> OutboxRef | None:
         """The outbox item that had one of `message_ids`."""
-        return _outbox_ref(self.connection.execute(
-            _OUTBOX_BY_ID, {"ids": list(message_ids)[:20]}).first())
+        return _outbox_ref(_OUTBOX_BY_ID.run(
+            self.connection, {"ids": list(message_ids)[:20]}).first())
 
 
 def _outbox_ref(row: AnyRow | None) -> OutboxRef | None:
