@@ -204,11 +204,8 @@ class Prepared:
         connection = connection_of(where)
         parameters = parameters or {}
         plan = self.plan(connection.dialect, tuple(sorted(parameters)))
-        if (not plan.direct or connection._has_events or connection.engine._has_events
-                or connection._echo):
+        if not plan.direct or not _plain(connection):
             return _through_sqlalchemy(connection, self.statement, parameters, plan)
-        if not connection.in_transaction():
-            connection.begin()  # as `Connection.execute` begins one
         sql, bound = plan.sql, parameters
         try:
             sql, bound = _bound(plan, parameters)
@@ -280,10 +277,20 @@ def _through_sqlalchemy(connection: Connection, statement: Executable,
     return Ran(rows, result.rowcount, inserted)
 
 
+def _plain(connection: Connection) -> bool:
+    """Whether a statement may run on `connection`'s driver cursor as it is: in an active
+    transaction (else `Connection.execute` begins one, or refuses), with no execution
+    events or echo to see it."""
+    nested = connection.get_nested_transaction()
+    return (connection.in_transaction() and (nested is None or nested.is_active)
+            and not (connection._has_events or connection.engine._has_events
+                     or connection._echo))
+
+
 def execute_sql(where: Session | Connection, sql: str) -> None:
     """Run one statement without parameters or result (a savepoint) on the driver's cursor."""
     connection = connection_of(where)
-    if connection._has_events or connection.engine._has_events or connection._echo:
+    if not _plain(connection):
         connection.exec_driver_sql(sql)
         return
     dbapi = connection.connection.dbapi_connection

@@ -216,3 +216,17 @@ def test_an_in_list_is_expanded_as_sqlalchemy_expands_it(engine: Engine) -> None
                 tuple(row) for row in connection.execute(query, wanted)]
         assert [row.number for row in statement.run(
             session, {"numbers": ["MD-2", "MD-3"], "private": True}).rows] == ["MD-2", "MD-3"]
+
+
+def test_a_connection_without_a_transaction_begins_one_as_sqlalchemy_does(
+        engine: Engine) -> None:
+    statement = Prepared(_TICKET.insert())
+    with engine.connect() as connection:
+        statement.run(connection, _ticket("MD-1"))
+        assert connection.in_transaction()
+        connection.commit()
+        statement.run(connection, _ticket("MD-2"))
+        statement.run(connection, _ticket("MD-3"))
+        connection.rollback()
+    with engine.connect() as connection:
+        assert connection.execute(select(_TICKET.c.number)).scalars().all() == ["MD-1"]
