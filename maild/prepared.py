@@ -39,7 +39,7 @@ class Ran:
 
     rows: Sequence[Any]
     rowcount: int
-    inserted_key: Any = None
+    inserted_key: Any = None  # an INSERT's new primary key (its first column)
 
     def first(self) -> Any:
         """The first row, or None."""
@@ -78,7 +78,8 @@ class _Plan:
     defaults: tuple[tuple[str, Any], ...] = ()  # the INSERT's scalar column defaults
     result_types: tuple[TypeEngine[Any], ...] = ()
     row: Any = tuple  # a named tuple of the result columns
-    lastrowid: bool = False
+    insert: bool = False
+    lastrowid: bool = False  # the new primary key is the cursor's lastrowid
     implicit_key: bool = False  # the new primary key comes back in a RETURNING row
     # Result processors by the driver's type codes of the columns.
     readers: dict[tuple[Any, ...], tuple[Callable[[Any], Any] | None, ...]] = field(
@@ -154,7 +155,7 @@ def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Pl
         escaped=dict(compiled.escaped_bind_names), defaults=tuple(defaults),
         result_types=tuple(entry[3] for entry in result_columns),
         row=namedtuple("Row", names, rename=True) if names else tuple,
-        lastrowid=bool(compiled.postfetch_lastrowid),
+        insert=bool(compiled.isinsert), lastrowid=bool(compiled.postfetch_lastrowid),
         implicit_key=bool(compiled.isinsert and compiled.implicit_returning))
 
 
@@ -218,13 +219,23 @@ class Prepared:
             cursor.execute(sql, bound)
             rows = _read(plan, cursor, connection.dialect) if cursor.description else []
             rowcount = cursor.rowcount
-            inserted = cursor.lastrowid if plan.lastrowid else None
+            lastrowid = cursor.lastrowid if plan.lastrowid else None
         except BaseException as error:
             connection._handle_dbapi_exception(error, sql, bound, cursor, None)
         cursor.close()
-        if plan.implicit_key and rows:
-            inserted = rows[0][0]
-        return Ran(rows, rowcount, inserted)
+        if not plan.insert:
+            return Ran(rows, rowcount)
+        # The new primary key as `CursorResult.inserted_primary_key` has it.
+        compiled = plan.compiled
+        if plan.lastrowid:
+            key = compiled._inserted_primary_key_from_lastrowid_getter(lastrowid, parameters)
+        elif plan.implicit_key:
+            key = compiled._inserted_primary_key_from_returning_getter(
+                rows[0], parameters) if rows else None
+            rows = []  # the RETURNING of the key is not the statement's result
+        else:
+            key = compiled._inserted_primary_key_from_lastrowid_getter(None, parameters)
+        return Ran(rows, rowcount, key[0] if key else None)
 
 
 def _bound(plan: _Plan, parameters: Mapping[str, Any]) -> tuple[str, Any]:

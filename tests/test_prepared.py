@@ -14,7 +14,15 @@ from sqlmodel import Session
 
 from maild.db import open_database
 from maild.intake import store_inbound
-from maild.models import Inbound, Outbox, Ticket, TicketEvent, TicketMessage, table_of
+from maild.models import (
+    Inbound,
+    Outbox,
+    Suppression,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    table_of,
+)
 from maild.prepared import Prepared, connection_of, execute_sql
 from maild.runtime import Runtime
 from tests.mailmaker import support_mail
@@ -230,3 +238,17 @@ def test_a_connection_without_a_transaction_begins_one_as_sqlalchemy_does(
         connection.rollback()
     with engine.connect() as connection:
         assert connection.execute(select(_TICKET.c.number)).scalars().all() == ["MD-1"]
+
+
+def test_an_insert_gives_its_primary_key_as_sqlalchemy_gives_it(engine: Engine) -> None:
+    suppression = table_of(Suppression)
+    bounced = {"bounced_at": _AT, "reason": "5.1.1"}
+    with Session(engine) as session:
+        connection = session.connection()
+        ran = Prepared(_TICKET.insert()).run(session, _ticket("MD-1"))
+        theirs = connection.execute(_TICKET.insert(), _ticket("MD-2")).inserted_primary_key
+        assert (ran.inserted_key, ran.rows) == (theirs[0] - 1, [])
+        ran = Prepared(suppression.insert()).run(session, {"address": "a@kund.se", **bounced})
+        theirs = connection.execute(suppression.insert(),
+                                    {"address": "b@kund.se", **bounced}).inserted_primary_key
+        assert (ran.inserted_key, theirs[0]) == ("a@kund.se", "b@kund.se")
