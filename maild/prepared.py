@@ -1,7 +1,8 @@
 """Core statements compiled once per database and run on the driver's own connection.
 
-SQLAlchemy's `Connection.execute` spends about 85 us of Python on a statement
-(cache key, execution context, result object) where the driver needs a few, and
+`Connection.execute` spends more Python on a statement (cache key, execution
+context, result object) than the statement's own conversions and the driver
+together: an event INSERT takes 21 us through it and 9.5 us prepared, and
 processing runs a dozen statements for every message. A `Prepared` statement is
 compiled once per dialect and set of parameter names, exactly as
 `Connection.execute` compiles it, and each execution converts its parameters and
@@ -11,8 +12,11 @@ SQLAlchemy would send and return. It runs on the connection's DBAPI connection,
 inside its transaction, and a driver error is raised as SQLAlchemy raises it.
 
 What this module does not do itself goes through `Connection.execute`: a
-statement with a default computed at execution, and every statement of an engine
-with execution events or echo on (those must see each statement).
+statement with a default computed at execution, every statement of an engine
+with execution events or echo on (those must see each statement), one on a
+connection outside an active transaction, and any statement should the compiler
+internals read here be missing (another SQLAlchemy release).
+tests/test_prepared.py compares both ways of running on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def _slots(compiled: SQLCompiler, defaults: dict[str, Any]) -> tuple[_Slot, ...]
     `SQLCompiler.construct_params` and the execution context's defaults would; None when
     the compiled form has parameters this does not cover (a callable's, or values given
     with `.params()`)."""
-    if not compiled.positional or compiled._collected_params:
+    if not compiled.positional or getattr(compiled, "_collected_params", None):
         return None
     by_name = {name: bind for bind, name in compiled.bind_names.items()}
     processors = compiled._bind_processors
@@ -114,6 +118,7 @@ def _slots(compiled: SQLCompiler, defaults: dict[str, Any]) -> tuple[_Slot, ...]
 
 
 def _positional(slots: tuple[_Slot, ...], parameters: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The positional DBAPI parameters of one execution, converted by their types."""
     values = []
     for key, name, required, own, processor in slots:
         if key is None:
@@ -137,6 +142,18 @@ def _plan(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> _Pl
         dialect=dialect, column_keys=list(keys), for_executemany=False,
         schema_translate_map=None, linting=dialect.compiler_linting | compiler.WARN_LINTING)
     assert isinstance(compiled, SQLCompiler)
+    try:
+        return _direct_plan(compiled)
+    except AttributeError:  # compiler internals of another SQLAlchemy release
+        return _Plan(compiled, direct=False)
+
+
+def _direct_plan(compiled: SQLCompiler) -> _Plan:
+    """The plan to run `compiled` on the driver's cursor, if this module covers it."""
+    if compiled.isinsert:  # read here first: a missing one is found before any execution
+        compiled._inserted_primary_key_from_lastrowid_getter  # noqa: B018
+        if compiled.implicit_returning:
+            compiled._inserted_primary_key_from_returning_getter  # noqa: B018
     defaults: list[tuple[str, Any]] = []
     for column in compiled.insert_prefetch:
         arg, is_scalar, _callable, is_sentinel = column._default_description_tuple

@@ -252,3 +252,16 @@ def test_an_insert_gives_its_primary_key_as_sqlalchemy_gives_it(engine: Engine) 
         theirs = connection.execute(suppression.insert(),
                                     {"address": "b@kund.se", **bounced}).inserted_primary_key
         assert (ran.inserted_key, theirs[0]) == ("a@kund.se", "b@kund.se")
+
+
+def test_without_the_compiler_internals_it_reads_a_statement_goes_through_sqlalchemy(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(compiled: object) -> None:
+        raise AttributeError("'SQLCompiler' object has no attribute '_bind_processors'")
+
+    monkeypatch.setattr("maild.prepared._direct_plan", missing)
+    with Session(engine) as session:
+        key = Prepared(_TICKET.insert()).run(session, _ticket("MD-1")).inserted_key
+        row = Prepared(select(_TICKET.c.id, _TICKET.c.participants).where(
+            _TICKET.c.number == bindparam("wanted"))).run(session, {"wanted": "MD-1"}).one()
+        assert (row.id, row.participants) == (key, ["anna@kund.se", "bo@kund.se"])
