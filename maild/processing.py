@@ -71,6 +71,11 @@ _UPDATE = Prepared(_BY_ID)
 _CLAIM = Prepared(_INBOUND.update().where(
     _INBOUND.c.id == bindparam("inbound_id"), _INBOUND.c.state == bindparam("old_state"),
     _INBOUND.c.attempts == bindparam("old_attempts")))
+# A batch's messages never tried before, claimed in one statement: those it returns.
+_CLAIM_FRESH = Prepared(_INBOUND.update().where(
+    _INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)),
+    _INBOUND.c.state == InboundState.RECEIVED, _INBOUND.c.attempts == 0,
+).returning(_INBOUND.c.id))
 _PROCESSED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING))
 _PROCESSED_FENCED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING,
                                           _INBOUND.c.attempts == bindparam("claimed")))
@@ -172,7 +177,8 @@ class Processor:
         leaves a trace. A message that was tried before (it failed, or a process died while
         holding it) is claimed alone: a poison message that kills the process costs each of
         its batch-mates one attempt at most, never their last. A message that has used up
-        its attempts is quarantined instead of claimed.
+        its attempts is quarantined instead of claimed. The messages never tried before are
+        claimed with one statement.
         """
         while True:
             now = self.clock()
@@ -190,6 +196,7 @@ class Processor:
                 if not rows:
                     return []
                 claimed: list[int] = []
+                fresh: list[int] = []  # never tried: claimed together after the loop
                 connection = session.connection()
                 for inbound_id, state, attempts, last_error in rows:
                     if attempts >= self.max_attempts:
@@ -202,9 +209,12 @@ class Processor:
                         log.error("inbound.quarantined", inbound_id=inbound_id,
                                   attempts=attempts, reason=reason)
                         continue
-                    if attempts and claimed:
+                    if attempts and (claimed or fresh):
                         break  # tried before: it goes alone, in the next batch
                     after_id = max(after_id, inbound_id)
+                    if not attempts and state == InboundState.RECEIVED:
+                        fresh.append(int(inbound_id))
+                        continue
                     result = _CLAIM.run(connection, {
                         "inbound_id": inbound_id, "old_state": state, "old_attempts": attempts,
                         "state": InboundState.PROCESSING, "claimed_until": now + self.lease,
@@ -216,6 +226,13 @@ class Processor:
                             log.info("inbound.retried_alone", inbound_id=inbound_id,
                                      attempt=attempts + 1)
                             break  # alone: nothing joins its batch
+                if fresh:
+                    taken = _CLAIM_FRESH.run(connection, {
+                        "inbound_ids": fresh, "state": InboundState.PROCESSING,
+                        "claimed_until": now + self.lease, "attempts": 1}).rows
+                    for (inbound_id,) in taken:
+                        self._claims[int(inbound_id)] = 1
+                    claimed = sorted([*claimed, *(int(row[0]) for row in taken)])
                 session.commit()
             if self.heartbeat is not None:
                 self.heartbeat.hold(claimed)
