@@ -278,6 +278,7 @@ class Processor:
         and parsed in its turn, where its failure is recorded.
         """
         with self.engine.connect() as connection:
+            connection.begin()  # as Connection.execute would; rolled back on close
             rows = _BATCH_ROWS.run(connection, {"inbound_ids": inbound_ids}).rows
         read = {int(row.id): _Read(row) for row in rows}
         budget = PARSE_AHEAD_BYTES
