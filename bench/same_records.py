@@ -1,13 +1,15 @@
 """Whether processing writes the same records as an earlier revision of maild, row for row.
 
 Both trees process the same messages, at the same fixed times, into fresh SQLite
-databases: the corpus (fixtures/ and tests/corpus/), the benchmark's own mails,
-then follow-ups made from what the first pass wrote (replies to the
-acknowledgements, items supplied, staff answers, replies on closed tickets,
-unauthenticated replies). Every row of every table is compared, ids included;
-only what is random by design (Message-IDs, VERP tokens, MIME boundaries maild
-makes) is replaced by a label in order of appearance.
-Usage: python bench/same_records.py [--against REV]   (REV: a git revision, default HEAD)
+databases (with --postgres, fresh PostgreSQL databases): the corpus (fixtures/
+and tests/corpus/), the benchmark's own mails, then follow-ups made from what
+the first pass wrote (replies to the acknowledgements, items supplied, staff
+answers, replies on closed tickets, unauthenticated replies). Every row of every
+table is compared, ids included; only what is random by design (Message-IDs,
+VERP tokens, MIME boundaries maild makes) is replaced by a label in order of
+appearance.
+Usage: python bench/same_records.py [--against REV] [--postgres ADMIN_URL]
+(REV: a git revision, default HEAD; ADMIN_URL: postgresql://postgres@127.0.0.1:5432/postgres)
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +45,11 @@ from maild.runtime import open_runtime
 from maild.tickets.closing import close_ticket
 
 corpus, out, data = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+database_url = sys.argv[4] if len(sys.argv) > 4 else None
 configure_logging("error", "json")
 runtime = open_runtime(load_config(env={}, overrides={
-    "data_dir": str(data), "rules_dir": str(corpus / "rules")}))
+    "data_dir": str(data), "rules_dir": str(corpus / "rules"),
+    **({"database_url": database_url} if database_url else {})}))
 start = datetime(2026, 11, 16, 9, 0, tzinfo=timezone.utc)
 clock = {"now": start}
 received = iter(start + timedelta(minutes=7 * i) for i in range(100_000))
@@ -183,16 +190,32 @@ def label(text):
     return RANDOM.sub(lambda m: labels.setdefault(m.group(0), f"<random {len(labels)}>"), text)
 
 
-db = sqlite3.connect(runtime.engine.url.database)
+if database_url:
+    import psycopg
+
+    db = psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"))
+    tables = [name for (name,) in db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+        "ORDER BY table_name")]
+    order = "1"  # the first column: the id, or the key of a table without one
+else:
+    db = sqlite3.connect(runtime.engine.url.database)
+    tables = [name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
+    order = "rowid"
 dump = {}
-for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                           "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
-    cursor = db.execute(f"SELECT * FROM {table} ORDER BY rowid")
+for table in tables:
+    cursor = db.execute(f"SELECT * FROM {table} ORDER BY {order}")
     names = [d[0] for d in cursor.description]
     rows = []
     for row in cursor:
         values = {}
         for name, value in zip(names, row):
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, (dict, list)):  # PostgreSQL's JSON, as its text
+                value = json.dumps(value, ensure_ascii=False, sort_keys=True)
             if table == "inbound" and name == "idempotency_key":
                 continue  # a digest of the raw bytes, compared below
             if isinstance(value, bytes):
@@ -207,11 +230,13 @@ print({table: len(rows) for table, rows in dump.items() if rows})
 '''
 
 
-def dump(tree: Path, corpus: Path, workdir: Path, name: str) -> list[str]:
-    """Process the messages with the maild in `tree`; the dump's lines."""
+def dump(tree: Path, corpus: Path, workdir: Path, name: str,
+         database_url: str | None = None) -> list[str]:
+    """Process the messages with the maild in `tree` (on `database_url`); the dump's lines."""
     out = workdir / f"{name}.json"
     done = subprocess.run([sys.executable, "-c", _DUMP, str(corpus), str(out),
-                           str(workdir / name)], env={**os.environ, "PYTHONPATH": str(tree)},
+                           str(workdir / name), *([database_url] if database_url else [])],
+                          env={**os.environ, "PYTHONPATH": str(tree)},
                           capture_output=True, text=True, check=False, cwd=workdir)
     if done.returncode != 0:
         sys.exit(f"{name}: {done.stderr[-3000:]}")
@@ -222,17 +247,45 @@ def dump(tree: Path, corpus: Path, workdir: Path, name: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--against", default="HEAD", help="the git revision to compare with")
+    parser.add_argument("--postgres", metavar="ADMIN_URL",
+                        help="run on fresh PostgreSQL databases made through this server")
     args = parser.parse_args()
+    with _databases(args.postgres) as (before_url, after_url):
+        _compare(args.against, before_url, after_url)
+
+
+@contextmanager
+def _databases(admin_url: str | None) -> Iterator[tuple[str | None, str | None]]:
+    """Two fresh PostgreSQL databases through `admin_url`, dropped afterwards; or SQLite's."""
+    if admin_url is None:
+        yield None, None
+        return
+    import psycopg
+
+    names = [f"maild_same_{uuid.uuid4().hex[:10]}_{side}" for side in ("before", "after")]
+    base = admin_url.rpartition("/")[0].replace("postgresql://", "postgresql+psycopg://")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{names[0]}", f"{base}/{names[1]}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _compare(against: str, before_url: str | None, after_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
         before = workdir / "before"
         before.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.against],
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", against],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
         # One corpus and one set of rules for both: the working tree's.
-        old = dump(before, ROOT, workdir, "before")
-        new = dump(ROOT, ROOT, workdir, "after")
+        old = dump(before, ROOT, workdir, "before", before_url)
+        new = dump(ROOT, ROOT, workdir, "after", after_url)
         difference = list(difflib.unified_diff(old, new, "before", "after", n=2, lineterm=""))
         if difference:
             print("\n".join(difference[:400]))

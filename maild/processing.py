@@ -36,6 +36,7 @@ from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import ParsedMail, UnparseableMail, parse_mail, parse_mail_pieces
 from maild.pipeline import Envelope, Identity, decide, identity_of, unparseable_decision
+from maild.prepared import Prepared, execute_sql
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
@@ -53,46 +54,54 @@ _INBOUND = table_of(Inbound)
 # size; a larger one is read on its own when its turn comes (a batch of large mails must
 # not sit in memory at once).
 BATCH_RAW_LIMIT = 256 * 1024
-_BATCH_ROWS = select(
+_BATCH_ROWS = Prepared(select(
     _INBOUND.c.id, _INBOUND.c.received_at, _INBOUND.c.transport, _INBOUND.c.envelope_sender,
     _INBOUND.c.envelope_recipients, _INBOUND.c.message_id, _INBOUND.c.ticket_id,
     case((_INBOUND.c.size <= BATCH_RAW_LIMIT, _INBOUND.c.raw), else_=None).label("raw"),
-).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)))
+).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True))))
 # How many bytes of mail a batch parses before it takes its write turn; the rest of the
 # batch is parsed in the turn (parsed mail takes a few times its size in memory).
 PARSE_AHEAD_BYTES = 2 * 1024 * 1024
-_RAW = select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("inbound_id"))
-_ATTEMPTS = select(_INBOUND.c.attempts, _INBOUND.c.message_id).where(
-    _INBOUND.c.id == bindparam("inbound_id"))
-# The statements written for every message, built once; the columns to set of `_UPDATE`
-# come with each execution's parameters.
-_UPDATE = _INBOUND.update().where(_INBOUND.c.id == bindparam("inbound_id"))
-_CLAIM = _INBOUND.update().where(
+_RAW = Prepared(select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("inbound_id")))
+_ATTEMPTS = Prepared(select(_INBOUND.c.attempts, _INBOUND.c.message_id).where(
+    _INBOUND.c.id == bindparam("inbound_id")))
+# The statements written for every message, prepared once (`maild.prepared`); the columns
+# to set of `_UPDATE` come with each execution's parameters.
+_BY_ID = _INBOUND.update().where(_INBOUND.c.id == bindparam("inbound_id"))
+_UPDATE = Prepared(_BY_ID)
+_CLAIM = Prepared(_INBOUND.update().where(
     _INBOUND.c.id == bindparam("inbound_id"), _INBOUND.c.state == bindparam("old_state"),
-    _INBOUND.c.attempts == bindparam("old_attempts"))
-_PROCESSED = _UPDATE.where(_INBOUND.c.state == InboundState.PROCESSING)
-_PROCESSED_FENCED = _PROCESSED.where(_INBOUND.c.attempts == bindparam("claimed"))
+    _INBOUND.c.attempts == bindparam("old_attempts")))
+# A batch's messages never tried before, claimed in one statement: those it returns.
+_CLAIM_FRESH = Prepared(_INBOUND.update().where(
+    _INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)),
+    _INBOUND.c.state == InboundState.RECEIVED, _INBOUND.c.attempts == 0,
+).returning(_INBOUND.c.id))
+_PROCESSED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING))
+_PROCESSED_FENCED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING,
+                                          _INBOUND.c.attempts == bindparam("claimed")))
 
 
 @contextmanager
 def _savepoint(session: Session) -> Iterator[None]:
     """A savepoint around one message: rolled back alone if its processing raises.
 
-    Written as SQL of its own: SQLAlchemy compiles its savepoint statements anew each
-    time, which costs more than the statements do. The session holds no ORM objects
-    here; should one be added all the same, it is flushed inside the savepoint.
+    Written as SQL of its own, on the driver's cursor: SQLAlchemy compiles its savepoint
+    statements anew each time, which costs more than the statements do. The session holds
+    no ORM objects here; should one be added all the same, it is flushed inside the
+    savepoint.
     """
     connection = session.connection()
-    connection.exec_driver_sql("SAVEPOINT maild_message")
+    execute_sql(connection, "SAVEPOINT maild_message")
     try:
         yield
         session.flush()
     except BaseException:
-        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT maild_message")
-        connection.exec_driver_sql("RELEASE SAVEPOINT maild_message")
+        execute_sql(connection, "ROLLBACK TO SAVEPOINT maild_message")
+        execute_sql(connection, "RELEASE SAVEPOINT maild_message")
         session.expunge_all()
         raise
-    connection.exec_driver_sql("RELEASE SAVEPOINT maild_message")
+    execute_sql(connection, "RELEASE SAVEPOINT maild_message")
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ def _parsed(row: AnyRow, raw: bytes) -> _Read:
 
 
 def _read_raw(connection: Connection, inbound_id: int) -> bytes:
-    raw: bytes = connection.execute(_RAW, {"inbound_id": inbound_id}).scalar_one()
+    raw: bytes = _RAW.run(connection, {"inbound_id": inbound_id}).scalar_one()
     return raw
 
 
@@ -180,7 +189,8 @@ class Processor:
         leaves a trace. A message that was tried before (it failed, or a process died while
         holding it) is claimed alone: a poison message that kills the process costs each of
         its batch-mates one attempt at most, never their last. A message that has used up
-        its attempts is quarantined instead of claimed.
+        its attempts is quarantined instead of claimed. The messages never tried before are
+        claimed with one statement.
         """
         while True:
             now = self.clock()
@@ -198,22 +208,26 @@ class Processor:
                 if not rows:
                     return []
                 claimed: list[int] = []
+                fresh: list[int] = []  # never tried: claimed together after the loop
                 connection = session.connection()
                 for inbound_id, state, attempts, last_error in rows:
                     if attempts >= self.max_attempts:
                         after_id = max(after_id, inbound_id)
                         reason = last_error or "the process stopped while processing it"
-                        connection.execute(_UPDATE, {
+                        _UPDATE.run(connection, {
                             "inbound_id": inbound_id, "state": InboundState.QUARANTINED,
                             "claimed_until": None,
                             "last_error": f"processing failed {attempts} times; last: {reason}"})
                         log.error("inbound.quarantined", inbound_id=inbound_id,
                                   attempts=attempts, reason=reason)
                         continue
-                    if attempts and claimed:
+                    if attempts and (claimed or fresh):
                         break  # tried before: it goes alone, in the next batch
                     after_id = max(after_id, inbound_id)
-                    result = connection.execute(_CLAIM, {
+                    if not attempts and state == InboundState.RECEIVED:
+                        fresh.append(int(inbound_id))
+                        continue
+                    result = _CLAIM.run(connection, {
                         "inbound_id": inbound_id, "old_state": state, "old_attempts": attempts,
                         "state": InboundState.PROCESSING, "claimed_until": now + self.lease,
                         "attempts": attempts + 1})
@@ -224,6 +238,13 @@ class Processor:
                             log.info("inbound.retried_alone", inbound_id=inbound_id,
                                      attempt=attempts + 1)
                             break  # alone: nothing joins its batch
+                if fresh:
+                    taken = _CLAIM_FRESH.run(connection, {
+                        "inbound_ids": fresh, "state": InboundState.PROCESSING,
+                        "claimed_until": now + self.lease, "attempts": 1}).rows
+                    for (inbound_id,) in taken:
+                        self._claims[int(inbound_id)] = 1
+                    claimed = sorted([*claimed, *(int(row[0]) for row in taken)])
                 session.commit()
             if self.heartbeat is not None:
                 self.heartbeat.hold(claimed)
@@ -269,7 +290,8 @@ class Processor:
         and parsed in its turn, where its failure is recorded.
         """
         with self.engine.connect() as connection:
-            rows = connection.execute(_BATCH_ROWS, {"inbound_ids": inbound_ids}).all()
+            connection.begin()  # as Connection.execute would; rolled back on close
+            rows = _BATCH_ROWS.run(connection, {"inbound_ids": inbound_ids}).rows
         read = {int(row.id): _Read(row) for row in rows}
         budget = PARSE_AHEAD_BYTES
         for inbound_id in inbound_ids:
@@ -331,14 +353,14 @@ class Processor:
         summary = f"{type(error).__name__}: {error}"[:500]
         detail = traceback.format_exc(limit=8)[-4000:]
         connection = session.connection()
-        attempts, message_id = connection.execute(_ATTEMPTS, {"inbound_id": inbound_id}).one()
+        attempts, message_id = _ATTEMPTS.run(connection, {"inbound_id": inbound_id}).one()
         final = attempts >= self.max_attempts
         state = InboundState.QUARANTINED if final else InboundState.RECEIVED
         last_error = f"{summary}\n{detail}"
         if final:
             last_error = f"processing failed {attempts} times; last: {last_error}"
-        connection.execute(_UPDATE, {"inbound_id": inbound_id, "state": state,
-                                     "claimed_until": None, "last_error": last_error})
+        _UPDATE.run(connection, {"inbound_id": inbound_id, "state": state,
+                                 "claimed_until": None, "last_error": last_error})
         event = "inbound.quarantined" if final else "inbound.retry_later"
         return (Outcome(inbound_id, state, error=summary),
                 (event, {"error": summary, "attempts": attempts, "message_id": message_id}))
@@ -366,7 +388,7 @@ class Processor:
                 mail = parse_mail(raw)
         except UnparseableMail as error:
             decision = unparseable_decision(str(error), envelope, rules)
-            connection.execute(_UPDATE, {
+            _UPDATE.run(connection, {
                 "inbound_id": inbound_id, "state": InboundState.QUARANTINED,
                 "kind": "unparseable", "decision": decision.to_json(), "last_error": str(error),
                 "claimed_until": None, "processed_at": now})
@@ -389,7 +411,7 @@ class Processor:
                                  decision, rules=rules, numbering=self.numbering,
                                  domain=self.domain(rules), now=now)
         claimed = self._claims.get(inbound_id)
-        written = connection.execute(_PROCESSED if claimed is None else _PROCESSED_FENCED, {
+        written = (_PROCESSED if claimed is None else _PROCESSED_FENCED).run(connection, {
             "inbound_id": inbound_id, "claimed": claimed, "state": InboundState.PROCESSED,
             "kind": decision.kind, "decision": decision.to_json(), "claimed_until": None,
             "processed_at": now, "last_error": None,

@@ -127,6 +127,33 @@ def test_a_poison_message_does_not_use_up_the_attempts_of_its_batch(
     assert processor.process(innocent.inbound_id).state == "processed"
 
 
+def test_a_batch_of_fresh_messages_is_claimed_with_one_statement(runtime: Runtime) -> None:
+    from sqlalchemy import event
+
+    ids = [store_inbound(runtime.engine, support_mail(subject=f"Fel {index}"),
+                         transport="smtp").inbound_id for index in range(5)]
+    processor = runtime.processor()
+    # The second one was tried before and given back: it is claimed alone, after the
+    # fresh ones before it, which are claimed together.
+    processor.claim_batch(only_id=ids[1])
+    processor.release([ids[1]])
+    updates: list[str] = []
+    event.listen(runtime.engine, "before_cursor_execute",
+                 lambda *args: updates.append(args[2]) if args[2].startswith("UPDATE") else None)
+    moment = utcnow()
+    processor.clock = lambda: moment
+    assert processor.claim_batch(size=10) == [ids[0]]
+    assert len(updates) == 1
+    assert processor.claim_batch(size=10) == [ids[1]]
+    assert processor.claim_batch(size=10) == ids[2:]
+    assert len(updates) == 3, updates
+    rows = [inbound(runtime, inbound_id) for inbound_id in ids]
+    assert [(row.state, row.attempts) for row in rows] == [("processing", 1), ("processing", 2),
+                                                           *[("processing", 1)] * 3]
+    assert {row.claimed_until for row in rows} == {moment + processor.lease}
+    assert processor._claims == {ids[0]: 1, ids[1]: 2, ids[2]: 1, ids[3]: 1, ids[4]: 1}
+
+
 def test_dead_three_times_means_quarantine(runtime: Runtime) -> None:
     stored = store_inbound(runtime.engine, support_mail(), transport="smtp")
     processor = runtime.processor()

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from maild.models import Outbox, Suppression, Ticket, TicketMessage, table_of
+from maild.prepared import Prepared
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.bounces import OutboxRef
 from maild.tickets.correlate import MessageMatch, TicketRef
@@ -35,27 +36,29 @@ _REF_COLUMNS = (_TICKET.c.id, _TICKET.c.number, _TICKET.c.customer, _TICKET.c.po
                 _TICKET.c.queue, _TICKET.c.priority, _TICKET.c.language, _TICKET.c.requester,
                 _TICKET.c.participants, _TICKET.c.private, _TICKET.c.status,
                 _TICKET.c.closed_at)
-_TICKET_BY_NUMBER = select(*_REF_COLUMNS).where(_TICKET.c.number == bindparam("number")).limit(1)
-_TICKET_BY_ID = select(*_REF_COLUMNS).where(_TICKET.c.id == bindparam("ticket_id"))
-_MESSAGES_BY_ID = select(_MESSAGE.c.message_id, _MESSAGE.c.ticket_id).where(
-    _MESSAGE.c.message_id.in_(bindparam("ids", expanding=True)))
-_SENT_BY_ID = select(_OUTBOX.c.message_id, _OUTBOX.c.ticket_id).where(
-    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True)))
+_TICKET_BY_NUMBER = Prepared(
+    select(*_REF_COLUMNS).where(_TICKET.c.number == bindparam("number")).limit(1))
+_TICKET_BY_ID = Prepared(select(*_REF_COLUMNS).where(_TICKET.c.id == bindparam("ticket_id")))
+_MESSAGES_BY_ID = Prepared(select(_MESSAGE.c.message_id, _MESSAGE.c.ticket_id).where(
+    _MESSAGE.c.message_id.in_(bindparam("ids", expanding=True))))
+_SENT_BY_ID = Prepared(select(_OUTBOX.c.message_id, _OUTBOX.c.ticket_id).where(
+    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True))))
 _OUTBOX_REF = (select(_OUTBOX.c.id, _OUTBOX.c.ticket_id, _OUTBOX.c.recipient, _TICKET.c.number)
                .select_from(_OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)))
-_OUTBOX_BY_TOKEN = _OUTBOX_REF.where(_OUTBOX.c.bounce_token == bindparam("token")).limit(1)
-_OUTBOX_BY_ID = _OUTBOX_REF.where(
-    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True))).limit(1)
+_OUTBOX_BY_TOKEN = Prepared(
+    _OUTBOX_REF.where(_OUTBOX.c.bounce_token == bindparam("token")).limit(1))
+_OUTBOX_BY_ID = Prepared(_OUTBOX_REF.where(
+    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True))).limit(1))
 
 # The acknowledgement policy's questions, built once: they run for every new ticket.
-_ACKS_TO_MAILBOX = (select(func.count()).select_from(Outbox).where(
+_ACKS_TO_MAILBOX = Prepared(select(func.count()).select_from(Outbox).where(
     col(Outbox.mailbox) == bindparam("key"), col(Outbox.purpose) == "ack",
     col(Outbox.created_at) >= bindparam("since")))
-_ACKS_FOR_DOMAIN = (select(func.count()).select_from(Outbox).where(
+_ACKS_FOR_DOMAIN = Prepared(select(func.count()).select_from(Outbox).where(
     or_(col(Outbox.recipient_domain) == bindparam("domain"),
         col(Outbox.sender_domain) == bindparam("domain")),
     col(Outbox.purpose) == "ack", col(Outbox.created_at) >= bindparam("since")))
-_SAME_TEXT = (
+_SAME_TEXT = Prepared(
     select(col(Ticket.number))
     .join(TicketMessage, col(TicketMessage.ticket_id) == col(Ticket.id))
     .join(Outbox, col(Outbox.ticket_id) == col(Ticket.id))
@@ -65,8 +68,8 @@ _SAME_TEXT = (
            or_(col(TicketMessage.sender) == bindparam("sender"),
                col(Outbox.mailbox) == bindparam("key")))
     .limit(1))
-_SUPPRESSION = select(col(Suppression.bounced_at), col(Suppression.reason)).where(
-    col(Suppression.address) == bindparam("address"))
+_SUPPRESSION = Prepared(select(col(Suppression.bounced_at), col(Suppression.reason)).where(
+    col(Suppression.address) == bindparam("address")))
 
 
 class DatabaseTickets:
@@ -85,7 +88,7 @@ class DatabaseTickets:
 
     def by_number(self, number: str) -> TicketRef | None:
         """The ticket with `number`, if any."""
-        row = self.connection.execute(_TICKET_BY_NUMBER, {"number": number.upper()}).first()
+        row = _TICKET_BY_NUMBER.run(self.connection, {"number": number.upper()}).first()
         return ticket_ref(row) if row else None
 
     def by_message_ids(self, message_ids: Sequence[str]) -> MessageMatch | None:
@@ -94,39 +97,39 @@ class DatabaseTickets:
             return None
         wanted = list(dict.fromkeys(message_ids))[:50]
         found: dict[str, tuple[int, bool]] = {}
-        for row in self.connection.execute(_MESSAGES_BY_ID, {"ids": wanted}):
+        for row in _MESSAGES_BY_ID.run(self.connection, {"ids": wanted}).rows:
             found.setdefault(row[0], (row[1], False))
-        for row in self.connection.execute(_SENT_BY_ID, {"ids": wanted}):
+        for row in _SENT_BY_ID.run(self.connection, {"ids": wanted}).rows:
             if row[1] is not None:
                 found[row[0]] = (row[1], True)
         for message_id in wanted:
             if message_id in found:
                 ticket_id, ours = found[message_id]
-                ticket = self.connection.execute(_TICKET_BY_ID, {"ticket_id": ticket_id}).first()
+                ticket = _TICKET_BY_ID.run(self.connection, {"ticket_id": ticket_id}).first()
                 if ticket is not None:
                     return MessageMatch(ticket_ref(ticket), message_id, ours)
         return None
 
     def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
         """Acknowledgements queued or sent to mailbox key `mailbox` since `since`."""
-        return int(self.connection.execute(
-            _ACKS_TO_MAILBOX, {"key": mailbox, "since": since}).scalar() or 0)
+        return int(_ACKS_TO_MAILBOX.run(
+            self.connection, {"key": mailbox, "since": since}).scalar() or 0)
 
     def acks_for_domain(self, domain: str, since: datetime) -> int:
         """Acknowledgements since `since` that went to `domain` or answered a sender there."""
-        return int(self.connection.execute(
-            _ACKS_FOR_DOMAIN, {"domain": domain, "since": since}).scalar() or 0)
+        return int(_ACKS_FOR_DOMAIN.run(
+            self.connection, {"domain": domain, "since": since}).scalar() or 0)
 
     def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
                                since: datetime) -> str | None:
         """The ticket opened with this text since `since`, by `sender` or acked to `mailbox`."""
-        row = self.connection.execute(_SAME_TEXT, {
+        row = _SAME_TEXT.run(self.connection, {
             "digest": digest, "since": since, "sender": sender, "key": mailbox}).first()
         return str(row[0]) if row else None
 
     def suppressed(self, address: str, since: datetime) -> str | None:
         """The reason `address` bounced permanently since `since`, if it did."""
-        row = self.connection.execute(_SUPPRESSION, {"address": address.lower()}).first()
+        row = _SUPPRESSION.run(self.connection, {"address": address.lower()}).first()
         return str(row[1]) if row is not None and row[0] >= since else None
 
     def hold_accounting(self) -> None:
@@ -136,12 +139,12 @@ class DatabaseTickets:
 
     def outbox_by_token(self, token: str) -> OutboxRef | None:
         """The outbox item with VERP token `token`."""
-        return _outbox_ref(self.connection.execute(_OUTBOX_BY_TOKEN, {"token": token}).first())
+        return _outbox_ref(_OUTBOX_BY_TOKEN.run(self.connection, {"token": token}).first())
 
     def outbox_by_message_ids(self, message_ids: Sequence[str]) -> OutboxRef | None:
         """The outbox item that had one of `message_ids`."""
-        return _outbox_ref(self.connection.execute(
-            _OUTBOX_BY_ID, {"ids": list(message_ids)[:20]}).first())
+        return _outbox_ref(_OUTBOX_BY_ID.run(
+            self.connection, {"ids": list(message_ids)[:20]}).first())
 
 
 def _outbox_ref(row: AnyRow | None) -> OutboxRef | None:

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, update
 from sqlmodel import Session
 
 from maild.models import TicketCounter, table_of
+from maild.prepared import Prepared
 
 
 def luhn_digit(digits: str) -> int:
@@ -69,8 +70,8 @@ class TicketNumbering:
 
 
 _COUNTER = table_of(TicketCounter)
-_NEXT = (update(_COUNTER).where(_COUNTER.c.scope == bindparam("counter_scope"))
-         .values(last=_COUNTER.c.last + 1).returning(_COUNTER.c.last))
+_NEXT = Prepared(update(_COUNTER).where(_COUNTER.c.scope == bindparam("counter_scope"))
+                 .values(last=_COUNTER.c.last + 1).returning(_COUNTER.c.last))
 _FIRST = {"scope": bindparam("counter_scope"), "last": 0}
 
 
@@ -97,8 +98,8 @@ def allocate_number(session: Session, numbering: TicketNumbering, year: int) -> 
     """
     scope = str(year)
     connection = session.connection()
-    sequence = connection.execute(_NEXT, {"counter_scope": scope}).scalar()
+    sequence = _NEXT.run(connection, {"counter_scope": scope}).scalar()
     if sequence is None:
         connection.execute(_create_counter(connection.dialect.name), {"counter_scope": scope})
-        sequence = connection.execute(_NEXT, {"counter_scope": scope}).scalar_one()
+        sequence = _NEXT.run(connection, {"counter_scope": scope}).scalar_one()
     return numbering.format(year, int(sequence))

@@ -2,8 +2,9 @@
 
 Events, ticket messages and outbox items are written once and never changed by
 the code that creates them, so they need no ORM object and no unit of work:
-an INSERT on the session's connection is a fraction of the cost, and a later
-query in the same transaction sees the row as usual.
+an INSERT prepared once (`maild.prepared`) and run on the session's connection
+is a fraction of the cost, and a later query in the same transaction sees the
+row as usual.
 """
 
 from __future__ import annotations
@@ -12,27 +13,27 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeAlias
 
-from sqlalchemy import Insert, Row
+from sqlalchemy import Row
 from sqlmodel import Session, SQLModel
 
 from maild.models import table_of
+from maild.prepared import Prepared
 from maild.sqlite_blobs import StoredBlob, in_pieces, insert_with_blob
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a result row of any columns
 
 
 @cache
-def insert_statement(model: type[SQLModel]) -> Insert:
+def insert_statement(model: type[SQLModel]) -> Prepared:
     """The INSERT of `model`'s table, built once (its columns come with each execution)."""
-    return table_of(model).insert()
+    return Prepared(table_of(model).insert())
 
 
 def insert_row(session: Session, model: type[SQLModel], **values: Any) -> int:
     """Insert one row of `model` (column defaults apply) and return its primary key."""
-    result = session.connection().execute(insert_statement(model), values)
-    key = result.inserted_primary_key
+    key = insert_statement(model).run(session, values).inserted_key
     assert key is not None
-    return int(key[0])
+    return int(key)
 
 
 # Bytes of this size and more are written into SQLite a piece at a time.

@@ -21,6 +21,7 @@ from maild.models import (
 )
 from maild.parse import ParsedMail
 from maild.pipeline import Decision
+from maild.prepared import Prepared
 from maild.respond.ack import ComposedMail, compose_ack
 from maild.respond.address import UnusableAddress
 from maild.respond.bounces import new_token, verp_address
@@ -36,11 +37,13 @@ from maild.tickets.ticket_row import TicketRow, insert_ticket, load_ticket, save
 
 _OUTBOX = table_of(Outbox)
 # A bounce's writes; the columns to set come with each execution's parameters.
-_BOUNCED_ITEM = select(_OUTBOX.c.id, _OUTBOX.c.recipient, _OUTBOX.c.ticket_id,
-                       _OUTBOX.c.history).where(_OUTBOX.c.id == bindparam("outbox_id"))
-_OUTBOX_UPDATE = _OUTBOX.update().where(_OUTBOX.c.id == bindparam("outbox_id"))
+_BOUNCED_ITEM = Prepared(select(_OUTBOX.c.id, _OUTBOX.c.recipient, _OUTBOX.c.ticket_id,
+                                _OUTBOX.c.history).where(_OUTBOX.c.id == bindparam("outbox_id")))
+_OUTBOX_UPDATE = Prepared(_OUTBOX.update().where(_OUTBOX.c.id == bindparam("outbox_id")))
 _SUPPRESSED = table_of(Suppression)
-_SUPPRESSION_UPDATE = _SUPPRESSED.update().where(_SUPPRESSED.c.address == bindparam("suppressed"))
+_SUPPRESSION_UPDATE = Prepared(
+    _SUPPRESSED.update().where(_SUPPRESSED.c.address == bindparam("suppressed")))
+_SUPPRESSION_INSERT = Prepared(_SUPPRESSED.insert())
 
 
 @dataclass
@@ -299,7 +302,7 @@ def _apply_bounce(session: Session, inbound: StoredMessage, mail: ParsedMail,
     """Attach a bounce to its ticket, mark the item bounced, suppress a dead address."""
     bounce = decision.details["bounce_of"]
     connection = session.connection()
-    item = connection.execute(_BOUNCED_ITEM, {"outbox_id": bounce["outbox"]}).first()
+    item = _BOUNCED_ITEM.run(connection, {"outbox_id": bounce["outbox"]}).first()
     if item is None:
         return Applied(ticket=None, outbox_id=None)
     result = "bounced" if bounce["permanent"] else "delayed"
@@ -308,14 +311,13 @@ def _apply_bounce(session: Session, inbound: StoredMessage, mail: ParsedMail,
         *(item.history or []), {"at": now.isoformat(), "result": result, "detail": detail}]}
     if bounce["permanent"]:
         changes["state"] = OutboxState.BOUNCED
-    connection.execute(_OUTBOX_UPDATE, {"outbox_id": item.id, **changes})
+    _OUTBOX_UPDATE.run(connection, {"outbox_id": item.id, **changes})
     if bounce["permanent"]:
         address = item.recipient.lower()
         reason = f"{bounce['evidence']} on {now.date().isoformat()}"
         values = {"bounced_at": now, "inbound_id": inbound.id, "reason": reason}
-        if connection.execute(_SUPPRESSION_UPDATE, {"suppressed": address, **values}
-                              ).rowcount == 0:
-            connection.execute(_SUPPRESSED.insert(), {"address": address, **values})
+        if _SUPPRESSION_UPDATE.run(connection, {"suppressed": address, **values}).rowcount == 0:
+            _SUPPRESSION_INSERT.run(connection, {"address": address, **values})
     if item.ticket_id is not None:
         insert_row(session, TicketMessage,
                    ticket_id=item.ticket_id, inbound_id=inbound.id, direction="in",

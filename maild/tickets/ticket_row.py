@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from maild.models import Ticket, table_of
+from maild.prepared import Prepared
 from maild.tickets.rows import insert_statement
 
 _TICKET = table_of(Ticket)
@@ -65,27 +66,26 @@ class TicketRow:
 
 COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(TicketRow)
                                  if not item.name.startswith("_"))
-_BY_NUMBER = select(*(_TICKET.c[name] for name in COLUMNS)).where(
-    _TICKET.c.number == bindparam("ticket_number"))
+_BY_NUMBER = Prepared(select(*(_TICKET.c[name] for name in COLUMNS)).where(
+    _TICKET.c.number == bindparam("ticket_number")))
 # The columns to set come with each execution's parameters: only those that changed.
-_UPDATE = _TICKET.update().where(_TICKET.c.id == bindparam("ticket_id"))
+_UPDATE = Prepared(_TICKET.update().where(_TICKET.c.id == bindparam("ticket_id")))
 
 
 def insert_ticket(session: Session, ticket: TicketRow) -> int:
     """Insert `ticket` in the session's transaction; sets and returns its id."""
     values = ticket.values()
     del values["id"]
-    result = session.connection().execute(insert_statement(Ticket), values)
-    key = result.inserted_primary_key
+    key = insert_statement(Ticket).run(session, values).inserted_key
     assert key is not None
-    ticket.id = int(key[0])
+    ticket.id = int(key)
     ticket._read = ticket.values()
     return ticket.id
 
 
 def load_ticket(session: Session, number: str) -> TicketRow:
     """The ticket numbered `number` (raises NoResultFound when there is none)."""
-    row = session.connection().execute(_BY_NUMBER, {"ticket_number": number}).one()
+    row = _BY_NUMBER.run(session, {"ticket_number": number}).one()
     ticket = TicketRow(**row._asdict())
     ticket._read = ticket.values()
     return ticket
@@ -98,5 +98,5 @@ def save_ticket(session: Session, ticket: TicketRow) -> None:
     changed = {name: value for name, value in now.items() if value != ticket._read[name]}
     if not changed:
         return
-    session.connection().execute(_UPDATE, {"ticket_id": ticket.id, **changed})
+    _UPDATE.run(session, {"ticket_id": ticket.id, **changed})
     ticket._read = now

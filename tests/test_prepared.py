@@ -1,0 +1,267 @@
+"""Prepared statements write and read exactly what SQLAlchemy's own execution does, on SQLite
+and PostgreSQL, in the caller's transaction, and fail as SQLAlchemy fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, bindparam, event, func, select
+from sqlalchemy.exc import IntegrityError, NoResultFound, StatementError
+from sqlmodel import Session
+
+from maild.db import open_database
+from maild.intake import store_inbound
+from maild.models import (
+    Inbound,
+    Outbox,
+    Suppression,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    table_of,
+)
+from maild.prepared import Prepared, connection_of, execute_sql
+from maild.runtime import Runtime
+from tests.mailmaker import support_mail
+from tests.pipeline_helpers import tickets
+
+_TICKET = table_of(Ticket)
+_OUTBOX = table_of(Outbox)
+_INBOUND = table_of(Inbound)
+_EVENT = table_of(TicketEvent)
+_MESSAGE = table_of(TicketMessage)
+# A time zone east of UTC: a UTC column stores it converted.
+_CET = timezone(timedelta(hours=1))
+_AT = datetime(2026, 11, 16, 10, 15, 30, 250_000, tzinfo=_CET)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = open_database(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _stored(connection: Connection, table: str, key: int) -> tuple[Any, ...]:
+    """A row as the driver reads it, without SQLAlchemy's conversions, its id left out."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
+    cursor.execute(f"SELECT * FROM {table} WHERE id = {placeholder}", (key,))
+    names = [column[0] for column in cursor.description]
+    row = cursor.fetchone()
+    cursor.close()
+    return tuple(value for name, value in zip(names, row, strict=True) if name != "id")
+
+
+def _ticket(number: str) -> dict[str, Any]:
+    return {"number": number, "subject": "Fel pris – ÅÄÖ", "created_at": _AT,
+            "updated_at": _AT.astimezone(UTC), "requester": "anna@kund.se", "private": True,
+            "response_due": _AT + timedelta(hours=4), "missing": None,
+            "participants": ["anna@kund.se", "bo@kund.se"],
+            "decision": {"kind": "new", "nested": {"ä": [1, 2.5, None, True]}}}
+
+
+def _inbound(key: str) -> dict[str, Any]:
+    return {"received_at": _AT, "transport": "smtp", "envelope_recipients": ["s@example.se"],
+            "raw": b"Subject: x\r\n\r\n\xff\x00body", "size": 17, "idempotency_key": key}
+
+
+def test_an_insert_writes_the_bytes_sqlalchemy_writes(engine: Engine) -> None:
+    with Session(engine) as session:
+        connection = session.connection()
+        for table, first, second in (
+                (_TICKET, _ticket("MD-1"), _ticket("MD-2")),
+                (_INBOUND, _inbound("a"), _inbound("b"))):
+            ours = Prepared(table.insert()).run(session, first).inserted_key
+            theirs = connection.execute(table.insert(), second).inserted_primary_key[0]
+            assert ours is not None and ours != theirs
+            mine, reference = _stored(connection, table.name, ours), _stored(
+                connection, table.name, theirs)
+            assert [a for a in mine if a not in ("MD-1", "a")] == [
+                b for b in reference if b not in ("MD-2", "b")]
+        ticket_id = connection.execute(select(_TICKET.c.id).limit(1)).scalar_one()
+        event_values = {"ticket_id": ticket_id, "at": _AT, "actor": "maild", "kind": "created",
+                        "detail": {"queue": None, "acknowledged": False}}
+        outbox_values = {"ticket_id": ticket_id, "purpose": "team", "envelope_sender": "",
+                         "recipient": "team@example.se", "message_id": "<m@x>",
+                         "raw": b"\x00\xff", "created_at": _AT}  # state, attempts: defaults
+        for table, values in ((_EVENT, event_values), (_OUTBOX, outbox_values)):
+            ours = Prepared(table.insert()).run(session, values).inserted_key
+            theirs = connection.execute(table.insert(), values).inserted_primary_key[0]
+            assert _stored(connection, table.name, ours) == _stored(
+                connection, table.name, theirs)
+        session.commit()
+
+
+def test_an_update_sets_what_sqlalchemy_sets_and_counts_its_rows(engine: Engine) -> None:
+    by_number = _TICKET.update().where(_TICKET.c.number == bindparam("ticket_number"))
+    changes = {"status": "closed", "closed_at": _AT, "missing": ["version"], "private": False,
+               "decision": None}
+    with Session(engine) as session:
+        connection = session.connection()
+        first = connection.execute(_TICKET.insert(), _ticket("MD-1")).inserted_primary_key[0]
+        second = connection.execute(_TICKET.insert(), _ticket("MD-2")).inserted_primary_key[0]
+        ran = Prepared(by_number).run(session, {"ticket_number": "MD-1", **changes})
+        assert ran.rowcount == 1
+        connection.execute(by_number, {"ticket_number": "MD-2", **changes})
+        assert _stored(connection, "ticket", first)[1:] == _stored(
+            connection, "ticket", second)[1:]
+        assert Prepared(by_number).run(session, {"ticket_number": "none",
+                                                 **changes}).rowcount == 0
+
+
+def test_rows_come_back_converted_as_sqlalchemy_returns_them(engine: Engine) -> None:
+    query = select(_TICKET).where(_TICKET.c.number == bindparam("wanted"))
+    counted = select(func.count()).select_from(_TICKET).where(
+        _TICKET.c.created_at >= bindparam("since"), _TICKET.c.private == True)  # noqa: E712
+    with Session(engine) as session:
+        connection = session.connection()
+        connection.execute(_TICKET.insert(), _ticket("MD-1"))
+        ours = Prepared(query).run(session, {"wanted": "MD-1"}).one()
+        theirs = connection.execute(query, {"wanted": "MD-1"}).one()
+        assert tuple(ours) == tuple(theirs) and ours._asdict() == theirs._asdict()
+        assert ours.created_at == _AT and ours.created_at.tzinfo == UTC
+        assert ours.participants == ["anna@kund.se", "bo@kund.se"]
+        assert Prepared(counted).run(session, {"since": _AT - timedelta(seconds=1)}
+                                     ).scalar_one() == 1
+        assert Prepared(query).run(session, {"wanted": "none"}).first() is None
+        with pytest.raises(NoResultFound):
+            Prepared(query).run(session, {"wanted": "none"}).one()
+
+
+def test_it_runs_in_the_callers_transaction_and_savepoints(engine: Engine) -> None:
+    insert = Prepared(_TICKET.insert())
+    with Session(engine) as session:
+        insert.run(session, _ticket("MD-1"))
+        execute_sql(session, "SAVEPOINT maild_test")
+        insert.run(session, _ticket("MD-2"))
+        execute_sql(session, "ROLLBACK TO SAVEPOINT maild_test")
+        execute_sql(session, "RELEASE SAVEPOINT maild_test")
+        session.rollback()
+        insert.run(session, _ticket("MD-3"))
+        session.commit()
+    with engine.connect() as connection:
+        assert connection.execute(select(_TICKET.c.number)).scalars().all() == ["MD-3"]
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(engine: Engine) -> None:
+    insert = Prepared(_TICKET.insert())
+    with Session(engine) as session:
+        insert.run(session, _ticket("MD-1"))
+        with pytest.raises(IntegrityError):
+            insert.run(session, _ticket("MD-1"))
+
+
+def test_a_session_connection_is_remembered_for_its_transaction_only(engine: Engine) -> None:
+    with Session(engine) as session:
+        first = connection_of(session)
+        assert connection_of(session) is first is session.connection()
+        session.commit()
+        assert connection_of(session) is session.connection()
+
+
+def test_an_engine_with_execution_events_sees_every_statement(engine: Engine) -> None:
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda *args: seen.append(args[2].split()[0]))
+    statement = Prepared(_TICKET.insert())
+    with Session(engine) as session:
+        key = statement.run(session, _ticket("MD-1")).inserted_key
+        execute_sql(session, "SAVEPOINT maild_test")
+        session.commit()
+    assert key is not None and seen == ["INSERT", "SAVEPOINT"]
+
+
+def test_processing_runs_a_messages_statements_past_sqlalchemys_execute(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only a batch's own statements (the query of its claim, the year's counter row, the
+    # next claim's query that finds nothing, PostgreSQL's accounting lock) go through
+    # `Connection.execute`; before, a dozen went through it for every message.
+    for index in range(4):
+        store_inbound(runtime.engine, support_mail(subject=f"Fel pris {index}"),
+                      transport="smtp", recipients=["support@example.se"])
+    executed: list[str] = []
+    execute = Connection.execute
+
+    def counted(self: Connection, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        executed.append(str(statement).split()[0])
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "execute", counted)
+    counts = runtime.processor().run_pending()
+    assert counts["processed"] == 4 and counts["kind:new"] == 4
+    assert len(executed) <= 5 and "UPDATE" not in executed, executed
+    assert len(tickets(runtime)) == 4
+
+
+def test_a_value_its_type_refuses_is_raised_as_sqlalchemy_raises_it(engine: Engine) -> None:
+    naive = {**_ticket("MD-1"), "created_at": datetime(2026, 11, 16, 9, 0)}
+    with Session(engine) as session:
+        with pytest.raises(StatementError, match="naive datetime"):
+            Prepared(_TICKET.insert()).run(session, naive)
+        with pytest.raises(StatementError, match="naive datetime"):
+            session.connection().execute(_TICKET.insert(), naive)
+        with pytest.raises(StatementError, match="required for bind parameter 'wanted'"):
+            Prepared(select(_TICKET.c.id).where(_TICKET.c.number == bindparam("wanted"))
+                     ).run(session, {"other": 1})
+
+
+def test_an_in_list_is_expanded_as_sqlalchemy_expands_it(engine: Engine) -> None:
+    query = select(_TICKET.c.number, _TICKET.c.created_at).where(
+        _TICKET.c.number.in_(bindparam("numbers", expanding=True)),
+        _TICKET.c.private == bindparam("private")).order_by(_TICKET.c.number)
+    statement = Prepared(query)
+    with Session(engine) as session:
+        connection = session.connection()
+        for number in ("MD-1", "MD-2", "MD-3"):
+            connection.execute(_TICKET.insert(), _ticket(number))
+        for numbers in (["MD-3", "MD-1", "none"], ["MD-2"], []):
+            wanted = {"numbers": numbers, "private": True}
+            assert [tuple(row) for row in statement.run(session, wanted).rows] == [
+                tuple(row) for row in connection.execute(query, wanted)]
+        assert [row.number for row in statement.run(
+            session, {"numbers": ["MD-2", "MD-3"], "private": True}).rows] == ["MD-2", "MD-3"]
+
+
+def test_a_connection_without_a_transaction_begins_one_as_sqlalchemy_does(
+        engine: Engine) -> None:
+    statement = Prepared(_TICKET.insert())
+    with engine.connect() as connection:
+        statement.run(connection, _ticket("MD-1"))
+        assert connection.in_transaction()
+        connection.commit()
+        statement.run(connection, _ticket("MD-2"))
+        statement.run(connection, _ticket("MD-3"))
+        connection.rollback()
+    with engine.connect() as connection:
+        assert connection.execute(select(_TICKET.c.number)).scalars().all() == ["MD-1"]
+
+
+def test_an_insert_gives_its_primary_key_as_sqlalchemy_gives_it(engine: Engine) -> None:
+    suppression = table_of(Suppression)
+    bounced = {"bounced_at": _AT, "reason": "5.1.1"}
+    with Session(engine) as session:
+        connection = session.connection()
+        ran = Prepared(_TICKET.insert()).run(session, _ticket("MD-1"))
+        theirs = connection.execute(_TICKET.insert(), _ticket("MD-2")).inserted_primary_key
+        assert (ran.inserted_key, ran.rows) == (theirs[0] - 1, [])
+        ran = Prepared(suppression.insert()).run(session, {"address": "a@kund.se", **bounced})
+        theirs = connection.execute(suppression.insert(),
+                                    {"address": "b@kund.se", **bounced}).inserted_primary_key
+        assert (ran.inserted_key, theirs[0]) == ("a@kund.se", "b@kund.se")
+
+
+def test_without_the_compiler_internals_it_reads_a_statement_goes_through_sqlalchemy(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(compiled: object) -> None:
+        raise AttributeError("'SQLCompiler' object has no attribute '_bind_processors'")
+
+    monkeypatch.setattr("maild.prepared._direct_plan", missing)
+    with Session(engine) as session:
+        key = Prepared(_TICKET.insert()).run(session, _ticket("MD-1")).inserted_key
+        row = Prepared(select(_TICKET.c.id, _TICKET.c.participants).where(
+            _TICKET.c.number == bindparam("wanted"))).run(session, {"wanted": "MD-1"}).one()
+        assert (row.id, row.participants) == (key, ["anna@kund.se", "bo@kund.se"])
