@@ -26,6 +26,7 @@ from maild.db import StorageError
 from maild.log import get_logger
 from maild.message_key import TRACE_HEADERS, idempotency_key, raw_message_id
 from maild.models import Inbound, InboundState, utcnow
+from maild.prepared import Prepared
 from maild.write_turns import write_turns
 
 log = get_logger("maild.intake")
@@ -120,23 +121,28 @@ _EXISTING = (select(col(Inbound.id), col(Inbound.idempotency_key),
 _COUNT_REPEATS = (update(Inbound).where(col(Inbound.id) == bindparam("row_id"))
                   .values(duplicates=col(Inbound.duplicates) + bindparam("copies"),
                           envelope_recipients=bindparam("merged")))
-_STATEMENTS: dict[str, Insert] = {}
+_STATEMENTS: dict[str, Prepared] = {}
 
 
-def _insert_new(dialect: str) -> Insert:
-    """INSERT of new rows that skips a key already stored (by anyone) and returns the rest."""
-    statement = _STATEMENTS.get(dialect)
-    if statement is None:
+def _insert_new(dialect: str) -> Prepared:
+    """INSERT of a new row that skips a key already stored (by anyone), returning its id.
+
+    Prepared (`maild.prepared`): a batch holds a few messages, and SQLAlchemy's own
+    execution of a statement costs more than the row does.
+    """
+    prepared = _STATEMENTS.get(dialect)
+    if prepared is None:
         key = [col(Inbound.idempotency_key)]
+        statement: Insert
         if dialect == "sqlite":
             statement = sqlite_insert(Inbound).on_conflict_do_nothing(index_elements=key)
         elif dialect == "postgresql":
             statement = postgresql_insert(Inbound).on_conflict_do_nothing(index_elements=key)
         else:
             raise StorageError(f"no intake statement for the {dialect} database")
-        statement = statement.returning(col(Inbound.id), col(Inbound.idempotency_key))
-        _STATEMENTS[dialect] = statement
-    return statement
+        prepared = _STATEMENTS[dialect] = Prepared(
+            statement.returning(col(Inbound.id), col(Inbound.idempotency_key)))
+    return prepared
 
 
 def store_batch(engine: Engine, arrivals: Sequence[Arrival], *,
@@ -161,8 +167,9 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival], *,
         arrived_for.setdefault(key, []).extend(recipients)
     try:
         with write_turns(engine).turn(urgent=True), _transaction(engine, connection) as writing:
-            ids = {row.idempotency_key: int(row.id) for row in writing.execute(
-                _insert_new(engine.dialect.name), list(fresh.values()))}
+            insert = _insert_new(engine.dialect.name)
+            ids = {row.idempotency_key: int(row.id) for values in fresh.values()
+                   for row in insert.run(writing, values).rows}
             stored_before = {key for key in fresh if key not in ids}
             known: dict[str, Sequence[str]] = {key: [] for key in fresh}
             if stored_before:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+from sqlmodel import Session, col, select
 
 from maild.intake import (
     Arrival,
@@ -128,3 +132,34 @@ def test_a_batch_of_mail_stored_before_adds_no_row(runtime: Runtime) -> None:
     assert again == Stored(inbound_id=first.inbound_id, duplicate=True)
     with Session(runtime.engine) as session:
         assert len(session.exec(select(Inbound)).all()) == 1
+
+
+def test_a_batch_of_new_mail_is_inserted_past_sqlalchemys_execute(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accept path's INSERTs run prepared, and store what SQLAlchemy's execution stores."""
+    executed: list[str] = []
+    execute = Connection.execute
+
+    def counted(self: Connection, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        executed.append(str(statement).split()[0])
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "execute", counted)
+    mails = [support_mail(message_id=f"<prepared-{index}@mail.test>", body=f"Fel {index}.\n")
+             for index in range(3)]
+    with runtime.engine.connect() as connection:
+        results = store_batch(runtime.engine, [
+            Arrival(raw, "smtp", "Anna@Kund.se", [" Support@example.se"], "smtp test")
+            for raw in mails], connection=connection)
+    assert "INSERT" not in executed, executed
+    monkeypatch.undo()
+    assert [result.duplicate for result in results if isinstance(result, Stored)] == [
+        False, False, False]
+    with Session(runtime.engine) as session:
+        rows = session.exec(select(Inbound).order_by(col(Inbound.id))).all()
+    assert [row.raw for row in rows] == mails
+    assert [row.id for row in rows] == [
+        result.inbound_id for result in results if isinstance(result, Stored)]
+    assert {(row.envelope_sender, tuple(row.envelope_recipients or ()), row.state,
+             row.idempotency_key == idempotency_key(row.raw)) for row in rows} == {
+        ("Anna@Kund.se", ("support@example.se",), "received", True)}
