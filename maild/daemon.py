@@ -76,6 +76,19 @@ class Counters:
         return "; ".join([line, *(problems or [])])
 
 
+async def woken(event: asyncio.Event, seconds: float) -> None:
+    """Return once `event` is set, or after `seconds`, whichever comes first.
+
+    At once when it is set already: a loop woken for every stored message should not
+    pay for `asyncio.wait_for`'s task and timer each time.
+    """
+    if event.is_set():
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
 @dataclass
 class Daemon:
     """The running maild: its parts and the events that drive them."""
@@ -165,8 +178,7 @@ class Daemon:
         With worker processes (`processing.workers`), wake them instead: they process.
         """
         while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.work.wait(), self.config.worker_interval)
+            await woken(self.work, self.config.worker_interval)
             self.work.clear()
             if self.pool is not None:
                 self.pool.wake()
@@ -213,8 +225,7 @@ class Daemon:
     async def outbox_loop(self) -> None:
         """The daemon's one outbox sender: a pass when woken, and every outbox interval anyway."""
         while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.outbox_wake.wait(), self.outbox_wait())
+            await woken(self.outbox_wake, self.outbox_wait())
             self.outbox_wake.clear()
             if not self.stopping.is_set():
                 await self.flush()
@@ -245,15 +256,13 @@ class Daemon:
             else:
                 if report.escalated or report.warned:
                     self.wake_outbox()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.sla_wake.wait(), interval)
+            await woken(self.sla_wake, interval)
             self.sla_wake.clear()
 
     async def watchdog_loop(self, interval: float) -> None:
         while not self.stopping.is_set():
             systemd.notify("WATCHDOG=1")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), interval)
+            await woken(self.stopping, interval)
 
     def status(self) -> None:
         problems = [problem for health in self.imap_health
