@@ -537,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     long_running = args.command == "run" or getattr(args, "follow", False)
     if not args.verbose and not long_running and level in ("debug", "info"):
         level = "warning"
-    configure_logging(level, config.log_format)
+    configure_logging(level, config.log_format, once=args.command == "run")
     context = Context(config)
     handler: Handler = args.handler
     try:

@@ -12,8 +12,12 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
-def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    """Send structlog events to stderr at `level`, as console text or JSON lines ("off": none)."""
+def configure_logging(level: str = "info", fmt: str = "auto", *, once: bool = False) -> None:
+    """Send structlog events to stderr at `level`, as console text or JSON lines ("off": none).
+
+    `once`: this process configures logging this once (the daemon), so each logger is
+    built on its first event and kept, instead of built anew for every event.
+    """
     if level == "off":
         structlog.configure(processors=[_drop], cache_logger_on_first_use=False)
         return
@@ -33,7 +37,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=once,
     )
 
 
