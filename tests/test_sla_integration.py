@@ -171,3 +171,27 @@ def test_sla_due_command(maild: MaildCLI) -> None:
     assert none.stdout.strip() == "none"
     bad = maild("sla", "due", "--hours", "mnd-fri 09:00-17:00", "--target", "2h")
     assert bad.code == 1 and "mnd" in bad.stderr
+
+
+def test_a_pass_after_new_tickets_looks_only_at_those_opened_since_the_last(
+        sqlite_runtime: Runtime) -> None:
+    """The daemon's pass after a processing pass: the new tickets, not every open one."""
+    rules = sqlite_runtime.rules
+    older = arrive(sqlite_runtime, support_mail(sender="karin@halsovaxeln.se",
+                                                subject="Inloggning"), "2026-11-23T08:00")
+    first = run_monitor(sqlite_runtime.engine, rules, at("2026-11-23T08:01"), "example.se")
+    assert first.last_ticket_id == ticket(sqlite_runtime, older).id
+    newer = arrive(sqlite_runtime, support_mail(sender="karin@halsovaxeln.se",
+                                                subject="Utskrift"), "2026-11-23T08:02")
+    # Both are past their response time now; the short pass sees the newer one only.
+    short = run_monitor(sqlite_runtime.engine, rules, at("2026-11-24T17:01"), "example.se",
+                        after_id=first.last_ticket_id)
+    assert short.response_breaches == 1
+    assert short.last_ticket_id == ticket(sqlite_runtime, newer).id
+    assert ticket(sqlite_runtime, newer).response_breached_at is not None
+    assert ticket(sqlite_runtime, older).response_breached_at is None
+    full = run_monitor(sqlite_runtime.engine, rules, at("2026-11-24T17:02"), "example.se")
+    assert full.response_breaches == 1, "the full pass finds the older one"
+    nothing_new = run_monitor(sqlite_runtime.engine, rules, at("2026-11-24T17:03"),
+                              "example.se", after_id=short.last_ticket_id)
+    assert nothing_new.last_ticket_id == short.last_ticket_id

@@ -49,6 +49,7 @@ class MonitorReport:
     warned: int = 0
     response_breaches: int = 0
     resolution_breaches: int = 0
+    last_ticket_id: int = 0  # the highest ticket id the pass looked at (or was told to pass)
 
 
 def _recipients(policy: Policy, ticket: Ticket, rules: Rules) -> list[str]:
@@ -133,14 +134,14 @@ def _breach(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, t
         f"sla.{target}_breached", due=due.isoformat(), notified=sent)
 
 
-def _tickets_to_watch(session: Session) -> Iterator[Ticket]:
-    """The open tickets with a target still to watch, in id order, read `CHUNK` at a time.
+def _tickets_to_watch(session: Session, after: int = 0) -> Iterator[Ticket]:
+    """The open tickets above id `after` with a target still to watch, in id order, read
+    `CHUNK` at a time.
 
     A pass holds one chunk of tickets in memory, not every open ticket, and leaves
     the columns it does not look at (the routing decision, participants, what is
     missing) unread.
     """
-    after = 0
     while True:
         chunk = session.exec(select(Ticket).options(*_UNWATCHED).where(
             col(Ticket.id) > after,
@@ -156,14 +157,21 @@ def _tickets_to_watch(session: Session) -> Iterator[Ticket]:
         after = chunk[-1].id or 0
 
 
-def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> MonitorReport:
-    """One pass over the open tickets at `now` (a time-zone aware instant)."""
+def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str, *,
+                after_id: int = 0) -> MonitorReport:
+    """One pass over the open tickets at `now` (a time-zone aware instant).
+
+    With `after_id`, only over the tickets opened after that one: the daemon's pass right
+    after new tickets, which need not read every open ticket again.
+    """
     escalated = warned = response_breaches = resolution_breaches = 0
+    last_ticket_id = after_id
     with Session(engine) as session:
         # Several instances may tick at once: each ticket is looked at by one pass at a time
         # (its row stays locked until this pass commits its notices), so every warning and
         # escalation is sent once cluster-wide. SQLite has one writer and no row locks.
-        for ticket in _tickets_to_watch(session):
+        for ticket in _tickets_to_watch(session, after_id):
+            last_ticket_id = max(last_ticket_id, ticket.id or 0)
             policy = rules.policies.get(ticket.policy or "")
             if policy is None:
                 continue
@@ -226,4 +234,5 @@ def run_monitor(engine: Engine, rules: Rules, now: datetime, domain: str) -> Mon
                 escalated += 1
             session.add(ticket)
         session.commit()
-    return MonitorReport(escalated, warned, response_breaches, resolution_breaches)
+    return MonitorReport(escalated, warned, response_breaches, resolution_breaches,
+                         last_ticket_id)
