@@ -9,8 +9,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Connection
 
 from maild.config import Config, load_config
 from maild.runtime import Runtime, open_runtime
@@ -145,3 +147,17 @@ def maild(tmp_path: Path) -> MaildCLI:
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAILD_")}
     env["MAILD_LOG_FORMAT"] = "json"
     return MaildCLI(cwd=work, env=env)
+
+
+@pytest.fixture
+def sqlalchemy_executions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The first word of every statement run through `Connection.execute` from now on."""
+    executed: list[str] = []
+    execute = Connection.execute
+
+    def counted(self: Connection, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        executed.append(str(statement).split()[0])
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "execute", counted)
+    return executed

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-from sqlalchemy import Connection
 from sqlmodel import Session, col, select
 
 from maild.intake import (
@@ -135,24 +131,15 @@ def test_a_batch_of_mail_stored_before_adds_no_row(runtime: Runtime) -> None:
 
 
 def test_a_batch_of_new_mail_is_inserted_past_sqlalchemys_execute(
-        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+        runtime: Runtime, sqlalchemy_executions: list[str]) -> None:
     """The accept path's INSERTs run prepared, and store what SQLAlchemy's execution stores."""
-    executed: list[str] = []
-    execute = Connection.execute
-
-    def counted(self: Connection, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        executed.append(str(statement).split()[0])
-        return execute(self, statement, *args, **kwargs)
-
-    monkeypatch.setattr(Connection, "execute", counted)
     mails = [support_mail(message_id=f"<prepared-{index}@mail.test>", body=f"Fel {index}.\n")
              for index in range(3)]
     with runtime.engine.connect() as connection:
         results = store_batch(runtime.engine, [
             Arrival(raw, "smtp", "Anna@Kund.se", [" Support@example.se"], "smtp test")
             for raw in mails], connection=connection)
-    assert "INSERT" not in executed, executed
-    monkeypatch.undo()
+    assert "INSERT" not in sqlalchemy_executions, sqlalchemy_executions
     assert [result.duplicate for result in results if isinstance(result, Stored)] == [
         False, False, False]
     with Session(runtime.engine) as session:

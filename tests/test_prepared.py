@@ -176,21 +176,14 @@ def test_an_engine_with_execution_events_sees_every_statement(engine: Engine) ->
 
 
 def test_processing_runs_a_messages_statements_past_sqlalchemys_execute(
-        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+        runtime: Runtime, request: pytest.FixtureRequest) -> None:
     # Only a batch's own statements (the query of its claim, the year's counter row, the
     # next claim's query that finds nothing, PostgreSQL's accounting lock) go through
     # `Connection.execute`; before, a dozen went through it for every message.
     for index in range(4):
         store_inbound(runtime.engine, support_mail(subject=f"Fel pris {index}"),
                       transport="smtp", recipients=["support@example.se"])
-    executed: list[str] = []
-    execute = Connection.execute
-
-    def counted(self: Connection, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        executed.append(str(statement).split()[0])
-        return execute(self, statement, *args, **kwargs)
-
-    monkeypatch.setattr(Connection, "execute", counted)
+    executed: list[str] = request.getfixturevalue("sqlalchemy_executions")
     counts = runtime.processor().run_pending()
     assert counts["processed"] == 4 and counts["kind:new"] == 4
     assert len(executed) <= 5 and "UPDATE" not in executed, executed
