@@ -140,6 +140,22 @@ def test_a_team_copy_of_an_original_with_overlong_lines_attaches_it_as_a_file(
     assert file.get_content() == raw, "the original is carried byte for byte"
 
 
+def test_a_team_copy_of_an_original_with_comments_nested_too_deep_attaches_it_as_a_file(
+        sqlite_runtime: Runtime) -> None:
+    """A reader's parser would recurse on each level of the original's header comments."""
+    raw = _raw_mail("From: anna.lind@bergstromsbygg.se\nTo: support@example.se\n"
+                    "Subject: Fel pris\nMessage-ID: <deep@bergstromsbygg.se>\n"
+                    "Content-Type: text/plain" + "(" * 600,
+                    b"Kassan visar fel pris.\n")
+    receive(sqlite_runtime, raw)
+    [team] = _items(sqlite_runtime, "team")
+    assert wire_problems(team.raw) == []
+    message = message_from_bytes(team.raw, policy=default)  # no RecursionError
+    [file] = [part for part in message.walk() if part.get_filename() == "original.eml"]
+    assert file.get_content_type() == "application/octet-stream"
+    assert file.get_content() == raw, "the original is carried byte for byte"
+
+
 def test_every_mail_composed_for_the_sample_mails_and_their_escalations_is_clean(
         sqlite_runtime: Runtime) -> None:
     from datetime import timedelta

@@ -19,6 +19,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 
+from maild.parse import bound_comment_nesting
 from maild.respond.address import mail_address
 
 FOLD = 78
@@ -182,8 +183,10 @@ def compose_text(fields: Sequence[str | None], text: str) -> bytes:
 def compose_with_original(fields: Sequence[str | None], text: str, original: bytes) -> bytes:
     """The whole mail: a text/plain part, then `original` attached with CRLF line endings.
 
-    As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL);
-    otherwise as a base64 `original.eml` file, which any mail client opens.
+    As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL) and its
+    header comments nest no deeper than maild's parser reads them (a mail reader's
+    parser may recurse on each level until it fails); otherwise as a base64
+    `original.eml` file, which any mail client opens.
     """
     # One join of the parts: a large original is copied once, into the mail.
     return b"".join(parts_with_original(fields, text, original))
@@ -195,7 +198,7 @@ def parts_with_original(fields: Sequence[str | None], text: str, original: bytes
     it is attached as it is (CRLF line endings, as SMTP delivers it), not a copy of it."""
     lines = crlf_lines(original)
     attached: list[bytes]
-    if b"\0" in lines or has_long_line(lines):
+    if b"\0" in lines or has_long_line(lines) or bound_comment_nesting(lines)[1]:
         attached = [b"Content-Type: application/octet-stream\r\n"
                     b"Content-Transfer-Encoding: base64\r\n"
                     b'Content-Disposition: attachment; filename="original.eml"\r\n\r\n',
