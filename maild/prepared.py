@@ -15,7 +15,8 @@ What this module does not do itself goes through `Connection.execute`: a
 statement with a default computed at execution, every statement of an engine
 with execution events or echo on (those must see each statement), one on a
 connection outside an active transaction, and any statement should the compiler
-internals read here be missing (another SQLAlchemy release).
+internals read here be missing (another SQLAlchemy release; pyproject.toml bounds
+it to the 2.1 series, on which these were read).
 tests/test_prepared.py compares both ways of running on SQLite and PostgreSQL.
 """
 
