@@ -156,6 +156,40 @@ def test_a_team_copy_of_an_original_with_comments_nested_too_deep_attaches_it_as
     assert file.get_content() == raw, "the original is carried byte for byte"
 
 
+def test_a_team_copy_of_a_message_carrying_deep_comments_folded_attaches_it_as_a_file(
+        sqlite_runtime: Runtime) -> None:
+    """Deep comments in a forwarded message's header, folded over lines, are found too."""
+    folded = "\n".join(" " + "(" * 20 for _ in range(30))
+    inner = ("From: ove@kund.se\nSubject: Vidarebefordrat\n"
+             f"Content-Type: text/plain\n{folded}\n\nHej\n")
+    raw = _raw_mail("From: anna.lind@bergstromsbygg.se\nTo: support@example.se\n"
+                    "Subject: Fel pris\nMessage-ID: <fwd@bergstromsbygg.se>\n"
+                    "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b",
+                    b"--b\nContent-Type: text/plain\n\nSe nedan.\n--b\n"
+                    b"Content-Type: message/rfc822\n\n" + inner.encode() + b"--b--\n")
+    receive(sqlite_runtime, raw)
+    [team] = _items(sqlite_runtime, "team")
+    assert wire_problems(team.raw) == []
+    message = message_from_bytes(team.raw, policy=default)
+    for part in message.walk():  # reading every part's type recursed on the old copy
+        part.get_content_type()
+    [file] = [part for part in message.walk() if part.get_filename() == "original.eml"]
+    assert file.get_content_type() == "application/octet-stream"
+    assert file.get_content() == raw
+
+
+@pytest.mark.parametrize(("lines", "deep"), [
+    (b"Subject: " + b"(" * 33, True),
+    (b"Subject: " + b"(" * 32 + b")" * 32, False),
+    (b"Subject: x\r\n" + b"\r\n".join([b" " + b"(" * 11] * 3), True),  # folded: 33
+    (b"Subject: x\r\n\r\n" + b"\r\n".join([b"(" * 11] * 3), False),  # body lines
+    (b"A: " + b"(" * 20 + b"\r\nB: " + b"(" * 20, False),  # two fields
+    (b"Subject: " + b"()" * 400, False),
+])
+def test_comments_too_deep_are_told_from_many_or_separate_ones(lines: bytes, deep: bool) -> None:
+    assert wire.comments_nest_too_deep(lines) is deep
+
+
 def test_every_mail_composed_for_the_sample_mails_and_their_escalations_is_clean(
         sqlite_runtime: Runtime) -> None:
     from datetime import timedelta

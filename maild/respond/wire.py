@@ -19,7 +19,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 
-from maild.parse import bound_comment_nesting
+from maild.parse import MAX_COMMENT_NESTING
 from maild.respond.address import mail_address
 
 FOLD = 78
@@ -180,11 +180,37 @@ def compose_text(fields: Sequence[str | None], text: str) -> bytes:
             + _quoted_printable(text))
 
 
+def comments_nest_too_deep(lines: bytes) -> bool:
+    """Whether parentheses nest deeper than `MAX_COMMENT_NESTING` in some field of `lines`.
+
+    Every line counts, a header's continuation lines with the line they continue, in
+    the message's own header and in those of the messages it carries; a body line
+    that merely looks so deep counts too, which only means the original is attached
+    as a file. Cheap unless the message has that many "(" at all.
+    """
+    if lines.count(b"(") <= MAX_COMMENT_NESTING:
+        return False
+    depth = 0
+    for line in lines.split(b"\r\n"):
+        if line[:1] not in (b" ", b"\t"):
+            depth = 0  # a new field, or a body line: what nested before is over
+        if b"(" not in line and b")" not in line:
+            continue
+        for match in _PARENTHESIS.finditer(line):
+            depth = depth + 1 if match.group() == b"(" else max(depth - 1, 0)
+            if depth > MAX_COMMENT_NESTING:
+                return True
+    return False
+
+
+_PARENTHESIS = re.compile(rb"[()]")
+
+
 def compose_with_original(fields: Sequence[str | None], text: str, original: bytes) -> bytes:
     """The whole mail: a text/plain part, then `original` attached with CRLF line endings.
 
-    As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL) and its
-    header comments nest no deeper than maild's parser reads them (a mail reader's
+    As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL) and
+    no comment in it nests deeper than maild's parser reads them (a mail reader's
     parser may recurse on each level until it fails); otherwise as a base64
     `original.eml` file, which any mail client opens.
     """
@@ -198,7 +224,7 @@ def parts_with_original(fields: Sequence[str | None], text: str, original: bytes
     it is attached as it is (CRLF line endings, as SMTP delivers it), not a copy of it."""
     lines = crlf_lines(original)
     attached: list[bytes]
-    if b"\0" in lines or has_long_line(lines) or bound_comment_nesting(lines)[1]:
+    if b"\0" in lines or has_long_line(lines) or comments_nest_too_deep(lines):
         attached = [b"Content-Type: application/octet-stream\r\n"
                     b"Content-Transfer-Encoding: base64\r\n"
                     b'Content-Disposition: attachment; filename="original.eml"\r\n\r\n',
