@@ -178,6 +178,24 @@ def test_a_team_copy_of_a_message_carrying_deep_comments_folded_attaches_it_as_a
     assert file.get_content() == raw
 
 
+def test_a_team_copy_of_an_original_with_mime_nested_too_deep_attaches_it_as_a_file(
+        sqlite_runtime: Runtime) -> None:
+    """maild reads the header of a mail whose parts nest too deep; a reader would recurse."""
+    inner = b"Content-Type: text/plain\r\n\r\nKassan visar fel pris.\r\n"
+    for level in range(1200):
+        inner = (b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (
+            level, level) + inner + b"\r\n--b%d--\r\n" % level)
+    raw = (b"From: anna.lind@bergstromsbygg.se\r\nTo: support@example.se\r\n"
+           b"Subject: Fel pris\r\nMessage-ID: <nested@bergstromsbygg.se>\r\n"
+           b"MIME-Version: 1.0\r\n" + inner)
+    receive(sqlite_runtime, raw)
+    [team] = _items(sqlite_runtime, "team")
+    message = message_from_bytes(team.raw, policy=default)  # RecursionError on the old copy
+    [file] = [part for part in message.walk() if part.get_filename() == "original.eml"]
+    assert file.get_content_type() == "application/octet-stream"
+    assert file.get_content() == raw
+
+
 @pytest.mark.parametrize(("lines", "deep"), [
     (b"Subject: " + b"(" * 33, True),
     (b"Subject: " + b"(" * 32 + b")" * 32, False),

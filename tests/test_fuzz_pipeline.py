@@ -171,7 +171,8 @@ def _compose(raw: bytes) -> tuple[ParsedMail | None, Decision | None, list[Compo
         ticket=ticket, rules=rules, raw=raw, original_subject=mail.subject,
         sender=decision.sender, priority_reason="fuzz", role="opening",
         support_address=decision.details.get("support_address") or "support@example.se",
-        numbering=numbering, domain="example.se", now=NOW)
+        numbering=numbering, domain="example.se", now=NOW,
+        opaque="MimeNestingTooDeep" in mail.defects)
     return mail, decision, composed
 
 

@@ -80,20 +80,26 @@ class TeamCopy:
 def compose_team_delivery(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
                           original_subject: str, sender: str | None, priority_reason: str,
                           role: str, support_address: str, numbering: TicketNumbering,
-                          domain: str, now: datetime) -> list[ComposedMail]:
-    """One message per team address of the ticket's queue (none when the queue has no team)."""
+                          domain: str, now: datetime, opaque: bool = False
+                          ) -> list[ComposedMail]:
+    """One message per team address of the ticket's queue (none when the queue has no team).
+
+    `opaque`: the original is attached as a file, not as a message (its MIME structure
+    nests too deep for a mail reader's parser).
+    """
     return [ComposedMail(raw=b"".join(copy.parts), message_id=copy.message_id,
                          recipient=copy.recipient)
             for copy in compose_team_copies(
                 ticket=ticket, rules=rules, raw=raw, original_subject=original_subject,
                 sender=sender, priority_reason=priority_reason, role=role,
-                support_address=support_address, numbering=numbering, domain=domain, now=now)]
+                support_address=support_address, numbering=numbering, domain=domain, now=now,
+                opaque=opaque)]
 
 
 def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
                         original_subject: str, sender: str | None, priority_reason: str,
                         role: str, support_address: str, numbering: TicketNumbering,
-                        domain: str, now: datetime) -> list[TeamCopy]:
+                        domain: str, now: datetime, opaque: bool = False) -> list[TeamCopy]:
     """`compose_team_delivery` with each copy as its parts: `raw` itself is not copied."""
     queue = rules.queues.get(ticket.queue or "")
     if queue is None or not queue.team:
@@ -124,8 +130,9 @@ def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
             wire.token("X-Maild-Priority", ticket.priority or "-"),
             wire.token("X-Maild-Customer", ticket.customer or "-"),
         ]
-        delivered.append(TeamCopy(wire.parts_with_original(fields, summary_text, raw),
-                                  message_id=message_id, recipient=address))
+        delivered.append(TeamCopy(
+            wire.parts_with_original(fields, summary_text, raw, opaque=opaque),
+            message_id=message_id, recipient=address))
     return delivered
 
 

@@ -206,25 +206,27 @@ def comments_nest_too_deep(lines: bytes) -> bool:
 _PARENTHESIS = re.compile(rb"[()]")
 
 
-def compose_with_original(fields: Sequence[str | None], text: str, original: bytes) -> bytes:
+def compose_with_original(fields: Sequence[str | None], text: str, original: bytes, *,
+                          opaque: bool = False) -> bytes:
     """The whole mail: a text/plain part, then `original` attached with CRLF line endings.
 
     As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL) and
     no comment in it nests deeper than maild's parser reads them (a mail reader's
-    parser may recurse on each level until it fails); otherwise as a base64
+    parser may recurse on each level until it fails), and not `opaque` (a MIME
+    structure nested as deep, which only parsing it finds); otherwise as a base64
     `original.eml` file, which any mail client opens.
     """
     # One join of the parts: a large original is copied once, into the mail.
-    return b"".join(parts_with_original(fields, text, original))
+    return b"".join(parts_with_original(fields, text, original, opaque=opaque))
 
 
-def parts_with_original(fields: Sequence[str | None], text: str, original: bytes
-                        ) -> list[bytes]:
+def parts_with_original(fields: Sequence[str | None], text: str, original: bytes, *,
+                        opaque: bool = False) -> list[bytes]:
     """The parts that `compose_with_original` joins; `original` itself is one of them when
     it is attached as it is (CRLF line endings, as SMTP delivers it), not a copy of it."""
     lines = crlf_lines(original)
     attached: list[bytes]
-    if b"\0" in lines or has_long_line(lines) or comments_nest_too_deep(lines):
+    if opaque or b"\0" in lines or has_long_line(lines) or comments_nest_too_deep(lines):
         attached = [b"Content-Type: application/octet-stream\r\n"
                     b"Content-Transfer-Encoding: base64\r\n"
                     b'Content-Disposition: attachment; filename="original.eml"\r\n\r\n',

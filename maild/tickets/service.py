@@ -269,7 +269,8 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
     copies = compose_team_copies(
         ticket=ticket, rules=rules, raw=original, original_subject=mail.subject,
         sender=decision.sender, priority_reason=reason, role=role,
-        support_address=support, numbering=numbering, domain=domain, now=now)
+        support_address=support, numbering=numbering, domain=domain, now=now,
+        opaque="MimeNestingTooDeep" in mail.defects)
     # The copies carry the original: its bytes are let go before the copies are written,
     # so a large message is not in memory three times (the original, its copy and the
     # database's copies of that) while it is. Nothing after the team copy reads them.
