@@ -57,3 +57,18 @@ def authenticated_headers(sender: str, authserv_id: str = "mx1.example.se"
         ("Received", f"from mail.{domain} (mail.{domain} [192.0.2.25]) by {authserv_id} "
          "(Postfix) with ESMTPS id 4Xk1; Mon, 16 Nov 2026 10:12:03 +0100"),
     ]
+
+
+def authenticated_message(*, subject: str, message_id: str, text: str,
+                          sender: str = "Anna Lind <anna.lind@bergstromsbygg.se>"
+                          ) -> EmailMessage:
+    """A mail from `sender` vouched for by the trusted MTA, with its text; a test adds parts."""
+    message = EmailMessage(policy=SMTP)
+    for name, value in authenticated_headers(sender):
+        message[name] = value
+    message["From"] = sender
+    message["To"] = "support@example.se"
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
+    message.set_content(text)
+    return message

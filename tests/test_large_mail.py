@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import SMTP, default
+from email.policy import default
 
 import pytest
 from sqlmodel import Session, col, select
@@ -21,21 +20,16 @@ from maild.parse import parse_mail
 from maild.processing import BATCH_RAW_LIMIT
 from maild.runtime import Runtime
 from maild.sqlite_blobs import StoredBlob, blob_pieces, insert_with_blob
-from tests.mailmaker import authenticated_headers
+from tests.mailmaker import authenticated_message
 from tests.pipeline_helpers import receive, tickets
 
 PAYLOAD = os.urandom(600_000)
 
 
 def _large_mail(payload: bytes = PAYLOAD) -> bytes:
-    message = EmailMessage(policy=SMTP)
-    for name, value in authenticated_headers("anna.lind@bergstromsbygg.se"):
-        message[name] = value
-    message["From"] = "Anna Lind <anna.lind@bergstromsbygg.se>"
-    message["To"] = "support@example.se"
-    message["Subject"] = "Loggfiler från driftstoppet"
-    message["Message-ID"] = "<loggar@bergstromsbygg.se>"
-    message.set_content("Hej! Bokningssidan låg nere i morse, loggarna är bifogade.\n\nAnna\n")
+    message = authenticated_message(
+        subject="Loggfiler från driftstoppet", message_id="<loggar@bergstromsbygg.se>",
+        text="Hej! Bokningssidan låg nere i morse, loggarna är bifogade.\n\nAnna\n")
     message.add_attachment(payload, maintype="application", subtype="octet-stream",
                            filename="loggar.bin")
     raw = message.as_bytes()

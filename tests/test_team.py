@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import SMTP, default
+from email.policy import default
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -14,22 +13,17 @@ from sqlmodel import Session, col, select
 from maild.models import Outbox, Ticket, TicketEvent
 from maild.runtime import Runtime, open_runtime
 from tests.conftest import FIXTURES, MaildCLI, make_config
-from tests.mailmaker import authenticated_headers, support_mail
+from tests.mailmaker import authenticated_message, support_mail
 from tests.pipeline_helpers import inbound, receive
 from tests.sink import RecordingSink
 from tests.test_required_info import PNG
 
 
 def _with_screenshot() -> bytes:
-    message = EmailMessage(policy=SMTP)
-    for name, value in authenticated_headers("anna.lind@bergstromsbygg.se"):
-        message[name] = value
-    message["From"] = "Anna Lind <anna.lind@bergstromsbygg.se>"
-    message["To"] = "support@example.se"
-    message["Subject"] = "Bildspelet fastnar"
-    message["Message-ID"] = "<bildspel@bergstromsbygg.se>"
-    message.set_content("Hej! Bildspelet på startsidan fastnar på sista bilden sedan igår "
-                        "kl 14.30, i Chrome 131 på Windows 11.\n\nMvh Anna\n")
+    message = authenticated_message(
+        subject="Bildspelet fastnar", message_id="<bildspel@bergstromsbygg.se>",
+        text="Hej! Bildspelet på startsidan fastnar på sista bilden sedan igår "
+             "kl 14.30, i Chrome 131 på Windows 11.\n\nMvh Anna\n")
     message.add_alternative("<p>Hej! Bildspelet på startsidan <b>fastnar</b>.</p>",
                             subtype="html")
     message.add_attachment(PNG, maintype="image", subtype="png", filename="skarmbild.png")
