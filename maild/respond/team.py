@@ -111,6 +111,7 @@ def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
         reply_to.insert(0, ("", sender))
     summary_text = summary(ticket, rules, priority_reason=priority_reason, role=role,
                            sender=sender)
+    body = wire.body_with_original(summary_text, raw, opaque=opaque)  # the same for each
     delivered = []
     for address in queue.team:
         if not _usable(address, ticket.number):
@@ -130,9 +131,8 @@ def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
             wire.token("X-Maild-Priority", ticket.priority or "-"),
             wire.token("X-Maild-Customer", ticket.customer or "-"),
         ]
-        delivered.append(TeamCopy(
-            wire.parts_with_original(fields, summary_text, raw, opaque=opaque),
-            message_id=message_id, recipient=address))
+        delivered.append(TeamCopy([wire.head(fields), *body], message_id=message_id,
+                                  recipient=address))
     return delivered
 
 

@@ -166,7 +166,7 @@ def _quoted_printable(text: str) -> bytes:
     return crlf_lines(binascii.b2a_qp(text.encode("utf-8", "surrogatepass"), istext=True))
 
 
-def _head(fields: Sequence[str | None]) -> bytes:
+def head(fields: Sequence[str | None]) -> bytes:
     """The header fields made by the functions above, each ending in CRLF."""
     return "".join(field + "\r\n" for field in fields if field).encode("utf-8")
 
@@ -176,7 +176,7 @@ def compose_text(fields: Sequence[str | None], text: str) -> bytes:
 
     Written directly, without building and flattening a MIME tree.
     """
-    return (_head(fields) + b"MIME-Version: 1.0\r\n" + _TEXT_PART_HEADERS + b"\r\n"
+    return (head(fields) + b"MIME-Version: 1.0\r\n" + _TEXT_PART_HEADERS + b"\r\n"
             + _quoted_printable(text))
 
 
@@ -224,6 +224,15 @@ def parts_with_original(fields: Sequence[str | None], text: str, original: bytes
                         opaque: bool = False) -> list[bytes]:
     """The parts that `compose_with_original` joins; `original` itself is one of them when
     it is attached as it is (CRLF line endings, as SMTP delivers it), not a copy of it."""
+    return [head(fields), *body_with_original(text, original, opaque=opaque)]
+
+
+def body_with_original(text: str, original: bytes, *, opaque: bool = False) -> list[bytes]:
+    """Everything of `compose_with_original`'s mail after its header fields, as parts.
+
+    The same for every mail that carries `text` and `original`: made once, it serves
+    each of them, and a large original is examined (and, if need be, encoded) once.
+    """
     lines = crlf_lines(original)
     attached: list[bytes]
     if opaque or b"\0" in lines or has_long_line(lines) or comments_nest_too_deep(lines):
@@ -239,7 +248,7 @@ def parts_with_original(fields: Sequence[str | None], text: str, original: bytes
     summary = _quoted_printable(text)
     boundary = _boundary(summary, *attached)
     return [
-        _head(fields), b"MIME-Version: 1.0\r\n",
+        b"MIME-Version: 1.0\r\n",
         b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n',
         b"--" + boundary + b"\r\n", _TEXT_PART_HEADERS, b"\r\n", summary,
         b"--" + boundary + b"\r\n", *attached,
