@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -23,9 +23,10 @@ from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col
 
 from maild.db import StorageError
+from maild.inbound_bytes import bytes_apart, row_raw
 from maild.log import get_logger
 from maild.message_key import TRACE_HEADERS, idempotency_key, raw_message_id
-from maild.models import Inbound, InboundState, utcnow
+from maild.models import Inbound, InboundRaw, InboundState, utcnow
 from maild.prepared import Prepared
 from maild.write_turns import write_turns
 
@@ -72,8 +73,14 @@ def store_inbound(
                            recipients)
             if received_at is not None:
                 row.received_at = received_at
+            apart = bytes_apart(engine.dialect.name)
+            row.raw = row_raw(engine.dialect.name, raw)
             session.add(row)
             try:
+                if apart:
+                    session.flush()
+                    assert row.id is not None
+                    session.add(InboundRaw(inbound_id=row.id, raw=raw))
                 session.commit()
             except IntegrityError:
                 # Another process stored the same message a moment ago.
@@ -122,6 +129,7 @@ _COUNT_REPEATS = (update(Inbound).where(col(Inbound.id) == bindparam("row_id"))
                   .values(duplicates=col(Inbound.duplicates) + bindparam("copies"),
                           envelope_recipients=bindparam("merged")))
 _STATEMENTS: dict[str, Prepared] = {}
+_INSERT_RAW = Prepared(insert(InboundRaw))
 
 
 def _insert_new(dialect: str) -> Prepared:
@@ -159,17 +167,23 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival], *,
     arrivals_of = Counter(keys)
     now = utcnow()
     fresh: dict[str, dict[str, object]] = {}
+    raw_of: dict[str, bytes] = {}
     arrived_for: dict[str, list[str]] = {}  # key → the recipients of all its copies here
     for arrival, key in zip(arrivals, keys, strict=True):
         recipients = [r.strip().lower() for r in arrival.recipients if r.strip()]
         if key not in fresh:
             fresh[key] = _row_values(arrival, key, recipients, now)
+            fresh[key]["raw"] = row_raw(engine.dialect.name, arrival.raw)
+            raw_of[key] = arrival.raw
         arrived_for.setdefault(key, []).extend(recipients)
     try:
         with write_turns(engine).turn(urgent=True), _transaction(engine, connection) as writing:
-            insert = _insert_new(engine.dialect.name)
+            insert_new = _insert_new(engine.dialect.name)
             ids = {row.idempotency_key: int(row.id) for values in fresh.values()
-                   for row in insert.run(writing, values).rows}
+                   for row in insert_new.run(writing, values).rows}
+            if bytes_apart(engine.dialect.name):
+                for key, inbound_id in ids.items():
+                    _INSERT_RAW.run(writing, {"inbound_id": inbound_id, "raw": raw_of[key]})
             stored_before = {key for key in fresh if key not in ids}
             known: dict[str, Sequence[str]] = {key: [] for key in fresh}
             if stored_before:

@@ -14,6 +14,8 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    ForeignKey,
+    Integer,
     LargeBinary,
     Table,
     Text,
@@ -70,7 +72,11 @@ class InboundState:
 
 
 class Inbound(SQLModel, table=True):
-    """One message as received: raw bytes, envelope and processing state."""
+    """One message as received: raw bytes, envelope and processing state.
+
+    On SQLite the bytes are kept in `InboundRaw` and `raw` is left empty
+    (`maild.inbound_bytes` says why and reads either).
+    """
 
     __tablename__ = "inbound"
 
@@ -93,6 +99,21 @@ class Inbound(SQLModel, table=True):
     kind: str | None = Field(default=None, max_length=16)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class InboundRaw(SQLModel, table=True):
+    """The bytes of an inbound message exactly as received, on SQLite: written once, with its row.
+
+    Kept apart from `Inbound`, whose row changes as the message is claimed and processed
+    (see `maild.inbound_bytes`).
+    """
+
+    __tablename__ = "inbound_raw"
+
+    # INTEGER PRIMARY KEY: on SQLite the inbound id is the rowid, which blob I/O opens.
+    inbound_id: int = Field(sa_column=Column(Integer, ForeignKey("inbound.id"),
+                                             primary_key=True, autoincrement=False))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Ticket(SQLModel, table=True):

@@ -32,6 +32,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from maild.cluster.heartbeat import ClaimHeartbeat
+from maild.inbound_bytes import RAW, WITH_BYTES, blob_home, stored_bytes
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import ParsedMail, UnparseableMail, parse_mail, parse_mail_pieces
@@ -57,12 +58,11 @@ BATCH_RAW_LIMIT = 256 * 1024
 _BATCH_ROWS = Prepared(select(
     _INBOUND.c.id, _INBOUND.c.received_at, _INBOUND.c.transport, _INBOUND.c.envelope_sender,
     _INBOUND.c.envelope_recipients, _INBOUND.c.message_id, _INBOUND.c.ticket_id,
-    case((_INBOUND.c.size <= BATCH_RAW_LIMIT, _INBOUND.c.raw), else_=None).label("raw"),
-).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True))))
+    case((_INBOUND.c.size <= BATCH_RAW_LIMIT, RAW), else_=None).label("raw"),
+).select_from(WITH_BYTES).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True))))
 # How many bytes of mail a batch parses before it takes its write turn; the rest of the
 # batch is parsed in the turn (parsed mail takes a few times its size in memory).
 PARSE_AHEAD_BYTES = 2 * 1024 * 1024
-_RAW = Prepared(select(_INBOUND.c.raw).where(_INBOUND.c.id == bindparam("inbound_id")))
 _ATTEMPTS = Prepared(select(_INBOUND.c.attempts, _INBOUND.c.message_id).where(
     _INBOUND.c.id == bindparam("inbound_id")))
 # The statements written for every message, prepared once (`maild.prepared`); the columns
@@ -121,13 +121,15 @@ def _parsed(row: AnyRow, raw: bytes) -> _Read:
 
 
 def _read_raw(connection: Connection, inbound_id: int) -> bytes:
-    raw: bytes = _RAW.run(connection, {"inbound_id": inbound_id}).scalar_one()
+    raw = stored_bytes(connection, inbound_id)
+    if raw is None:
+        raise LookupError(f"inbound {inbound_id} is not stored")
     return raw
 
 
 def _parse_in_pieces(connection: Connection, inbound_id: int) -> ParsedMail:
     """Parse a stored message read a piece at a time: it is not in memory whole meanwhile."""
-    with blob_pieces(connection, _INBOUND, "raw", inbound_id) as pieces:
+    with blob_pieces(connection, blob_home(connection, inbound_id), "raw", inbound_id) as pieces:
         return parse_mail_pieces(pieces, whole=lambda: _read_raw(connection, inbound_id))
 
 

@@ -9,6 +9,7 @@ from email.policy import default
 
 from sqlmodel import Session, col, select
 
+from maild.inbound_bytes import stored_bytes as read_stored_bytes
 from maild.intake import store_inbound
 from maild.models import Inbound, Outbox, Ticket
 from maild.processing import Outcome
@@ -31,6 +32,14 @@ def inbound(runtime: Runtime, inbound_id: int) -> Inbound:
         row = session.get(Inbound, inbound_id)
         assert row is not None
         return row
+
+
+def stored_bytes(runtime: Runtime, inbound_id: int) -> bytes:
+    """The bytes stored for `inbound_id`, exactly as they were received."""
+    with runtime.engine.begin() as connection:
+        raw = read_stored_bytes(connection, inbound_id)
+    assert raw is not None, f"inbound {inbound_id} is not stored"
+    return raw
 
 
 def tickets(runtime: Runtime) -> list[Ticket]:

@@ -14,6 +14,7 @@ from maild.respond.maildir import MaildirTransport
 from maild.respond.outbox import flush_outbox
 from maild.runtime import Runtime
 from tests.conftest import CORPUS
+from tests.pipeline_helpers import stored_bytes
 
 
 def _ingest(runtime: Runtime) -> Counter[str]:
@@ -38,11 +39,12 @@ def test_the_whole_corpus_is_stored_exactly_and_processed(runtime: Runtime) -> N
     assert counts["stored"] == len(distinct)
     assert counts["processed"] == counts["stored"], counts
     with Session(runtime.engine) as session:
-        stored = {hashlib.sha256(row.raw).hexdigest(): row for row in session.exec(select(Inbound))}
+        stored = {hashlib.sha256(stored_bytes(runtime, row.id)).hexdigest(): row
+                  for row in session.exec(select(Inbound))}
         for path, raw in contents.items():
             row = stored.get(hashlib.sha256(raw).hexdigest())
             assert row is not None, f"{path.name} was not stored"
-            assert row.raw == raw, f"{path.name} was not stored byte for byte"
+            assert stored_bytes(runtime, row.id) == raw, f"{path.name} was not stored byte for byte"
             assert row.size == len(raw)
             assert row.state in ("processed", "quarantined"), (path.name, row.state)
             assert row.decision is not None, f"{path.name} has no decision record"

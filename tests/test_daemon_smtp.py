@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import skip_or_fail
 from tests.daemon_helpers import (
+    STORED_BYTES_SQL,
     RunningMaild,
     free_port,
     make_daemon,
@@ -88,7 +89,7 @@ def test_smtp_delivery_is_stored_ticketed_and_acknowledged(daemon: RunningMaild)
     wait_until(lambda: daemon.count("ticket") == 1, what="the ticket")
     wait_until(lambda: daemon.count("outbox", "state = 'sent' AND purpose = 'ack'") == 1,
                what="the ack")
-    [(stored,)] = daemon.query("SELECT raw FROM inbound")
+    [(stored,)] = daemon.query(STORED_BYTES_SQL)
     assert isinstance(stored, bytes)
     assert stored.startswith(b"Received: from client.bergstromsbygg.se ([127.0.0.1])")
     assert stored.endswith(raw), "the message itself is kept byte for byte"
@@ -161,7 +162,7 @@ def test_starttls(tmp_path: Path) -> None:
             client.sendmail("anna.lind@bergstromsbygg.se", ["support@example.se"],
                             support_mail())
         wait_until(lambda: running.count("inbound") == 1)
-        [(raw,)] = running.query("SELECT raw FROM inbound")
+        [(raw,)] = running.query(STORED_BYTES_SQL)
         assert b"with ESMTPS id" in raw
     finally:
         running.stop()
@@ -212,7 +213,7 @@ def test_lmtp_answers_per_recipient_on_tcp_and_unix_socket(tmp_path: Path) -> No
             session.command("QUIT")
             session.close()
         wait_until(lambda: running.count("inbound") == 2)
-        [(raw,)] = running.query("SELECT raw FROM inbound LIMIT 1")
+        [(raw,)] = running.query(STORED_BYTES_SQL + " LIMIT 1")
         assert b"with LMTP id" in raw
     finally:
         running.stop()
@@ -233,7 +234,7 @@ def test_smtp_smuggling_makes_one_message_not_two(daemon: RunningMaild) -> None:
     session.close()
     wait_until(lambda: daemon.count("inbound", "state = 'processed'") == 1)
     assert daemon.count("inbound") == 1, "the bare-LF dot did not end the message"
-    [(raw,)] = daemon.query("SELECT raw FROM inbound")
+    [(raw,)] = daemon.query(STORED_BYTES_SQL)
     assert b"Subject: smuggled" in raw, "the smuggled part is body text of the one message"
     assert daemon.count("ticket") == 1
 

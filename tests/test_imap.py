@@ -20,6 +20,7 @@ from maild.transports.imap import FolderPoller, read_secret
 from tests.daemon_helpers import log_events, make_daemon, wait_until
 from tests.dovecot import USERS, DovecotServer
 from tests.mailmaker import support_mail
+from tests.pipeline_helpers import stored_bytes
 
 USER = "support@example.se"
 
@@ -55,7 +56,8 @@ def test_every_message_once_read_ones_included_then_marked_seen(
     imap = account(dovecot)
     assert poll_once(sqlite_runtime, imap) == 5  # batches of two
     rows = stored(sqlite_runtime)
-    assert [row.raw for row in rows] == raws, "byte for byte, in UID order"
+    assert [stored_bytes(sqlite_runtime, row.id) for row in rows] == raws, (
+        "byte for byte, in UID order")
     assert all(row.transport == "imap" and "uid" in (row.source or "") for row in rows)
     assert all("\\Seen" in message.flags for message in dovecot.messages(USER))
     assert poll_once(sqlite_runtime, imap) == 0, "nothing is fetched twice"

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 import maild.processing as processing_module
-from maild.models import Inbound, Outbox, table_of, utcnow
+from maild.models import InboundRaw, Outbox, table_of, utcnow
 from maild.parse import parse_mail
 from maild.processing import BATCH_RAW_LIMIT
 from maild.runtime import Runtime
@@ -74,7 +74,7 @@ def test_on_sqlite_a_large_mail_is_parsed_without_reading_it_whole(
 def test_sqlite_blobs_are_read_and_written_exactly(sqlite_runtime: Runtime) -> None:
     raw = _large_mail(os.urandom(2_000_000))  # more than one piece written at a time
     outcome = receive(sqlite_runtime, raw)
-    inbound, outbox = table_of(Inbound), table_of(Outbox)
+    inbound, outbox = table_of(InboundRaw), table_of(Outbox)
     with sqlite_runtime.engine.begin() as connection:
         with blob_pieces(connection, inbound, "raw", outcome.inbound_id, 1000) as pieces:
             read = list(pieces)

@@ -27,6 +27,7 @@ from maild.commands.common import (
 )
 from maild.commands.team import events as team_events
 from maild.commands.team import find_ticket
+from maild.inbound_bytes import stored_bytes
 from maild.models import Inbound, InboundState, Outbox, Ticket, TicketMessage
 from maild.respond.outbox_actions import cancel_item, retry_item
 
@@ -163,7 +164,9 @@ def inbound_show(context: Context, args: argparse.Namespace) -> int:
 def inbound_raw(context: Context, args: argparse.Namespace) -> int:
     """Write the stored raw bytes to standard output exactly as received."""
     with Session(context.runtime.engine) as session:
-        raw = _get_inbound(session, args.id).raw
+        raw = stored_bytes(session, args.id)
+    if raw is None:
+        raise CommandError(f"no stored message {args.id}")
     sys.stdout.buffer.write(raw)
     sys.stdout.buffer.flush()
     return EX_OK

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from maild.inbound_bytes import blob_home
 from maild.models import (
-    Inbound,
     Outbox,
     OutboxState,
     Suppression,
@@ -293,9 +293,10 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
 
 def _stored_in_place(session: Session, inbound_id: int, raw: bytes) -> StoredBlob | None:
     """Where a large message's bytes are stored, to be copied from there (SQLite only)."""
-    if len(raw) < LARGE_BYTES or not in_pieces(session.connection()):
+    connection = session.connection()
+    if len(raw) < LARGE_BYTES or not in_pieces(connection):
         return None
-    return StoredBlob(table_of(Inbound), "raw", inbound_id, len(raw))
+    return StoredBlob(blob_home(connection, inbound_id), "raw", inbound_id, len(raw))
 
 
 def _apply_bounce(session: Session, inbound: StoredMessage, mail: ParsedMail,

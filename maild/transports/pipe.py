@@ -95,9 +95,12 @@ def store_sqlite(path: Path, raw: bytes, *, sender: str | None,
             cursor = connection.execute(
                 "INSERT INTO inbound (received_at, transport, source, envelope_sender, "
                 "envelope_recipients, raw, size, idempotency_key, message_id, state, attempts, "
-                "duplicates) VALUES (?, 'pipe', NULL, ?, ?, ?, ?, ?, ?, 'received', 0, 0)",
+                "duplicates) VALUES (?, 'pipe', NULL, ?, ?, x'', ?, ?, ?, 'received', 0, 0)",
                 (_timestamp(datetime.now(UTC)), sender[:512] if sender is not None else None,
-                 json.dumps(wanted), raw, len(raw), key, raw_message_id(raw)))
+                 json.dumps(wanted), len(raw), key, raw_message_id(raw)))
+            # The bytes apart from the row, as `maild.inbound_bytes` keeps them on SQLite.
+            connection.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)",
+                               (cursor.lastrowid, raw))
             connection.execute("COMMIT")
         except (sqlite3.IntegrityError, sqlite3.OperationalError) as error:
             if connection.in_transaction:

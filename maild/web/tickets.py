@@ -16,7 +16,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from maild.commands.team import due_today, events, is_overdue
-from maild.models import Inbound, Outbox, Ticket, TicketEvent, TicketMessage, TicketStatus
+from maild.inbound_bytes import stored_bytes
+from maild.models import (
+    Outbox,
+    Ticket,
+    TicketEvent,
+    TicketMessage,
+    TicketStatus,
+)
 from maild.routing.model import Rules
 from maild.sla.deadline import open_time_between
 from maild.web.mailview import MessageView, attachment_bytes, view_message
@@ -212,8 +219,7 @@ def ticket_detail(engine: Engine, person: Person, rules: Rules, number: str,
 
 def _raw_of(session: Session, message: TicketMessage) -> bytes | None:
     if message.inbound_id is not None:
-        inbound = session.get(Inbound, message.inbound_id)
-        return inbound.raw if inbound else None
+        return stored_bytes(session, message.inbound_id)
     if message.outbox_id is not None:
         item = session.get(Outbox, message.outbox_id)
         return item.raw if item else None

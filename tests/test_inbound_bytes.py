@@ -1,0 +1,135 @@
+"""Where a message's bytes are kept: apart from its changing row on SQLite, in it on PostgreSQL.
+
+On SQLite, claiming and processing a message must not write its bytes again; on
+PostgreSQL they stay in `inbound.raw`, which an instance of the previous version
+reads during a rolling upgrade. A message stored before either way is still read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select
+from sqlmodel import Session, col
+
+from maild.intake import Arrival, store_batch, store_inbound
+from maild.models import Inbound, InboundRaw, Outbox, table_of, utcnow
+from maild.runtime import Runtime, open_runtime
+from maild.transports.pipe import store_sqlite
+from tests.conftest import MaildCLI, make_config
+from tests.mailmaker import authenticated_message, support_mail
+from tests.pipeline_helpers import stored_bytes, tickets
+
+
+def _mail_with_attachment(size: int, subject: str = "Loggar från driftstoppet") -> bytes:
+    message = authenticated_message(
+        subject=subject, message_id=f"<{subject.split(maxsplit=1)[0].lower()}@bergstromsbygg.se>",
+        text="Hej! Bokningssidan låg nere i morse, loggarna är bifogade.\n\nAnna\n")
+    message.add_attachment(os.urandom(size), maintype="application",
+                           subtype="octet-stream", filename="loggar.bin")
+    return message.as_bytes()
+
+
+def _where_kept(runtime: Runtime, inbound_id: int) -> tuple[bytes, bytes | None]:
+    """(the row's own `raw`, the bytes in `inbound_raw` or None)."""
+    with Session(runtime.engine) as session:
+        row = session.get(Inbound, inbound_id)
+        apart = session.get(InboundRaw, inbound_id)
+        assert row is not None
+        return row.raw, (apart.raw if apart is not None else None)
+
+
+@pytest.fixture
+def wal_runtime(tmp_path: Path) -> Iterator[Runtime]:
+    """An SQLite runtime whose write-ahead log only grows: it is never checkpointed."""
+    runtime = open_runtime(make_config(tmp_path))
+
+    @event.listens_for(runtime.engine, "connect")
+    def _no_checkpoints(dbapi: Any, _record: object) -> None:
+        dbapi.execute("PRAGMA wal_autocheckpoint=0")
+
+    runtime.engine.dispose()  # connections made from now on have the setting
+    yield runtime
+    runtime.engine.dispose()
+
+
+def test_on_sqlite_claiming_and_processing_a_message_does_not_write_its_bytes_again(
+        wal_runtime: Runtime) -> None:
+    raw = _mail_with_attachment(2_000_000)
+    stored = store_inbound(wal_runtime.engine, raw, transport="smtp",
+                           envelope_sender="anna.lind@bergstromsbygg.se",
+                           recipients=["support@example.se"])
+    database = wal_runtime.engine.url.database
+    assert database is not None
+    wal = Path(f"{database}-wal")
+    before = wal.stat().st_size
+    counts = wal_runtime.processor().run_pending()
+    assert counts["processed"] == 1
+    written = wal.stat().st_size - before
+    # The team copy carries the original once; with the bytes in the inbound row, the
+    # claim and the processed update wrote them twice more (3.1 times the message).
+    assert written < 1.5 * len(raw), f"{written} bytes written to process {len(raw)}"
+    assert _where_kept(wal_runtime, stored.inbound_id) == (b"", raw)
+
+
+def test_every_way_in_keeps_the_bytes_apart_on_sqlite(sqlite_runtime: Runtime) -> None:
+    one, two, three = (support_mail(message_id=f"<{name}@bergstromsbygg.se>")
+                       for name in ("ett", "tva", "tre"))
+    first = store_inbound(sqlite_runtime.engine, one, transport="smtp")
+    [second] = store_batch(sqlite_runtime.engine, [Arrival(two, "smtp")])
+    database = sqlite_runtime.engine.url.database
+    assert database is not None
+    third = store_sqlite(Path(database), three, sender=None, recipients=[])
+    assert third is not None and not isinstance(second, Exception)
+    for inbound_id, raw in ((first.inbound_id, one), (second.inbound_id, two),
+                            (third.inbound_id, three)):
+        assert _where_kept(sqlite_runtime, inbound_id) == (b"", raw)
+        assert stored_bytes(sqlite_runtime, inbound_id) == raw
+
+
+def test_on_postgresql_the_bytes_stay_in_the_row_an_older_instance_reads(
+        postgres_url: str, tmp_path: Path) -> None:
+    runtime = open_runtime(make_config(tmp_path, postgres_url))
+    try:
+        one, two = (support_mail(message_id=f"<{name}@bergstromsbygg.se>")
+                    for name in ("ett", "tva"))
+        first = store_inbound(runtime.engine, one, transport="smtp")
+        [second] = store_batch(runtime.engine, [Arrival(two, "smtp")])
+        assert not isinstance(second, Exception)
+        assert _where_kept(runtime, first.inbound_id) == (one, None)
+        assert _where_kept(runtime, second.inbound_id) == (two, None)
+        assert runtime.processor().run_pending()["processed"] == 2
+    finally:
+        runtime.engine.dispose()
+
+
+@pytest.mark.parametrize("size", [2_000, 600_000], ids=["small", "large"])
+def test_a_message_stored_with_its_bytes_in_its_row_is_still_processed_and_shown(
+        sqlite_runtime: Runtime, maild: MaildCLI, size: int) -> None:
+    """As every message was stored before `inbound_raw`, and still is on PostgreSQL."""
+    raw = _mail_with_attachment(size)
+    with sqlite_runtime.engine.begin() as connection:
+        inbound_id = connection.execute(insert(table_of(Inbound)).values(
+            received_at=utcnow(), transport="smtp", envelope_recipients=["support@example.se"],
+            raw=raw, size=len(raw), idempotency_key=f"earlier-{size}", state="received",
+            attempts=0, duplicates=0)).inserted_primary_key[0]
+    counts = sqlite_runtime.processor().run_pending()
+    assert counts["processed"] == 1, counts
+    [ticket] = tickets(sqlite_runtime)
+    assert ticket.subject == "Loggar från driftstoppet"
+    with Session(sqlite_runtime.engine) as session:
+        [team] = session.scalars(select(col(Outbox.raw)).where(
+            col(Outbox.purpose) == "team")).all()
+    [_, original] = message_from_bytes(team, policy=default).iter_parts()
+    assert original.get_content_type() == "message/rfc822"
+    assert raw in team.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    shown = maild("inbound", "raw", str(inbound_id),
+                  extra_env={"MAILD_DATA_DIR": str(sqlite_runtime.config.data_dir)})
+    assert shown.code == 0, shown.stderr
+    assert shown.raw_stdout == raw
