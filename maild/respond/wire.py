@@ -268,10 +268,13 @@ def crlf_lines(raw: bytes) -> bytes:
     """`raw` with every line ending (LF, CR, CRLF) made CRLF, ending in one.
 
     Mail that already has only CRLF endings (as SMTP delivers it) is returned as it is,
-    so a large original is not copied line by line.
+    and mail with only LF endings (as an MTA's pipe and most files have it) is converted
+    in one pass, so a large original is not copied line by line.
     """
-    crlf = raw.count(b"\r\n")
-    if crlf == raw.count(b"\n") == raw.count(b"\r"):
+    if b"\r" not in raw:
+        crlf = raw.replace(b"\n", b"\r\n")
+        return crlf if crlf.endswith(b"\r\n") or not crlf else crlf + b"\r\n"
+    if raw.count(b"\r\n") == raw.count(b"\n") == raw.count(b"\r"):
         return raw if raw.endswith(b"\r\n") or not raw else raw + b"\r\n"
     lines = re.split(rb"\r\n|\r|\n", raw)
     if lines and lines[-1] == b"":
