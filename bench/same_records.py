@@ -205,12 +205,13 @@ else:
         "ORDER BY name")]
     order = "rowid"
 dump = {}
-# Where an inbound message's bytes are kept (its row, or inbound_raw) is not a difference:
-# they are read as part of their row.
-apart = dict(db.execute("SELECT inbound_id, raw FROM inbound_raw").fetchall()
-             if "inbound_raw" in tables else [])
+# Where a mail's bytes are kept (its row, or inbound_raw and outbox_raw: maild.bytes_apart)
+# is not a difference: they are read as part of their row.
+APART = {"inbound": "inbound_raw", "outbox": "outbox_raw"}
+apart = {owner: dict(db.execute(f"SELECT {owner}_id, raw FROM {kept}").fetchall())
+         for owner, kept in APART.items() if kept in tables}
 for table in tables:
-    if table in ("inbound_raw", "alembic_version"):  # the schema's version is not a record
+    if table in APART.values() or table == "alembic_version":  # the schema's, not records
         continue
     cursor = db.execute(f"SELECT * FROM {table} ORDER BY {order}")
     names = [d[0] for d in cursor.description]
@@ -218,8 +219,8 @@ for table in tables:
     for row in cursor:
         values = {}
         for name, value in zip(names, row):
-            if table == "inbound" and name == "raw" and row[0] in apart:
-                value = apart[row[0]]
+            if name == "raw" and row[0] in apart.get(table, {}):
+                value = apart[table][row[0]]
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, (dict, list)):  # PostgreSQL's JSON, as its text

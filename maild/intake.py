@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, col
 
+from maild.bytes_apart import bytes_apart, row_raw
 from maild.db import StorageError
-from maild.inbound_bytes import bytes_apart, row_raw
 from maild.log import get_logger
 from maild.message_key import TRACE_HEADERS, idempotency_key, raw_message_id
 from maild.models import Inbound, InboundRaw, InboundState, utcnow

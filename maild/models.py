@@ -75,7 +75,7 @@ class Inbound(SQLModel, table=True):
     """One message as received: raw bytes, envelope and processing state.
 
     On SQLite the bytes are kept in `InboundRaw` and `raw` is left empty
-    (`maild.inbound_bytes` says why and reads either).
+    (`maild.bytes_apart` says why and reads either).
     """
 
     __tablename__ = "inbound"
@@ -105,7 +105,7 @@ class InboundRaw(SQLModel, table=True):
     """The bytes of an inbound message exactly as received, on SQLite: written once, with its row.
 
     Kept apart from `Inbound`, whose row changes as the message is claimed and processed
-    (see `maild.inbound_bytes`).
+    (see `maild.bytes_apart`).
     """
 
     __tablename__ = "inbound_raw"
@@ -184,7 +184,11 @@ class OutboxState:
 
 
 class Outbox(SQLModel, table=True):
-    """A composed message waiting to be delivered, with its delivery history."""
+    """A composed message waiting to be delivered, with its delivery history.
+
+    On SQLite its bytes are kept in `OutboxRaw` and `raw` is left empty
+    (`maild.bytes_apart` says why and reads either).
+    """
 
     __tablename__ = "outbox"
 
@@ -214,6 +218,21 @@ class Outbox(SQLModel, table=True):
     # expired claim carrying it is recorded as sent, not sent again (maild.respond.lease).
     committing_at: datetime | None = _ts()
 
+
+
+class OutboxRaw(SQLModel, table=True):
+    """The bytes of an outbox item as they are sent, on SQLite: written once, with its row.
+
+    Kept apart from `Outbox`, whose row changes as the item is claimed and recorded
+    (see `maild.bytes_apart`).
+    """
+
+    __tablename__ = "outbox_raw"
+
+    # INTEGER PRIMARY KEY: on SQLite the outbox id is the rowid, which blob I/O opens.
+    outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox.id"),
+                                            primary_key=True, autoincrement=False))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 class Suppression(SQLModel, table=True):
     """An address that bounced permanently: no acknowledgement goes there for a while."""

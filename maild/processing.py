@@ -31,8 +31,13 @@ from sqlalchemy import Connection, Engine, and_, bindparam, case, or_, select, u
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from maild.bytes_apart import (
+    INBOUND_BYTES,
+    INBOUND_WITH_BYTES,
+    inbound_blob_home,
+    inbound_bytes,
+)
 from maild.cluster.heartbeat import ClaimHeartbeat
-from maild.inbound_bytes import RAW, WITH_BYTES, blob_home, stored_bytes
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import ParsedMail, UnparseableMail, parse_mail, parse_mail_pieces
@@ -58,8 +63,9 @@ BATCH_RAW_LIMIT = 256 * 1024
 _BATCH_ROWS = Prepared(select(
     _INBOUND.c.id, _INBOUND.c.received_at, _INBOUND.c.transport, _INBOUND.c.envelope_sender,
     _INBOUND.c.envelope_recipients, _INBOUND.c.message_id, _INBOUND.c.ticket_id,
-    case((_INBOUND.c.size <= BATCH_RAW_LIMIT, RAW), else_=None).label("raw"),
-).select_from(WITH_BYTES).where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True))))
+    case((_INBOUND.c.size <= BATCH_RAW_LIMIT, INBOUND_BYTES), else_=None).label("raw"),
+).select_from(INBOUND_WITH_BYTES)
+ .where(_INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True))))
 # How many bytes of mail a batch parses before it takes its write turn; the rest of the
 # batch is parsed in the turn (parsed mail takes a few times its size in memory).
 PARSE_AHEAD_BYTES = 2 * 1024 * 1024
@@ -121,7 +127,7 @@ def _parsed(row: AnyRow, raw: bytes) -> _Read:
 
 
 def _read_raw(connection: Connection, inbound_id: int) -> bytes:
-    raw = stored_bytes(connection, inbound_id)
+    raw = inbound_bytes(connection, inbound_id)
     if raw is None:
         raise LookupError(f"inbound {inbound_id} is not stored")
     return raw
@@ -129,7 +135,8 @@ def _read_raw(connection: Connection, inbound_id: int) -> bytes:
 
 def _parse_in_pieces(connection: Connection, inbound_id: int) -> ParsedMail:
     """Parse a stored message read a piece at a time: it is not in memory whole meanwhile."""
-    with blob_pieces(connection, blob_home(connection, inbound_id), "raw", inbound_id) as pieces:
+    home = inbound_blob_home(connection, inbound_id)
+    with blob_pieces(connection, home, "raw", inbound_id) as pieces:
         return parse_mail_pieces(pieces, whole=lambda: _read_raw(connection, inbound_id))
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT, skip_or_fail
 
-# Each stored message's bytes, wherever they are kept (`maild.inbound_bytes`), in id order.
+# Each stored message's bytes, wherever they are kept (`maild.bytes_apart`), in id order.
 STORED_BYTES_SQL = ("SELECT coalesce(inbound_raw.raw, inbound.raw) FROM inbound "
                     "LEFT JOIN inbound_raw ON inbound_raw.inbound_id = inbound.id "
                     "ORDER BY inbound.id")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
 
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from maild.inbound_bytes import stored_bytes as read_stored_bytes
+from maild.bytes_apart import inbound_bytes as read_stored_bytes
+from maild.bytes_apart import outbox_bytes
 from maild.intake import store_inbound
 from maild.models import Inbound, Outbox, Ticket
 from maild.processing import Outcome
@@ -42,6 +45,19 @@ def stored_bytes(runtime: Runtime, inbound_id: int) -> bytes:
     return raw
 
 
+def filled(session: Session, items: Iterable[Outbox]) -> list[Outbox]:
+    """`items` as loaded, each with `raw` holding its bytes wherever they are kept.
+
+    On SQLite an item's own `raw` is empty (`maild.bytes_apart`); this fills it in for
+    reading, without marking the item changed.
+    """
+    found = list(items)
+    for item in found:
+        assert item.id is not None
+        set_committed_value(item, "raw", outbox_bytes(session, item.id))
+    return found
+
+
 def tickets(runtime: Runtime) -> list[Ticket]:
     """Every ticket, oldest first."""
     with Session(runtime.engine) as session:
@@ -53,7 +69,7 @@ def acks(runtime: Runtime) -> list[Message]:
     with Session(runtime.engine) as session:
         items = session.exec(select(Outbox).where(col(Outbox.purpose) == "ack")
                              .order_by(col(Outbox.id))).all()
-        return [message_from_bytes(item.raw, policy=default) for item in items]
+        return [message_from_bytes(item.raw, policy=default) for item in filled(session, items)]
 
 
 def stockholm(text: str) -> datetime:

@@ -18,7 +18,7 @@ from maild.runtime import Runtime
 from maild.sla.monitor import run_monitor
 from tests.conftest import FIXTURES
 from tests.mailmaker import authenticated_headers, support_mail
-from tests.pipeline_helpers import receive
+from tests.pipeline_helpers import filled, receive
 
 
 def _items(runtime: Runtime, purpose: str | None = None) -> list[Outbox]:
@@ -26,7 +26,7 @@ def _items(runtime: Runtime, purpose: str | None = None) -> list[Outbox]:
         query = select(Outbox).order_by(col(Outbox.id))
         if purpose:
             query = query.where(col(Outbox.purpose) == purpose)
-        return list(session.exec(query))
+        return filled(session, session.exec(query))
 
 
 def _raw_mail(head: str, body: bytes = b"Hej!\nFel i kassan sedan i morse.\n",

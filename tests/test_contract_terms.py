@@ -22,7 +22,7 @@ from maild.runtime import Runtime
 from maild.sla.monitor import run_monitor
 from tests.conftest import RULES, MaildCLI
 from tests.mailmaker import support_mail
-from tests.pipeline_helpers import acks, arrive
+from tests.pipeline_helpers import acks, arrive, filled
 from tests.pipeline_helpers import stockholm as at
 from tests.pipeline_helpers import ticket_numbered as ticket
 
@@ -125,7 +125,8 @@ def test_a_missed_action_target_is_escalated_and_in_the_trail(sqlite_runtime: Ru
     breach = [e for e in trail(sqlite_runtime, number) if e.kind == "sla-breach"]
     assert [e.detail["target"] for e in breach] == ["action"]
     with Session(sqlite_runtime.engine) as session:
-        sent = session.exec(select(Outbox).where(col(Outbox.purpose) == "escalation")).all()
+        sent = filled(session, session.exec(
+            select(Outbox).where(col(Outbox.purpose) == "escalation")).all())
     assert [item.recipient for item in sent] == ["teknik-jour@example.se"]
     notice = message_from_bytes(sent[0].raw, policy=default)
     assert str(notice["Subject"]).endswith("Tiden för att påbörja arbetet har passerats")

@@ -32,6 +32,7 @@ from maild.sla.monitor import run_monitor
 from maild.sla.policy_clock import deadlines
 from tests.conftest import RULES, MaildCLI, make_config
 from tests.mailmaker import support_mail
+from tests.pipeline_helpers import filled
 
 LINDQVIST_DKIM = ("Authentication-Results: mx1.example.se; spf=softfail "
                   "smtp.mailfrom={sender}; dkim=pass header.d=lindqvistlogistik.se; "
@@ -79,7 +80,7 @@ def sent(runtime: Runtime, ticket: Ticket, purpose: str) -> list[EmailMessage]:
         items = session.exec(select(Outbox).where(col(Outbox.ticket_id) == ticket.id,
                                                   col(Outbox.purpose) == purpose)).all()
         return [message_from_bytes(item.raw, policy=default)  # type: ignore[misc]
-                for item in items]
+                for item in filled(session, items)]
 
 
 def text_of(message: EmailMessage) -> str:

@@ -21,7 +21,7 @@ from maild.processing import BATCH_RAW_LIMIT
 from maild.runtime import Runtime
 from maild.sqlite_blobs import StoredBlob, blob_pieces, insert_with_blob
 from tests.mailmaker import authenticated_message
-from tests.pipeline_helpers import receive, tickets
+from tests.pipeline_helpers import filled, receive, tickets
 
 PAYLOAD = os.urandom(600_000)
 
@@ -39,7 +39,8 @@ def _large_mail(payload: bytes = PAYLOAD) -> bytes:
 
 def _team_copy(runtime: Runtime) -> bytes:
     with Session(runtime.engine) as session:
-        [item] = session.exec(select(Outbox).where(col(Outbox.purpose) == "team")).all()
+        [item] = filled(session, session.exec(
+            select(Outbox).where(col(Outbox.purpose) == "team")).all())
         return item.raw
 
 

@@ -15,7 +15,7 @@ from maild.respond.wirecheck import wire_problems
 from maild.runtime import Runtime, open_runtime
 from tests.conftest import MaildCLI, make_config
 from tests.mailmaker import support_mail
-from tests.pipeline_helpers import receive
+from tests.pipeline_helpers import filled, receive
 from tests.sink import RecordingSink
 
 A_LABEL = "xn--rksmrgs-5wao1o.se"
@@ -34,7 +34,8 @@ def _relay_runtime(tmp_path: Path, port: int) -> Runtime:
 
 def _item(runtime: Runtime, purpose: str) -> Outbox:
     with Session(runtime.engine) as session:
-        return session.exec(select(Outbox).where(col(Outbox.purpose) == purpose)).one()
+        return filled(session, [session.exec(
+            select(Outbox).where(col(Outbox.purpose) == purpose)).one()])[0]
 
 
 def test_ingest_delivers_the_acknowledgement_to_an_idn_customer_through_the_relay(
@@ -86,7 +87,7 @@ def test_without_smtputf8_only_that_item_fails_with_its_reason_and_the_rest_go(
 
 def _all(runtime: Runtime) -> list[Outbox]:
     with Session(runtime.engine) as session:
-        return list(session.exec(select(Outbox).order_by(col(Outbox.id))))
+        return filled(session, session.exec(select(Outbox).order_by(col(Outbox.id))))
 
 
 class _Picky:

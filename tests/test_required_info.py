@@ -13,7 +13,7 @@ from maild.models import Outbox, Ticket, TicketEvent
 from maild.runtime import Runtime
 from tests.conftest import FIXTURES, MaildCLI
 from tests.mailmaker import authenticated_headers, support_mail
-from tests.pipeline_helpers import acks, inbound, receive
+from tests.pipeline_helpers import acks, filled, inbound, receive
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
@@ -89,8 +89,8 @@ def test_a_follow_up_supplies_items_until_nothing_is_missing(sqlite_runtime: Run
         assert ticket.status == "open"
         kinds = [e.kind for e in session.exec(select(TicketEvent).order_by(col(TicketEvent.id)))]
         assert kinds.count("supplied") == 2
-        [confirmation] = session.exec(select(Outbox).where(
-            col(Outbox.purpose) == "confirmation")).all()
+        [confirmation] = filled(session, session.exec(select(Outbox).where(
+            col(Outbox.purpose) == "confirmation")).all())
     assert b"Nu har vi allt vi beh" in confirmation.raw or b"allt vi beh=C3=B6ver" in \
         confirmation.raw
     assert b"Auto-Submitted: auto-replied" in confirmation.raw

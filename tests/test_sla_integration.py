@@ -15,7 +15,7 @@ from maild.sla import monitor
 from maild.sla.monitor import run_monitor
 from tests.conftest import MaildCLI
 from tests.mailmaker import support_mail
-from tests.pipeline_helpers import acks, arrive, inbound
+from tests.pipeline_helpers import acks, arrive, filled, inbound
 from tests.pipeline_helpers import stockholm as at
 from tests.pipeline_helpers import ticket_numbered as ticket
 
@@ -85,7 +85,8 @@ def test_the_monitor_warns_then_escalates_exactly_once(sqlite_runtime: Runtime) 
     assert check("2026-11-24T17:01") == (0, 1, 1)
     assert check("2026-11-25T09:00") == (0, 0, 0), "escalated once"
     with Session(sqlite_runtime.engine) as session:
-        sent = session.exec(select(Outbox).where(col(Outbox.purpose) == "escalation")).all()
+        sent = filled(session, session.exec(
+            select(Outbox).where(col(Outbox.purpose) == "escalation")).all())
     assert sorted(item.recipient for item in sent) == sorted(
         ["utveckling@example.se", "tjansteagare@example.se"] * 2)
     escalation = next(item for item in sent if b"passerats" in item.raw)

@@ -14,7 +14,7 @@ from maild.models import Outbox, Ticket, TicketEvent
 from maild.runtime import Runtime, open_runtime
 from tests.conftest import FIXTURES, MaildCLI, make_config
 from tests.mailmaker import authenticated_message, support_mail
-from tests.pipeline_helpers import inbound, receive
+from tests.pipeline_helpers import filled, inbound, receive
 from tests.sink import RecordingSink
 from tests.test_required_info import PNG
 
@@ -68,8 +68,8 @@ def test_private_and_unregistered_senders_are_flagged_for_the_team(
     receive(sqlite_runtime, support_mail(sender="praktikant@lindqvistlogistik.se",
                                          subject="Lager", body="Lagret visar fel saldo.\n"))
     with Session(sqlite_runtime.engine) as session:
-        copies = [item.raw for item in session.exec(
-            select(Outbox).where(col(Outbox.purpose) == "team").order_by(col(Outbox.id)))]
+        copies = [item.raw for item in filled(session, session.exec(
+            select(Outbox).where(col(Outbox.purpose) == "team").order_by(col(Outbox.id))))]
     texts = [message_from_bytes(raw, policy=default) for raw in copies]
     summaries = [next(m.iter_parts()).get_content() for m in texts]
     assert "OBS: privat adress, inte en registrerad kontakt" in summaries[0]

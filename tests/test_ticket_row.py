@@ -15,7 +15,7 @@ from maild.processing import BATCH_RAW_LIMIT
 from maild.runtime import Runtime
 from maild.tickets.ticket_row import COLUMNS, load_ticket, save_ticket
 from tests.mailmaker import support_mail
-from tests.pipeline_helpers import receive
+from tests.pipeline_helpers import filled, receive
 
 
 def test_a_ticket_row_has_every_column_of_the_ticket_table() -> None:
@@ -67,8 +67,8 @@ def test_a_batch_reads_a_large_mails_bytes_on_their_own(runtime: Runtime) -> Non
     assert counts["processed"] == 2
     assert len(read_alone) == 1, "only the large mail is read on its own"
     with Session(runtime.engine) as session:
-        copies = session.exec(select(Outbox.raw).where(col(Outbox.purpose) == "team")
-                              .order_by(col(Outbox.id))).all()
+        copies = [item.raw for item in filled(session, session.exec(
+            select(Outbox).where(col(Outbox.purpose) == "team").order_by(col(Outbox.id))))]
         assert session.connection().execute(text("SELECT count(*) FROM ticket")).scalar() == 2
     assert [small.replace(b"\r\n", b"\n") in copy.replace(b"\r\n", b"\n") for copy in copies] \
         == [True, False]

@@ -24,7 +24,7 @@ from maild.trust.evidence import believed_results
 from maild.trust.verdict import assess
 from tests.conftest import ROOT
 from tests.mailmaker import support_mail
-from tests.pipeline_helpers import receive
+from tests.pipeline_helpers import filled, receive
 
 RULES = load_rules(ROOT / "rules")
 MX = "Received: from mail.evil.example (mail.evil.example [203.0.113.9]) by mx1.example.se " \
@@ -52,7 +52,7 @@ def outbox(runtime: Runtime, purpose: str | None = None) -> list[Outbox]:
         query = select(Outbox).order_by(col(Outbox.id))
         if purpose:
             query = query.where(col(Outbox.purpose) == purpose)
-        return list(session.exec(query))
+        return filled(session, session.exec(query))
 
 
 # --- RFC 8601 parsing and which headers are believed ------------------------------------

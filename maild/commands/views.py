@@ -13,6 +13,7 @@ from rich.markup import escape
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from maild.bytes_apart import inbound_bytes, outbox_bytes
 from maild.commands.common import (
     EX_FAILED,
     EX_OK,
@@ -27,7 +28,6 @@ from maild.commands.common import (
 )
 from maild.commands.team import events as team_events
 from maild.commands.team import find_ticket
-from maild.inbound_bytes import stored_bytes
 from maild.models import Inbound, InboundState, Outbox, Ticket, TicketMessage
 from maild.respond.outbox_actions import cancel_item, retry_item
 
@@ -164,7 +164,7 @@ def inbound_show(context: Context, args: argparse.Namespace) -> int:
 def inbound_raw(context: Context, args: argparse.Namespace) -> int:
     """Write the stored raw bytes to standard output exactly as received."""
     with Session(context.runtime.engine) as session:
-        raw = stored_bytes(session, args.id)
+        raw = inbound_bytes(session, args.id)
     if raw is None:
         raise CommandError(f"no stored message {args.id}")
     sys.stdout.buffer.write(raw)
@@ -236,15 +236,16 @@ def outbox_show(context: Context, args: argparse.Namespace) -> int:
         item = session.get(Outbox, args.id)
         if item is None:
             raise CommandError(f"no outbox item {args.id}")
+        raw = outbox_bytes(session, args.id) or b""
         if args.raw:
-            sys.stdout.buffer.write(item.raw)
+            sys.stdout.buffer.write(raw)
             return EX_OK
         out = console()
         out.print(f"# {item.purpose} to {item.recipient}: {item.state}, attempts "
                   f"{item.attempts}, created {local_time(item.created_at)} ({ZONE_LABEL})"
                   + (f", last error: {item.last_error}" if item.last_error else ""),
                   markup=False)
-        message = email.message_from_bytes(item.raw, policy=email.policy.default)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
         for name, value in message.items():
             out.print(f"{name}: {value}", markup=False, soft_wrap=True)
         out.print("")

@@ -35,6 +35,7 @@ from sqlalchemy import CursorResult, Engine, and_, bindparam, or_, select, updat
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from maild.bytes_apart import OUTBOX_BYTES, OUTBOX_WITH_BYTES
 from maild.log import get_logger
 from maild.models import Outbox, OutboxState, Ticket, table_of
 from maild.respond.delivery import TemporaryFailure
@@ -81,10 +82,10 @@ _OUTBOX = table_of(Outbox)
 _TICKET = table_of(Ticket)
 _CANDIDATES = (
     select(_OUTBOX.c.id, _OUTBOX.c.state, _OUTBOX.c.claimed_until, _OUTBOX.c.committing_at,
-           _OUTBOX.c.raw, _OUTBOX.c.envelope_sender, _OUTBOX.c.recipient,
+           OUTBOX_BYTES.label("raw"), _OUTBOX.c.envelope_sender, _OUTBOX.c.recipient,
            _OUTBOX.c.message_id, _OUTBOX.c.purpose, _OUTBOX.c.attempts, _OUTBOX.c.created_at,
            _OUTBOX.c.history, _TICKET.c.number)
-    .select_from(_OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)))
+    .select_from(OUTBOX_WITH_BYTES.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)))
 _HELD = and_(_OUTBOX.c.id == bindparam("item_id"), _OUTBOX.c.claim_token == bindparam("token"),
              _OUTBOX.c.state == OutboxState.SENDING)
 

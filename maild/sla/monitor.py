@@ -27,9 +27,10 @@ from sqlalchemy import Engine, or_
 from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import Session, col, select
 
+from maild.bytes_apart import insert_outbox
 from maild.classify.loop import LOOP_HEADER
 from maild.log import get_logger
-from maild.models import Outbox, OutboxState, Ticket, TicketEvent
+from maild.models import OutboxState, Ticket, TicketEvent
 from maild.respond import wire
 from maild.respond.ack import new_message_id
 from maild.respond.address import UnusableAddress
@@ -98,10 +99,10 @@ def _notify(session: Session, ticket: Ticket, rules: Rules, policy: Policy, *, d
             wire.token(LOOP_HEADER, domain),
             wire.token("X-Maild-Ticket", ticket.number),
         ]
-        session.add(Outbox(ticket_id=ticket.id, purpose="escalation", envelope_sender="",
-                           recipient=recipient, message_id=message_id,
-                           raw=wire.compose_text(fields, body), state=OutboxState.QUEUED,
-                           created_at=now))
+        insert_outbox(session, [wire.compose_text(fields, body)], ticket_id=ticket.id,
+                      purpose="escalation", envelope_sender="", recipient=recipient,
+                      message_id=message_id, state=OutboxState.QUEUED, created_at=now,
+                      history=[])
         count += 1
     return count
 

@@ -12,7 +12,8 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from maild.models import Outbox, OutboxState, Ticket, TicketMessage, TicketStatus
+from maild.bytes_apart import insert_outbox
+from maild.models import OutboxState, Ticket, TicketMessage, TicketStatus
 from maild.respond.bounces import new_token, verp_address
 from maild.respond.reply import compose_reply
 from maild.routing.model import Rules
@@ -138,14 +139,12 @@ def reply(session: Session, ticket: Ticket, text: str, *, actor: str, rules: Rul
         sender=support, sender_name=queue.name if queue else "Support", thread=thread,
         language=ticket.language, numbering=numbering, domain=domain, now=now)
     token = new_token()
-    item = Outbox(ticket_id=ticket.id, purpose="reply",
-                  envelope_sender=verp_address(support, token), recipient=composed.recipient,
-                  message_id=composed.message_id, raw=composed.raw, state=OutboxState.QUEUED,
-                  created_at=now, bounce_token=token)
-    session.add(item)
-    session.flush()
-    assert item.id is not None
-    session.add(TicketMessage(ticket_id=ticket.id, outbox_id=item.id, direction="out",
+    outbox_id = insert_outbox(session, [composed.raw], ticket_id=ticket.id, purpose="reply",
+                              envelope_sender=verp_address(support, token),
+                              recipient=composed.recipient, message_id=composed.message_id,
+                              state=OutboxState.QUEUED, created_at=now, bounce_token=token,
+                              history=[])
+    session.add(TicketMessage(ticket_id=ticket.id, outbox_id=outbox_id, direction="out",
                               role="reply", message_id=composed.message_id, sender=support,
                               subject=ticket.subject, created_at=now))
     first = ticket.first_response_at is None
@@ -154,8 +153,8 @@ def reply(session: Session, ticket: Ticket, text: str, *, actor: str, rules: Rul
     ticket.updated_at = now
     session.add(ticket)
     record(session, ticket, actor=actor, kind="response" if first else "reply", at=now,
-           outbox=item.id, to=composed.recipient)
+           outbox=outbox_id, to=composed.recipient)
     set_status(session, ticket, TicketStatus.ANSWERED, actor=actor, at=now,
                reason="staff replied to the customer")
-    return ReplyQueued(outbox_id=item.id, message_id=composed.message_id,
+    return ReplyQueued(outbox_id=outbox_id, message_id=composed.message_id,
                        recipient=composed.recipient, first_response=first)

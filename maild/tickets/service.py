@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
-from maild.inbound_bytes import blob_home
+from maild.bytes_apart import inbound_blob_home, insert_outbox
 from maild.models import (
     Outbox,
     OutboxState,
@@ -32,7 +32,7 @@ from maild.sqlite_blobs import StoredBlob, in_pieces
 from maild.tickets.lifecycle import change_status, record, record_status, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
-from maild.tickets.rows import LARGE_BYTES, insert_row, insert_row_with_parts
+from maild.tickets.rows import LARGE_BYTES, insert_row
 from maild.tickets.ticket_row import TicketRow, insert_ticket, load_ticket, save_ticket
 
 _OUTBOX = table_of(Outbox)
@@ -158,11 +158,11 @@ def apply_decision(
         token = new_token()
         support = decision.details.get("support_address") or ""
         keys = ack_keys(composed.recipient, decision.sender)
-        outbox_id = insert_row(
-            session, Outbox, ticket_id=ticket_id, inbound_id=inbound.id, purpose="ack",
+        outbox_id = insert_outbox(
+            session, [composed.raw], ticket_id=ticket_id, inbound_id=inbound.id, purpose="ack",
             envelope_sender=verp_address(support, token) if support else "",
             recipient=composed.recipient, message_id=composed.message_id,
-            raw=composed.raw, state=OutboxState.QUEUED, created_at=now, bounce_token=token,
+            state=OutboxState.QUEUED, created_at=now, bounce_token=token,
             mailbox=keys.mailbox, recipient_domain=keys.recipient_domain,
             sender_domain=keys.sender_domain)
         insert_row(session, TicketMessage,
@@ -219,10 +219,10 @@ def _apply_followup(session: Session, inbound: StoredMessage, mail: ParsedMail,
                sender=decision.sender, subject=mail.subject, created_at=now)
     save_ticket(session, ticket)
     if confirmation is not None:  # queued after the team's copies, as it always was
-        insert_row(session, Outbox, ticket_id=ticket.id, inbound_id=inbound.id,
-                   purpose="confirmation", envelope_sender="", recipient=confirmation.recipient,
-                   message_id=confirmation.message_id, raw=confirmation.raw,
-                   state=OutboxState.QUEUED, created_at=now, history=[])
+        insert_outbox(session, [confirmation.raw], ticket_id=ticket.id, inbound_id=inbound.id,
+                      purpose="confirmation", envelope_sender="",
+                      recipient=confirmation.recipient, message_id=confirmation.message_id,
+                      state=OutboxState.QUEUED, created_at=now, history=[])
     return Applied(ticket=ticket.number, outbox_id=None, ticket_id=ticket.id)
 
 
@@ -285,10 +285,10 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
     del original, copies
     while written:
         message_id, recipient, parts = written.pop(0)
-        insert_row_with_parts(session, Outbox, "raw", parts, ticket_id=ticket.id,
-                              inbound_id=inbound.id, purpose="team", envelope_sender="",
-                              recipient=recipient, message_id=message_id,
-                              state=OutboxState.QUEUED, created_at=now)  # null sender, RFC 3834
+        insert_outbox(session, parts, ticket_id=ticket.id, inbound_id=inbound.id,
+                      purpose="team", envelope_sender="", recipient=recipient,
+                      message_id=message_id, state=OutboxState.QUEUED,
+                      created_at=now)  # null sender, RFC 3834
 
 
 def _stored_in_place(session: Session, inbound_id: int, raw: bytes) -> StoredBlob | None:
@@ -296,7 +296,7 @@ def _stored_in_place(session: Session, inbound_id: int, raw: bytes) -> StoredBlo
     connection = session.connection()
     if len(raw) < LARGE_BYTES or not in_pieces(connection):
         return None
-    return StoredBlob(blob_home(connection, inbound_id), "raw", inbound_id, len(raw))
+    return StoredBlob(inbound_blob_home(connection, inbound_id), "raw", inbound_id, len(raw))
 
 
 def _apply_bounce(session: Session, inbound: StoredMessage, mail: ParsedMail,

@@ -98,7 +98,7 @@ def store_sqlite(path: Path, raw: bytes, *, sender: str | None,
                 "duplicates) VALUES (?, 'pipe', NULL, ?, ?, x'', ?, ?, ?, 'received', 0, 0)",
                 (_timestamp(datetime.now(UTC)), sender[:512] if sender is not None else None,
                  json.dumps(wanted), len(raw), key, raw_message_id(raw)))
-            # The bytes apart from the row, as `maild.inbound_bytes` keeps them on SQLite.
+            # The bytes apart from the row, as `maild.bytes_apart` keeps them on SQLite.
             connection.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)",
                                (cursor.lastrowid, raw))
             connection.execute("COMMIT")

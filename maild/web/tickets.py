@@ -15,10 +15,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from maild.bytes_apart import inbound_bytes, outbox_bytes
 from maild.commands.team import due_today, events, is_overdue
-from maild.inbound_bytes import stored_bytes
 from maild.models import (
-    Outbox,
     Ticket,
     TicketEvent,
     TicketMessage,
@@ -219,10 +218,9 @@ def ticket_detail(engine: Engine, person: Person, rules: Rules, number: str,
 
 def _raw_of(session: Session, message: TicketMessage) -> bytes | None:
     if message.inbound_id is not None:
-        return stored_bytes(session, message.inbound_id)
+        return inbound_bytes(session, message.inbound_id)
     if message.outbox_id is not None:
-        item = session.get(Outbox, message.outbox_id)
-        return item.raw if item else None
+        return outbox_bytes(session, message.outbox_id)
     return None
 
 

@@ -1,8 +1,9 @@
-"""Where a message's bytes are kept: apart from its changing row on SQLite, in it on PostgreSQL.
+"""Where a mail's bytes are kept: apart from its changing row on SQLite, in it on PostgreSQL.
 
-On SQLite, claiming and processing a message must not write its bytes again; on
-PostgreSQL they stay in `inbound.raw`, which an instance of the previous version
-reads during a rolling upgrade. A message stored before either way is still read.
+On SQLite, claiming and processing a message, and claiming and recording an outbox
+item, must not write their bytes again; on PostgreSQL they stay in `raw`, which an
+instance of the previous version reads during a rolling upgrade. A mail stored the
+old way is still read.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from sqlalchemy import event, insert, select
 from sqlmodel import Session, col
 
 from maild.intake import Arrival, store_batch, store_inbound
-from maild.models import Inbound, InboundRaw, Outbox, table_of, utcnow
+from maild.models import Inbound, InboundRaw, Outbox, OutboxRaw, table_of, utcnow
 from maild.runtime import Runtime, open_runtime
 from maild.transports.pipe import store_sqlite
 from tests.conftest import MaildCLI, make_config
 from tests.mailmaker import authenticated_message, support_mail
-from tests.pipeline_helpers import stored_bytes, tickets
+from tests.pipeline_helpers import filled, stored_bytes, tickets
 
 
 def _mail_with_attachment(size: int, subject: str = "Loggar från driftstoppet") -> bytes:
@@ -34,6 +35,23 @@ def _mail_with_attachment(size: int, subject: str = "Loggar från driftstoppet")
     message.add_attachment(os.urandom(size), maintype="application",
                            subtype="octet-stream", filename="loggar.bin")
     return message.as_bytes()
+
+
+def _outbox_kept(runtime: Runtime) -> dict[str, list[tuple[bytes, bytes | None]]]:
+    """Each outbox item's (own `raw`, bytes in `outbox_raw` or None), by purpose."""
+    kept: dict[str, list[tuple[bytes, bytes | None]]] = {}
+    with Session(runtime.engine) as session:
+        for item in session.scalars(select(Outbox).order_by(col(Outbox.id))):
+            apart = session.get(OutboxRaw, item.id)
+            kept.setdefault(item.purpose, []).append(
+                (item.raw, apart.raw if apart is not None else None))
+    return kept
+
+
+def _wal(runtime: Runtime) -> Path:
+    database = runtime.engine.url.database
+    assert database is not None
+    return Path(f"{database}-wal")
 
 
 def _where_kept(runtime: Runtime, inbound_id: int) -> tuple[bytes, bytes | None]:
@@ -65,17 +83,34 @@ def test_on_sqlite_claiming_and_processing_a_message_does_not_write_its_bytes_ag
     stored = store_inbound(wal_runtime.engine, raw, transport="smtp",
                            envelope_sender="anna.lind@bergstromsbygg.se",
                            recipients=["support@example.se"])
-    database = wal_runtime.engine.url.database
-    assert database is not None
-    wal = Path(f"{database}-wal")
-    before = wal.stat().st_size
+    before = _wal(wal_runtime).stat().st_size
     counts = wal_runtime.processor().run_pending()
     assert counts["processed"] == 1
-    written = wal.stat().st_size - before
+    written = _wal(wal_runtime).stat().st_size - before
     # The team copy carries the original once; with the bytes in the inbound row, the
-    # claim and the processed update wrote them twice more (3.1 times the message).
+    # claim and the processed update wrote them twice more (5 times the message in all).
     assert written < 1.5 * len(raw), f"{written} bytes written to process {len(raw)}"
     assert _where_kept(wal_runtime, stored.inbound_id) == (b"", raw)
+
+
+def test_on_sqlite_sending_an_outbox_item_does_not_write_its_bytes_again(
+        wal_runtime: Runtime) -> None:
+    raw = _mail_with_attachment(2_000_000)
+    store_inbound(wal_runtime.engine, raw, transport="smtp",
+                  envelope_sender="anna.lind@bergstromsbygg.se",
+                  recipients=["support@example.se"])
+    wal_runtime.processor().run_pending()
+    [(empty, team)] = _outbox_kept(wal_runtime)["team"]
+    assert empty == b"" and team is not None and len(team) > len(raw)
+    before = _wal(wal_runtime).stat().st_size
+    report = wal_runtime.flush_outbox()
+    assert report.sent_by_purpose.get("team") == 1, report
+    written = _wal(wal_runtime).stat().st_size - before
+    # The claim and the record of its sending each wrote the copy again, before.
+    assert written < 0.2 * len(team), f"{written} bytes written to send {len(team)}"
+    delivered = [path.read_bytes() for path in (wal_runtime.config.outbox_maildir / "new")
+                 .iterdir()]
+    assert team in delivered
 
 
 def test_every_way_in_keeps_the_bytes_apart_on_sqlite(sqlite_runtime: Runtime) -> None:
@@ -93,6 +128,27 @@ def test_every_way_in_keeps_the_bytes_apart_on_sqlite(sqlite_runtime: Runtime) -
         assert stored_bytes(sqlite_runtime, inbound_id) == raw
 
 
+def test_every_way_out_keeps_the_bytes_apart_on_sqlite(
+        sqlite_runtime: Runtime, maild: MaildCLI) -> None:
+    """Acknowledgements, team copies and staff replies (escalations are queued alike)."""
+    env = {"MAILD_DATA_DIR": str(sqlite_runtime.config.data_dir)}
+    stored = store_inbound(sqlite_runtime.engine, authenticated_message(
+        subject="Bokningen är nere", message_id="<nere@bergstromsbygg.se>",
+        text="Hej! Bokningssidan är helt nere sedan kl 09.00, akut!\n\nAnna\n").as_bytes(),
+        transport="smtp", recipients=["support@example.se"])
+    outcome = sqlite_runtime.processor().process_now(stored.inbound_id)
+    assert outcome is not None and outcome.ticket is not None
+    replied = maild("ticket", "reply", outcome.ticket, "Vi tittar på det nu.", extra_env=env)
+    assert replied.code == 0, replied.stderr
+    kept = _outbox_kept(sqlite_runtime)
+    assert {"ack", "team", "reply"} <= set(kept), kept.keys()
+    for purpose, items in kept.items():
+        for own, apart in items:
+            assert own == b"" and apart, f"{purpose}: the bytes are not kept apart"
+    shown = maild("outbox", "show", "--raw", "1", extra_env=env)
+    assert shown.code == 0 and shown.raw_stdout == kept["ack"][0][1], shown.stderr
+
+
 def test_on_postgresql_the_bytes_stay_in_the_row_an_older_instance_reads(
         postgres_url: str, tmp_path: Path) -> None:
     runtime = open_runtime(make_config(tmp_path, postgres_url))
@@ -105,6 +161,9 @@ def test_on_postgresql_the_bytes_stay_in_the_row_an_older_instance_reads(
         assert _where_kept(runtime, first.inbound_id) == (one, None)
         assert _where_kept(runtime, second.inbound_id) == (two, None)
         assert runtime.processor().run_pending()["processed"] == 2
+        kept = _outbox_kept(runtime)
+        assert kept and all(own and apart is None for items in kept.values()
+                            for own, apart in items)
     finally:
         runtime.engine.dispose()
 
@@ -124,8 +183,9 @@ def test_a_message_stored_with_its_bytes_in_its_row_is_still_processed_and_shown
     [ticket] = tickets(sqlite_runtime)
     assert ticket.subject == "Loggar från driftstoppet"
     with Session(sqlite_runtime.engine) as session:
-        [team] = session.scalars(select(col(Outbox.raw)).where(
-            col(Outbox.purpose) == "team")).all()
+        [item] = filled(session, session.scalars(
+            select(Outbox).where(col(Outbox.purpose) == "team")).all())
+        team = item.raw
     [_, original] = message_from_bytes(team, policy=default).iter_parts()
     assert original.get_content_type() == "message/rfc822"
     assert raw in team.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
@@ -133,3 +193,19 @@ def test_a_message_stored_with_its_bytes_in_its_row_is_still_processed_and_shown
                   extra_env={"MAILD_DATA_DIR": str(sqlite_runtime.config.data_dir)})
     assert shown.code == 0, shown.stderr
     assert shown.raw_stdout == raw
+
+
+def test_an_outbox_item_queued_with_its_bytes_in_its_row_is_still_sent(
+        sqlite_runtime: Runtime) -> None:
+    """As every item was queued before `outbox_raw`, and still is on PostgreSQL."""
+    raw = (b"From: support@example.se\r\nTo: anna.lind@bergstromsbygg.se\r\n"
+           b"Subject: [MD-1] Tidigare\r\nMessage-ID: <tidigare@example.se>\r\n\r\nHej!\r\n")
+    with sqlite_runtime.engine.begin() as connection:
+        connection.execute(insert(table_of(Outbox)).values(
+            purpose="ack", envelope_sender="", recipient="anna.lind@bergstromsbygg.se",
+            message_id="tidigare@example.se", raw=raw, state="queued", created_at=utcnow(),
+            history=[]))
+    report = sqlite_runtime.flush_outbox()
+    assert report.sent == 1, report
+    [path] = (sqlite_runtime.config.outbox_maildir / "new").iterdir()
+    assert path.read_bytes() == raw

@@ -1,0 +1,89 @@
+"""Where the bytes of a stored mail are kept: apart from its changing row on SQLite.
+
+An inbound message's row changes after it is stored, when the message is claimed
+and when it is processed; an outbox item's row, when it is claimed, (over SMTP)
+marked before its final dot, and recorded sent. SQLite writes a whole row again
+whenever its size changes, a blob included: with the bytes in the row, every byte
+of a mail was written two or three times more, and a large one was rebuilt in
+memory each time. On SQLite the bytes are therefore stored once, in `inbound_raw`
+and `outbox_raw` keyed by the row's id, and the row's own `raw` is left empty.
+
+PostgreSQL keeps a large value out of its row (TOAST) and an update that leaves it
+alone does not copy it; there the bytes stay in `raw`, where an instance of the
+previous version reads them during a rolling upgrade. A row stored before the
+tables existed has its bytes in `raw` on either database. Readers take the table
+apart first, then `raw`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Table, bindparam, exists, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import coalesce
+from sqlalchemy.sql.selectable import Join
+from sqlmodel import Session
+
+from maild.models import Inbound, InboundRaw, Outbox, OutboxRaw, table_of
+from maild.prepared import Prepared
+from maild.sqlite_blobs import StoredBlob
+from maild.tickets.rows import insert_row, insert_row_with_parts
+
+INBOUND = table_of(Inbound)
+INBOUND_RAW = table_of(InboundRaw)
+OUTBOX = table_of(Outbox)
+OUTBOX_RAW = table_of(OutboxRaw)
+
+# The inbound rows with their bytes wherever they are kept: select from this...
+INBOUND_WITH_BYTES: Join = INBOUND.outerjoin(
+    INBOUND_RAW, INBOUND_RAW.c.inbound_id == INBOUND.c.id)
+# ...and read this column.
+INBOUND_BYTES: ColumnElement[bytes] = coalesce(INBOUND_RAW.c.raw, INBOUND.c.raw)
+# The same for outbox items.
+OUTBOX_WITH_BYTES: Join = OUTBOX.outerjoin(OUTBOX_RAW, OUTBOX_RAW.c.outbox_id == OUTBOX.c.id)
+OUTBOX_BYTES: ColumnElement[bytes] = coalesce(OUTBOX_RAW.c.raw, OUTBOX.c.raw)
+
+_INBOUND_BYTES_OF = Prepared(select(INBOUND_BYTES).select_from(INBOUND_WITH_BYTES).where(
+    INBOUND.c.id == bindparam("row_id")))
+_OUTBOX_BYTES_OF = Prepared(select(OUTBOX_BYTES).select_from(OUTBOX_WITH_BYTES).where(
+    OUTBOX.c.id == bindparam("row_id")))
+_INBOUND_APART = Prepared(select(exists().where(INBOUND_RAW.c.inbound_id == bindparam("row_id"))))
+
+
+def bytes_apart(dialect: str) -> bool:
+    """Whether a new mail's bytes go to the table apart (SQLite) rather than its row."""
+    return dialect == "sqlite"
+
+
+def row_raw(dialect: str, raw: bytes) -> bytes:
+    """What a new row holds in `raw` on `dialect`: the bytes, or nothing when kept apart."""
+    return b"" if bytes_apart(dialect) else raw
+
+
+def inbound_bytes(where: Session | Connection, inbound_id: int) -> bytes | None:
+    """The bytes stored for `inbound_id` exactly as received; None when there is no such row."""
+    rows = _INBOUND_BYTES_OF.run(where, {"row_id": inbound_id}).rows
+    return bytes(rows[0][0]) if rows else None
+
+
+def outbox_bytes(where: Session | Connection, outbox_id: int) -> bytes | None:
+    """The bytes of outbox item `outbox_id` as they are (or were) sent; None when there is none."""
+    rows = _OUTBOX_BYTES_OF.run(where, {"row_id": outbox_id}).rows
+    return bytes(rows[0][0]) if rows else None
+
+
+def inbound_blob_home(connection: Connection, inbound_id: int) -> Table:
+    """The table whose `raw` holds the bytes of `inbound_id` (for SQLite's blob I/O by rowid)."""
+    apart = _INBOUND_APART.run(connection, {"row_id": inbound_id}).scalar_one()
+    return INBOUND_RAW if apart else INBOUND
+
+
+def insert_outbox(session: Session, parts: Sequence[bytes | StoredBlob], **values: object) -> int:
+    """Queue an outbox item whose bytes are `parts` joined, kept as `bytes_apart` says; its id."""
+    dialect = session.connection().dialect.name
+    if not bytes_apart(dialect):
+        return insert_row_with_parts(session, Outbox, "raw", parts, **values)
+    outbox_id = insert_row(session, Outbox, raw=b"", **values)
+    insert_row_with_parts(session, OutboxRaw, "raw", parts, outbox_id=outbox_id)
+    return outbox_id
