@@ -17,8 +17,6 @@ apart first, then `raw`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import Connection, Table, bindparam, exists, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import coalesce
@@ -27,8 +25,6 @@ from sqlmodel import Session
 
 from maild.models import Inbound, InboundRaw, Outbox, OutboxRaw, table_of
 from maild.prepared import Prepared
-from maild.sqlite_blobs import StoredBlob
-from maild.tickets.rows import insert_row, insert_row_with_parts
 
 INBOUND = table_of(Inbound)
 INBOUND_RAW = table_of(InboundRaw)
@@ -78,12 +74,3 @@ def inbound_blob_home(connection: Connection, inbound_id: int) -> Table:
     apart = _INBOUND_APART.run(connection, {"row_id": inbound_id}).scalar_one()
     return INBOUND_RAW if apart else INBOUND
 
-
-def insert_outbox(session: Session, parts: Sequence[bytes | StoredBlob], **values: object) -> int:
-    """Queue an outbox item whose bytes are `parts` joined, kept as `bytes_apart` says; its id."""
-    dialect = session.connection().dialect.name
-    if not bytes_apart(dialect):
-        return insert_row_with_parts(session, Outbox, "raw", parts, **values)
-    outbox_id = insert_row(session, Outbox, raw=b"", **values)
-    insert_row_with_parts(session, OutboxRaw, "raw", parts, outbox_id=outbox_id)
-    return outbox_id

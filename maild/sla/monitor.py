@@ -27,7 +27,6 @@ from sqlalchemy import Engine, or_
 from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import Session, col, select
 
-from maild.bytes_apart import insert_outbox
 from maild.classify.loop import LOOP_HEADER
 from maild.log import get_logger
 from maild.models import OutboxState, Ticket, TicketEvent
@@ -38,6 +37,7 @@ from maild.respond.wording import format_when
 from maild.routing.model import Policy, Rules
 from maild.sla.deadline import open_time_between
 from maild.tickets.lifecycle import record
+from maild.tickets.rows import insert_outbox
 
 log = get_logger("maild.sla")
 

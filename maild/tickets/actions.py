@@ -12,7 +12,6 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from maild.bytes_apart import insert_outbox
 from maild.models import OutboxState, Ticket, TicketMessage, TicketStatus
 from maild.respond.bounces import new_token, verp_address
 from maild.respond.reply import compose_reply
@@ -22,6 +21,7 @@ from maild.tickets.entitle import Entitled, EntitleRefused, entitle_ticket
 from maild.tickets.lifecycle import record, set_status
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.reprioritise import PriorityChange, PriorityRefused, change_priority
+from maild.tickets.rows import insert_outbox
 
 
 class ActionRefused(Exception):

@@ -16,7 +16,8 @@ from typing import Any, TypeAlias
 from sqlalchemy import Row
 from sqlmodel import Session, SQLModel
 
-from maild.models import table_of
+from maild.bytes_apart import bytes_apart
+from maild.models import Outbox, OutboxRaw, table_of
 from maild.prepared import Prepared
 from maild.sqlite_blobs import StoredBlob, in_pieces, insert_with_blob
 
@@ -53,3 +54,13 @@ def insert_row_with_parts(session: Session, model: type[SQLModel], column: str,
     assert not any(isinstance(part, StoredBlob) for part in parts), "stored blobs: SQLite only"
     return insert_row(session, model, **values, **{column: b"".join(
         part for part in parts if isinstance(part, bytes))})
+
+
+def insert_outbox(session: Session, parts: Sequence[bytes | StoredBlob], **values: object) -> int:
+    """Queue an outbox item whose bytes are `parts` joined, kept as `bytes_apart` says; its id."""
+    dialect = session.connection().dialect.name
+    if not bytes_apart(dialect):
+        return insert_row_with_parts(session, Outbox, "raw", parts, **values)
+    outbox_id = insert_row(session, Outbox, raw=b"", **values)
+    insert_row_with_parts(session, OutboxRaw, "raw", parts, outbox_id=outbox_id)
+    return outbox_id

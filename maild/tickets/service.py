@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
-from maild.bytes_apart import inbound_blob_home, insert_outbox
+from maild.bytes_apart import inbound_blob_home
 from maild.models import (
     Outbox,
     OutboxState,
@@ -32,7 +32,7 @@ from maild.sqlite_blobs import StoredBlob, in_pieces
 from maild.tickets.lifecycle import change_status, record, record_status, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
-from maild.tickets.rows import LARGE_BYTES, insert_row
+from maild.tickets.rows import LARGE_BYTES, insert_outbox, insert_row
 from maild.tickets.ticket_row import TicketRow, insert_ticket, load_ticket, save_ticket
 
 _OUTBOX = table_of(Outbox)
