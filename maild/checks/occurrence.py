@@ -72,6 +72,7 @@ _CLOCK = re.compile(
     r"|\b(?:[01]?\d|2[0-3]):[0-5]\d\b"
     r"|\b(?:1[0-2]|0?[1-9])(?::[0-5]\d)?\s*(?:am|pm|a\.m\.|p\.m\.)",
     re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _CLOCK_DIGITS = re.compile(r"(\d{1,2})(?:[.:](\d{2}))?")
 _PM = re.compile(r"p\.?m", re.IGNORECASE)
 _CLOCK_MARGIN_MINUTES = 30
@@ -121,6 +122,9 @@ def detect_occurred_at(mail: ParsedMail, body: BodyParts) -> ItemResult:
 def occurrence_in(sentence: str, sent: datetime | None) -> str | None:
     """The words of `sentence` that place an event in the past (before `sent`), or None."""
     past = _PAST_POINT.search(sentence)
+    if past is None and _DIGIT.search(sentence) is None and _TODAY.search(sentence) is None \
+            and _ON_WEEKDAY.search(sentence) is None:
+        return None  # every other point in time has a digit (a clock time, a date)
     all_clocks = list(_CLOCK.finditer(sentence))
     dates = _past_dates(sentence, sent)
     pieces: list[re.Match[str]] = [*all_clocks, *dates, *_AT_HOUR.finditer(sentence)]
