@@ -281,11 +281,18 @@ _DYING_SENDER = textwrap.dedent("""
     from maild.respond.outbox import flush_outbox
 
     class DiesAfterThree(MaildirTransport):
-        def deliver(self, item_id, raw, envelope_sender="", recipient=""):
+        def hang_after_three(self):
             if len(list((self.root / "new").glob("*"))) >= 3:
                 print("three delivered", flush=True)
                 time.sleep(600)  # killed here, its batch claimed and not yet recorded
+
+        def deliver(self, item_id, raw, envelope_sender="", recipient=""):
+            self.hang_after_three()
             return super().deliver(item_id, raw, envelope_sender, recipient)
+
+        def deliver_first(self, item_id, raw, envelope_sender="", recipient=""):
+            self.hang_after_three()
+            return super().deliver_first(item_id, raw, envelope_sender, recipient)
 
     flush_outbox(make_engine(sys.argv[1]), DiesAfterThree(Path(sys.argv[2])),
                  lease=timedelta(seconds=2))

@@ -77,3 +77,48 @@ def test_items_whose_folder_could_not_be_synced_are_retried_not_recorded_sent(
         items = session.exec(select(Outbox)).all()
         assert {(item.state, item.attempts) for item in items} == {("sent", 2)}
         assert [entry["result"] for entry in items[0].history] == ["retried", "sent"]
+
+
+class CountingMaildir(MaildirTransport):
+    """A Maildir that counts how often it looks for an earlier delivery."""
+
+    lookups = 0
+
+    def delivered(self, item_id: int) -> bool:
+        self.lookups += 1
+        return super().delivered(item_id)
+
+
+def test_a_first_try_does_not_list_what_a_mail_client_has_read(
+        sqlite_runtime: Runtime, tmp_path: Path) -> None:
+    maildir = tmp_path / "outbox"
+    (maildir / "cur").mkdir(parents=True)
+    for index in range(300):  # messages a mail client has read: listing them costs
+        (maildir / "cur" / f"read-{index}:2,S").touch()
+    _queue(sqlite_runtime, 5)
+    transport = CountingMaildir(maildir)
+    assert flush_outbox(sqlite_runtime.engine, transport).sent == 5
+    assert transport.lookups == 0, "no earlier copy can exist of an item on its first try"
+    assert len(list((maildir / "new").iterdir())) == 5
+
+
+def test_an_item_tried_before_is_still_found_where_a_mail_client_moved_it(
+        sqlite_runtime: Runtime, tmp_path: Path) -> None:
+    """Its sender wrote it and died before recording it; a mail client has read it since."""
+    maildir = tmp_path / "outbox"
+    _queue(sqlite_runtime, 1)
+    with Session(sqlite_runtime.engine) as session:
+        [item] = session.exec(select(Outbox)).all()
+        item.state, item.attempts = "sending", 1  # claimed once, its lease run out
+        item.claimed_until = utcnow() - timedelta(minutes=1)
+        session.add(item)
+        session.commit()
+        assert item.id is not None
+        item_id = item.id
+    transport = CountingMaildir(maildir)
+    first = Path(transport.deliver_first(item_id, b"Subject: 0\r\n\r\nHej\r\n"))
+    first.rename(maildir / "cur" / f"{first.name}:2,S")
+    assert flush_outbox(sqlite_runtime.engine, transport).sent == 1
+    assert transport.lookups == 1
+    assert list((maildir / "new").iterdir()) == [], "not written a second time"
+    assert [path.name for path in (maildir / "cur").iterdir()] == [f"{first.name}:2,S"]

@@ -35,6 +35,19 @@ class MarkingTransport(Protocol):
 
 
 @runtime_checkable
+class RecognisingTransport(Protocol):
+    """A transport that recognises an item it delivered before (a Maildir finds its file).
+
+    Looking can cost (a Maildir lists its `cur/`), and only an item handed to a
+    transport before can be found: the outbox says when an item is on its first try.
+    """
+
+    def deliver_first(self, item_id: int, raw: bytes, envelope_sender: str,
+                      recipient: str) -> str:
+        """Deliver `raw` as `deliver` does, without looking for an earlier delivery of it."""
+
+
+@runtime_checkable
 class SettlingTransport(Protocol):
     """A transport whose deliveries become durable together, when it is told to settle."""
 

@@ -39,13 +39,27 @@ class MaildirTransport:
 
     def deliver(self, item_id: int, raw: bytes, envelope_sender: str = "",
                 recipient: str = "") -> str:
-        """Write `raw` for item `item_id` durably into `new/`; returns the file path."""
+        """Write `raw` for item `item_id` durably into `new/`, unless it is there already
+        (in `new/` or `cur/`); returns the file path."""
         self._prepare()
-        name = self.file_name(item_id)
-        final = self.root / "new" / name
         if self.delivered(item_id):
             self._unsettled = True  # its sender may have died before syncing new/
-            return str(final)
+            return str(self.root / "new" / self.file_name(item_id))
+        return self._write(item_id, raw)
+
+    def deliver_first(self, item_id: int, raw: bytes, envelope_sender: str = "",
+                      recipient: str = "") -> str:
+        """`deliver` for an item never handed to a transport before: `cur/` is not listed.
+
+        Listing `cur/` costs as many entries as it holds (every message a mail client
+        has read), for every item; only a retried or taken-over item can be there.
+        """
+        self._prepare()
+        return self._write(item_id, raw)
+
+    def _write(self, item_id: int, raw: bytes) -> str:
+        name = self.file_name(item_id)
+        final = self.root / "new" / name
         temporary = self.root / "tmp" / f"{name}.{os.getpid()}.{secrets.token_hex(4)}"
         with temporary.open("wb") as handle:
             handle.write(raw)

@@ -40,6 +40,7 @@ from maild.models import Outbox, OutboxState, utcnow
 from maild.respond.delivery import (
     MarkingTransport,
     PermanentFailure,
+    RecognisingTransport,
     SettlingTransport,
     TemporaryFailure,
     Transport,
@@ -204,6 +205,10 @@ def _deliver(engine: Engine, transport: Transport, claim: Claim, *, clock: Clock
             where = transport.deliver_marked(
                 claim.item_id, claim.raw, claim.envelope_sender, claim.recipient,
                 lambda: mark_committing(engine, claim, clock()))
+        elif claim.attempts == 1 and isinstance(transport, RecognisingTransport):
+            # Its first claim: no transport has had it, so there is no earlier copy to find.
+            where = transport.deliver_first(claim.item_id, claim.raw, claim.envelope_sender,
+                                            claim.recipient)
         else:
             where = transport.deliver(claim.item_id, claim.raw, claim.envelope_sender,
                                       claim.recipient)
