@@ -69,15 +69,14 @@ def store_inbound(
                 col(Inbound.idempotency_key) == key)).first()
             if existing is not None:
                 return _record_duplicate(session, existing, recipients)
+            dialect = engine.dialect.name
             row = _new_row(Arrival(raw, transport, envelope_sender, recipients, source), key,
-                           recipients)
+                           recipients, dialect)
             if received_at is not None:
                 row.received_at = received_at
-            apart = bytes_apart(engine.dialect.name)
-            row.raw = row_raw(engine.dialect.name, raw)
             session.add(row)
             try:
-                if apart:
+                if bytes_apart(dialect):
                     session.flush()
                     assert row.id is not None
                     session.add(InboundRaw(inbound_id=row.id, raw=raw))
@@ -172,8 +171,7 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival], *,
     for arrival, key in zip(arrivals, keys, strict=True):
         recipients = [r.strip().lower() for r in arrival.recipients if r.strip()]
         if key not in fresh:
-            fresh[key] = _row_values(arrival, key, recipients, now)
-            fresh[key]["raw"] = row_raw(engine.dialect.name, arrival.raw)
+            fresh[key] = _row_values(arrival, key, recipients, now, engine.dialect.name)
             raw_of[key] = arrival.raw
         arrived_for.setdefault(key, []).extend(recipients)
     try:
@@ -237,14 +235,15 @@ def _store_one(engine: Engine, arrival: Arrival) -> Stored | StorageError:
 
 
 def _row_values(arrival: Arrival, key: str, recipients: list[str],
-                now: datetime) -> dict[str, object]:
+                now: datetime, dialect: str) -> dict[str, object]:
+    """The new inbound row's columns; its bytes apart from it where `bytes_apart` says."""
     return {
         "received_at": now,
         "transport": arrival.transport,
         "source": arrival.source,
         "envelope_sender": _clip(arrival.envelope_sender, 512),
         "envelope_recipients": recipients,
-        "raw": arrival.raw,
+        "raw": row_raw(dialect, arrival.raw),
         "size": len(arrival.raw),
         "idempotency_key": key,
         "message_id": raw_message_id(arrival.raw),
@@ -254,5 +253,5 @@ def _row_values(arrival: Arrival, key: str, recipients: list[str],
     }
 
 
-def _new_row(arrival: Arrival, key: str, recipients: list[str]) -> Inbound:
-    return Inbound.model_validate(_row_values(arrival, key, recipients, utcnow()))
+def _new_row(arrival: Arrival, key: str, recipients: list[str], dialect: str) -> Inbound:
+    return Inbound.model_validate(_row_values(arrival, key, recipients, utcnow(), dialect))
