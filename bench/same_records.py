@@ -210,6 +210,12 @@ dump = {}
 APART = {"inbound": "inbound_raw", "outbox": "outbox_raw"}
 apart = {owner: dict(db.execute(f"SELECT {owner}_id, raw FROM {kept}").fetchall())
          for owner, kept in APART.items() if kept in tables}
+if "outbox_raw" in tables and not database_url:  # a team copy may refer to its original
+    apart["outbox"] = dict(db.execute(
+        "SELECT o.outbox_id, CASE WHEN o.original_id IS NULL THEN o.raw "
+        "ELSE CAST(o.raw || coalesce(r.raw, i.raw) || o.tail AS BLOB) END "
+        "FROM outbox_raw o LEFT JOIN inbound i ON i.id = o.original_id "
+        "LEFT JOIN inbound_raw r ON r.inbound_id = o.original_id").fetchall())
 for table in tables:
     if table in APART.values() or table == "alembic_version":  # the schema's, not records
         continue

@@ -13,11 +13,15 @@ alone does not copy it; there the bytes stay in `raw`, where an instance of the
 previous version reads them during a rolling upgrade. A row stored before the
 tables existed has its bytes in `raw` on either database. Readers take the table
 apart first, then `raw`.
+
+On SQLite a team copy that carries its original as it was received does not copy
+it: its `outbox_raw` row holds the bytes before and after the original and refers
+to the stored message, which is never changed or deleted (a foreign key keeps it).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Table, bindparam, exists, select
+from sqlalchemy import Connection, LargeBinary, Table, bindparam, case, cast, exists, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import coalesce
 from sqlalchemy.sql.selectable import Join
@@ -36,9 +40,18 @@ INBOUND_WITH_BYTES: Join = INBOUND.outerjoin(
     INBOUND_RAW, INBOUND_RAW.c.inbound_id == INBOUND.c.id)
 # ...and read this column.
 INBOUND_BYTES: ColumnElement[bytes] = coalesce(INBOUND_RAW.c.raw, INBOUND.c.raw)
-# The same for outbox items.
-OUTBOX_WITH_BYTES: Join = OUTBOX.outerjoin(OUTBOX_RAW, OUTBOX_RAW.c.outbox_id == OUTBOX.c.id)
-OUTBOX_BYTES: ColumnElement[bytes] = coalesce(OUTBOX_RAW.c.raw, OUTBOX.c.raw)
+# The same for outbox items. A team copy that refers to its original (`original_id`) is
+# the bytes before it, the original wherever it is kept, and the bytes after it.
+_ORIGINAL = INBOUND.alias("original")
+_ORIGINAL_RAW = INBOUND_RAW.alias("original_raw")
+OUTBOX_WITH_BYTES: Join = (
+    OUTBOX.outerjoin(OUTBOX_RAW, OUTBOX_RAW.c.outbox_id == OUTBOX.c.id)
+    .outerjoin(_ORIGINAL, _ORIGINAL.c.id == OUTBOX_RAW.c.original_id)
+    .outerjoin(_ORIGINAL_RAW, _ORIGINAL_RAW.c.inbound_id == OUTBOX_RAW.c.original_id))
+OUTBOX_BYTES: ColumnElement[bytes] = case(
+    (OUTBOX_RAW.c.original_id.is_(None), coalesce(OUTBOX_RAW.c.raw, OUTBOX.c.raw)),
+    else_=cast(OUTBOX_RAW.c.raw.concat(coalesce(_ORIGINAL_RAW.c.raw, _ORIGINAL.c.raw))
+               .concat(OUTBOX_RAW.c.tail), LargeBinary))
 
 _INBOUND_BYTES_OF = Prepared(select(INBOUND_BYTES).select_from(INBOUND_WITH_BYTES).where(
     INBOUND.c.id == bindparam("row_id")))

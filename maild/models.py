@@ -224,7 +224,8 @@ class OutboxRaw(SQLModel, table=True):
     """The bytes of an outbox item as they are sent, on SQLite: written once, with its row.
 
     Kept apart from `Outbox`, whose row changes as the item is claimed and recorded
-    (see `maild.bytes_apart`).
+    (see `maild.bytes_apart`). A team copy that carries its original as it was
+    received refers to it: `raw` holds the bytes before it, `tail` those after.
     """
 
     __tablename__ = "outbox_raw"
@@ -233,6 +234,9 @@ class OutboxRaw(SQLModel, table=True):
     outbox_id: int = Field(sa_column=Column(Integer, ForeignKey("outbox.id"),
                                             primary_key=True, autoincrement=False))
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    original_id: int | None = Field(default=None, sa_column=Column(
+        Integer, ForeignKey("inbound.id"), nullable=True))
+    tail: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 class Suppression(SQLModel, table=True):
     """An address that bounced permanently: no acknowledgement goes there for a while."""

@@ -87,10 +87,19 @@ def test_on_sqlite_claiming_and_processing_a_message_does_not_write_its_bytes_ag
     counts = wal_runtime.processor().run_pending()
     assert counts["processed"] == 1
     written = _wal(wal_runtime).stat().st_size - before
-    # The team copy carries the original once; with the bytes in the inbound row, the
-    # claim and the processed update wrote them twice more (5 times the message in all).
-    assert written < 1.5 * len(raw), f"{written} bytes written to process {len(raw)}"
+    # The claim and the processed update wrote the bytes in the inbound row again, and the
+    # team copy a copy of them (5 times the message in all); the copy refers to it now.
+    assert written < 0.2 * len(raw), f"{written} bytes written to process {len(raw)}"
     assert _where_kept(wal_runtime, stored.inbound_id) == (b"", raw)
+    [(own, before_original)] = _outbox_kept(wal_runtime)["team"]
+    assert own == b"" and before_original is not None
+    assert before_original.endswith(b'filename="original.eml"\r\n\r\n')
+    with Session(wal_runtime.engine) as session:
+        [item] = filled(session, session.scalars(select(Outbox).where(
+            col(Outbox.purpose) == "team")).all())
+        apart = session.get(OutboxRaw, item.id)
+        assert apart is not None and apart.original_id == stored.inbound_id
+    assert item.raw == before_original + raw + apart.tail
 
 
 def test_on_sqlite_sending_an_outbox_item_does_not_write_its_bytes_again(
@@ -100,8 +109,11 @@ def test_on_sqlite_sending_an_outbox_item_does_not_write_its_bytes_again(
                   envelope_sender="anna.lind@bergstromsbygg.se",
                   recipients=["support@example.se"])
     wal_runtime.processor().run_pending()
-    [(empty, team)] = _outbox_kept(wal_runtime)["team"]
-    assert empty == b"" and team is not None and len(team) > len(raw)
+    with Session(wal_runtime.engine) as session:
+        [item] = filled(session, session.scalars(select(Outbox).where(
+            col(Outbox.purpose) == "team")).all())
+    team = item.raw
+    assert raw in team
     before = _wal(wal_runtime).stat().st_size
     report = wal_runtime.flush_outbox()
     assert report.sent_by_purpose.get("team") == 1, report
@@ -209,3 +221,33 @@ def test_an_outbox_item_queued_with_its_bytes_in_its_row_is_still_sent(
     assert report.sent == 1, report
     [path] = (sqlite_runtime.config.outbox_maildir / "new").iterdir()
     assert path.read_bytes() == raw
+
+
+def test_a_team_copy_that_refers_to_an_8bit_original_is_sent_byte_for_byte(
+        sqlite_runtime: Runtime) -> None:
+    """Bytes that are no UTF-8 at all (Latin-1 text, as old mailers send it) come back
+    exactly from the copy's three pieces, in the database and in the delivered file."""
+    raw = (b"Authentication-Results: mx1.example.se; dkim=pass header.d=bergstromsbygg.se;"
+           b" spf=pass smtp.mailfrom=anna.lind@bergstromsbygg.se; dmarc=pass"
+           b" header.from=bergstromsbygg.se\r\n"
+           b"From: Anna Lind <anna.lind@bergstromsbygg.se>\r\nTo: support@example.se\r\n"
+           b"Subject: Fel i kassan\r\nMessage-ID: <latin1@bergstromsbygg.se>\r\n"
+           b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+           b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+           b"Hej! Kassan visar fel pris p\xe5 s\xf6ndagar sedan i morse.\r\n\r\nAnna\r\n")
+    stored = store_inbound(sqlite_runtime.engine, raw, transport="smtp",
+                           recipients=["support@example.se"])
+    assert sqlite_runtime.processor().run_pending()["processed"] == 1
+    with Session(sqlite_runtime.engine) as session:
+        [item] = filled(session, session.scalars(select(Outbox).where(
+            col(Outbox.purpose) == "team")).all())
+        apart = session.get(OutboxRaw, item.id)
+    assert apart is not None and apart.original_id == stored.inbound_id
+    assert item.raw.count(raw) == 1
+    assert item.raw.endswith(b"--\r\n"), "the multipart is closed after the original"
+    [_, original] = message_from_bytes(item.raw, policy=default).iter_parts()
+    assert original.get_content_type() == "message/rfc822"
+    sqlite_runtime.flush_outbox()
+    delivered = [path.read_bytes() for path in
+                 (sqlite_runtime.config.outbox_maildir / "new").iterdir()]
+    assert item.raw in delivered

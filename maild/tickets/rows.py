@@ -17,7 +17,7 @@ from sqlalchemy import Row
 from sqlmodel import Session, SQLModel
 
 from maild.bytes_apart import bytes_apart
-from maild.models import Outbox, OutboxRaw, table_of
+from maild.models import Inbound, InboundRaw, Outbox, OutboxRaw, table_of
 from maild.prepared import Prepared
 from maild.sqlite_blobs import StoredBlob, in_pieces, insert_with_blob
 
@@ -57,10 +57,30 @@ def insert_row_with_parts(session: Session, model: type[SQLModel], column: str,
 
 
 def insert_outbox(session: Session, parts: Sequence[bytes | StoredBlob], **values: object) -> int:
-    """Queue an outbox item whose bytes are `parts` joined, kept as `bytes_apart` says; its id."""
+    """Queue an outbox item whose bytes are `parts` joined, kept as `bytes_apart` says; its id.
+
+    Where the bytes are kept apart (SQLite), a part that is a stored inbound message
+    (a `StoredBlob` of its `raw`) is referred to rather than copied.
+    """
     dialect = session.connection().dialect.name
     if not bytes_apart(dialect):
         return insert_row_with_parts(session, Outbox, "raw", parts, **values)
     outbox_id = insert_row(session, Outbox, raw=b"", **values)
-    insert_row_with_parts(session, OutboxRaw, "raw", parts, outbox_id=outbox_id)
+    originals = [index for index, part in enumerate(parts)
+                 if isinstance(part, StoredBlob) and part.column == "raw"
+                 and part.table.name in _INBOUND_TABLES]
+    if len(originals) != 1:
+        insert_row_with_parts(session, OutboxRaw, "raw", parts, outbox_id=outbox_id)
+        return outbox_id
+    index = originals[0]
+    original = parts[index]
+    assert isinstance(original, StoredBlob)
+    before, after = parts[:index], parts[index + 1:]
+    assert all(isinstance(part, bytes) for part in (*before, *after)), "one stored part"
+    insert_row(session, OutboxRaw, outbox_id=outbox_id, original_id=original.row_id,
+               raw=b"".join(part for part in before if isinstance(part, bytes)),
+               tail=b"".join(part for part in after if isinstance(part, bytes)))
     return outbox_id
+
+
+_INBOUND_TABLES = (table_of(Inbound).name, table_of(InboundRaw).name)

@@ -32,7 +32,7 @@ from maild.sqlite_blobs import StoredBlob, in_pieces
 from maild.tickets.lifecycle import change_status, record, record_status, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
-from maild.tickets.rows import LARGE_BYTES, insert_outbox, insert_row
+from maild.tickets.rows import insert_outbox, insert_row
 from maild.tickets.ticket_row import TicketRow, insert_ticket, load_ticket, save_ticket
 
 _OUTBOX = table_of(Outbox)
@@ -274,8 +274,8 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
     # The copies carry the original: its bytes are let go before the copies are written,
     # so a large message is not in memory three times (the original, its copy and the
     # database's copies of that) while it is. Nothing after the team copy reads them.
-    # On SQLite a large original is not even joined into its copies: it is copied into
-    # them from its row, a piece at a time.
+    # On SQLite an original attached as it was received is not even joined into its
+    # copies: they refer to it where it is stored (`maild.bytes_apart`).
     inbound.let_go_of_bytes()
     stored = _stored_in_place(session, inbound.id, original)
     written = [(copy.message_id, copy.recipient,
@@ -292,9 +292,9 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
 
 
 def _stored_in_place(session: Session, inbound_id: int, raw: bytes) -> StoredBlob | None:
-    """Where a large message's bytes are stored, to be copied from there (SQLite only)."""
+    """Where the message's bytes are stored, for its team copies to refer to (SQLite only)."""
     connection = session.connection()
-    if len(raw) < LARGE_BYTES or not in_pieces(connection):
+    if not in_pieces(connection):
         return None
     return StoredBlob(inbound_blob_home(connection, inbound_id), "raw", inbound_id, len(raw))
 
