@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from alembic import command
+from sqlalchemy import event, insert, select, text
 from sqlmodel import Session, col
 
+from maild.db import _alembic_config
 from maild.intake import Arrival, store_batch, store_inbound
 from maild.models import Inbound, InboundRaw, Outbox, OutboxRaw, table_of, utcnow
 from maild.runtime import Runtime, open_runtime
@@ -251,3 +253,24 @@ def test_a_team_copy_that_refers_to_an_8bit_original_is_sent_byte_for_byte(
     delivered = [path.read_bytes() for path in
                  (sqlite_runtime.config.outbox_maildir / "new").iterdir()]
     assert item.raw in delivered
+
+
+def test_downgrading_the_schema_puts_every_byte_back_into_its_row(
+        sqlite_runtime: Runtime) -> None:
+    raw = _mail_with_attachment(50_000)
+    stored = store_inbound(sqlite_runtime.engine, raw, transport="smtp",
+                           recipients=["support@example.se"])
+    assert sqlite_runtime.processor().run_pending()["processed"] == 1
+    with Session(sqlite_runtime.engine) as session:
+        items = {item.id: item.raw for item in filled(session, session.scalars(select(Outbox)))}
+        assert session.scalars(select(OutboxRaw.original_id)).all().count(
+            stored.inbound_id) == 1, "the team copy refers to its original"
+    config = _alembic_config()
+    with sqlite_runtime.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0011_outbox_dot")
+        assert connection.execute(text("SELECT raw FROM inbound")).scalar_one() == raw
+        assert dict(connection.execute(text("SELECT id, raw FROM outbox")).all()) == items
+        assert connection.execute(text(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '%\\_raw' ESCAPE '\\'")
+        ).scalar_one() == 0
