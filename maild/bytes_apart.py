@@ -21,6 +21,8 @@ to the stored message, which is never changed or deleted (a foreign key keeps it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Connection, LargeBinary, Table, bindparam, case, cast, exists, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import coalesce
@@ -58,6 +60,17 @@ _INBOUND_BYTES_OF = Prepared(select(INBOUND_BYTES).select_from(INBOUND_WITH_BYTE
 _OUTBOX_BYTES_OF = Prepared(select(OUTBOX_BYTES).select_from(OUTBOX_WITH_BYTES).where(
     OUTBOX.c.id == bindparam("row_id")))
 _INBOUND_APART = Prepared(select(exists().where(INBOUND_RAW.c.inbound_id == bindparam("row_id"))))
+
+
+@dataclass(frozen=True)
+class StoredOriginal:
+    """A part of an outbox item that is inbound message `inbound_id` as it was stored.
+
+    Where bytes are kept apart (`insert_outbox`), the item refers to it rather than
+    holding a copy; elsewhere the caller gives the bytes themselves.
+    """
+
+    inbound_id: int
 
 
 def bytes_apart(dialect: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Insert, Table, bindparam, func
@@ -40,44 +39,28 @@ def blob_pieces(connection: Connection, table: Table, column: str, row_id: int,
         yield iter(lambda: blob.read(piece), b"")
 
 
-@dataclass(frozen=True)
-class StoredBlob:
-    """The bytes in `column` of row `row_id` of `table`: copied from there when written."""
-
-    table: Table
-    column: str
-    row_id: int
-    size: int
-
-
 _INSERTS: dict[tuple[str, str], Insert] = {}
 
 
 def insert_with_blob(connection: Connection, table: Table, column: str,
-                     parts: Sequence[bytes | StoredBlob], values: Mapping[str, Any]) -> int:
+                     parts: Sequence[bytes], values: Mapping[str, Any]) -> int:
     """Insert a row of `table` with `values` and the parts joined in `column`; returns its id.
 
     The row is inserted with zeros in `column` (SQLite then builds the record in
     memory, but no copy of the bytes besides), and the parts are written into it
-    after, a stored blob a piece at a time from where it is stored.
+    after, a piece at a time: they are never joined into one copy.
     """
     statement = _INSERTS.get((table.name, column))
     if statement is None:
         statement = table.insert().values({column: func.zeroblob(bindparam("blob_size"))})
         _INSERTS[(table.name, column)] = statement
-    size = sum(part.size if isinstance(part, StoredBlob) else len(part) for part in parts)
+    size = sum(len(part) for part in parts)
     result = connection.execute(statement, {**values, "blob_size": size})
     key = result.inserted_primary_key
     assert key is not None
     row_id = int(key[0])
     with _sqlite(connection).blobopen(table.name, column, row_id) as blob:
         for part in parts:
-            if isinstance(part, StoredBlob):
-                with blob_pieces(connection, part.table, part.column, part.row_id,
-                                 _WRITE_PIECE) as pieces:
-                    for piece in pieces:
-                        blob.write(piece)
-                continue
             view = memoryview(part)
             for start in range(0, len(part), _WRITE_PIECE):
                 blob.write(view[start:start + _WRITE_PIECE])

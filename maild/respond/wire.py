@@ -206,32 +206,18 @@ def comments_nest_too_deep(lines: bytes) -> bool:
 _PARENTHESIS = re.compile(rb"[()]")
 
 
-def compose_with_original(fields: Sequence[str | None], text: str, original: bytes, *,
-                          opaque: bool = False) -> bytes:
-    """The whole mail: a text/plain part, then `original` attached with CRLF line endings.
+def body_with_original(text: str, original: bytes, *, opaque: bool = False) -> list[bytes]:
+    """A mail's body after its header fields, as parts: a text/plain part with `text`,
+    then `original` attached with CRLF line endings.
 
     As message/rfc822 when its lines fit in a mail (at most 998 octets, no NUL) and
     no comment in it nests deeper than maild's parser reads them (a mail reader's
     parser may recurse on each level until it fails), and not `opaque` (a MIME
     structure nested as deep, which only parsing it finds); otherwise as a base64
-    `original.eml` file, which any mail client opens.
-    """
-    # One join of the parts: a large original is copied once, into the mail.
-    return b"".join(parts_with_original(fields, text, original, opaque=opaque))
-
-
-def parts_with_original(fields: Sequence[str | None], text: str, original: bytes, *,
-                        opaque: bool = False) -> list[bytes]:
-    """The parts that `compose_with_original` joins; `original` itself is one of them when
-    it is attached as it is (CRLF line endings, as SMTP delivers it), not a copy of it."""
-    return [head(fields), *body_with_original(text, original, opaque=opaque)]
-
-
-def body_with_original(text: str, original: bytes, *, opaque: bool = False) -> list[bytes]:
-    """Everything of `compose_with_original`'s mail after its header fields, as parts.
-
-    The same for every mail that carries `text` and `original`: made once, it serves
-    each of them, and a large original is examined (and, if need be, encoded) once.
+    `original.eml` file, which any mail client opens. `original` itself is one of the
+    parts when it is attached as it is (CRLF line endings, as SMTP delivers it), not a
+    copy of it. The same for every mail that carries `text` and `original`: made once,
+    it serves each of them, and a large original is examined (and encoded) once.
     """
     lines = crlf_lines(original)
     attached: list[bytes]

@@ -16,10 +16,10 @@ from typing import Any, TypeAlias
 from sqlalchemy import Row
 from sqlmodel import Session, SQLModel
 
-from maild.bytes_apart import bytes_apart
-from maild.models import Inbound, InboundRaw, Outbox, OutboxRaw, table_of
+from maild.bytes_apart import StoredOriginal, bytes_apart
+from maild.models import Outbox, OutboxRaw, table_of
 from maild.prepared import Prepared
-from maild.sqlite_blobs import StoredBlob, in_pieces, insert_with_blob
+from maild.sqlite_blobs import in_pieces, insert_with_blob
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a result row of any columns
 
@@ -42,45 +42,37 @@ LARGE_BYTES = 256 * 1024
 
 
 def insert_row_with_parts(session: Session, model: type[SQLModel], column: str,
-                          parts: Sequence[bytes | StoredBlob], **values: Any) -> int:
-    """`insert_row` with the parts joined in `column`: on SQLite, large ones written in pieces.
-
-    A `StoredBlob` part (SQLite only) is copied from where it is stored.
-    """
+                          parts: Sequence[bytes], **values: Any) -> int:
+    """`insert_row` with the parts joined in `column`: on SQLite, large ones written in pieces."""
     connection = session.connection()
-    size = sum(part.size if isinstance(part, StoredBlob) else len(part) for part in parts)
-    if size >= LARGE_BYTES and in_pieces(connection):
+    if sum(len(part) for part in parts) >= LARGE_BYTES and in_pieces(connection):
         return insert_with_blob(connection, table_of(model), column, parts, values)
-    assert not any(isinstance(part, StoredBlob) for part in parts), "stored blobs: SQLite only"
-    return insert_row(session, model, **values, **{column: b"".join(
-        part for part in parts if isinstance(part, bytes))})
+    return insert_row(session, model, **values, **{column: b"".join(parts)})
 
 
-def insert_outbox(session: Session, parts: Sequence[bytes | StoredBlob], **values: object) -> int:
+def insert_outbox(session: Session, parts: Sequence[bytes | StoredOriginal],
+                  **values: object) -> int:
     """Queue an outbox item whose bytes are `parts` joined, kept as `bytes_apart` says; its id.
 
-    Where the bytes are kept apart (SQLite), a part that is a stored inbound message
-    (a `StoredBlob` of its `raw`) is referred to rather than copied.
+    Where the bytes are kept apart (SQLite), a `StoredOriginal` part is referred to
+    rather than copied; elsewhere the parts must all be bytes.
     """
-    dialect = session.connection().dialect.name
-    if not bytes_apart(dialect):
-        return insert_row_with_parts(session, Outbox, "raw", parts, **values)
+    if not bytes_apart(session.connection().dialect.name):
+        return insert_row_with_parts(session, Outbox, "raw", _plain(parts), **values)
     outbox_id = insert_row(session, Outbox, raw=b"", **values)
-    originals = [index for index, part in enumerate(parts)
-                 if isinstance(part, StoredBlob) and part.column == "raw"
-                 and part.table.name in _INBOUND_TABLES]
-    if len(originals) != 1:
-        insert_row_with_parts(session, OutboxRaw, "raw", parts, outbox_id=outbox_id)
+    originals = [index for index, part in enumerate(parts) if isinstance(part, StoredOriginal)]
+    if not originals:
+        insert_row_with_parts(session, OutboxRaw, "raw", _plain(parts), outbox_id=outbox_id)
         return outbox_id
-    index = originals[0]
+    [index] = originals  # an item carries one original
     original = parts[index]
-    assert isinstance(original, StoredBlob)
-    before, after = parts[:index], parts[index + 1:]
-    assert all(isinstance(part, bytes) for part in (*before, *after)), "one stored part"
-    insert_row(session, OutboxRaw, outbox_id=outbox_id, original_id=original.row_id,
-               raw=b"".join(part for part in before if isinstance(part, bytes)),
-               tail=b"".join(part for part in after if isinstance(part, bytes)))
+    assert isinstance(original, StoredOriginal)
+    insert_row(session, OutboxRaw, outbox_id=outbox_id, original_id=original.inbound_id,
+               raw=b"".join(_plain(parts[:index])), tail=b"".join(_plain(parts[index + 1:])))
     return outbox_id
 
 
-_INBOUND_TABLES = (table_of(Inbound).name, table_of(InboundRaw).name)
+def _plain(parts: Sequence[bytes | StoredOriginal]) -> list[bytes]:
+    """`parts`, which must be bytes only."""
+    assert all(isinstance(part, bytes) for part in parts), "a stored original is only referred to"
+    return [part for part in parts if isinstance(part, bytes)]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
-from maild.bytes_apart import inbound_blob_home
+from maild.bytes_apart import StoredOriginal, bytes_apart
 from maild.models import (
     Outbox,
     OutboxState,
@@ -28,7 +28,6 @@ from maild.respond.bounces import new_token, verp_address
 from maild.respond.policy import ack_keys
 from maild.respond.team import compose_team_copies
 from maild.routing.model import Rules
-from maild.sqlite_blobs import StoredBlob, in_pieces
 from maild.tickets.lifecycle import change_status, record, record_status, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
@@ -277,7 +276,8 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
     # On SQLite an original attached as it was received is not even joined into its
     # copies: they refer to it where it is stored (`maild.bytes_apart`).
     inbound.let_go_of_bytes()
-    stored = _stored_in_place(session, inbound.id, original)
+    stored = (StoredOriginal(inbound.id)
+              if bytes_apart(session.connection().dialect.name) else None)
     written = [(copy.message_id, copy.recipient,
                 [stored if stored is not None and part is original else part
                  for part in copy.parts] if stored is not None else [b"".join(copy.parts)])
@@ -290,13 +290,6 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
                       message_id=message_id, state=OutboxState.QUEUED,
                       created_at=now)  # null sender, RFC 3834
 
-
-def _stored_in_place(session: Session, inbound_id: int, raw: bytes) -> StoredBlob | None:
-    """Where the message's bytes are stored, for its team copies to refer to (SQLite only)."""
-    connection = session.connection()
-    if not in_pieces(connection):
-        return None
-    return StoredBlob(inbound_blob_home(connection, inbound_id), "raw", inbound_id, len(raw))
 
 
 def _apply_bounce(session: Session, inbound: StoredMessage, mail: ParsedMail,
