@@ -57,7 +57,8 @@ processor = runtime.processor()
 # Warm up (rules, parser, the pipeline's lazy imports) on a dry run, so that the clock
 # measures processing, not start-up.
 from maild.parse import parse_mail
-from maild.pipeline import Envelope, decide, identity_of
+from maild.envelope import identity_of, Envelope
+from maild.pipeline import decide
 from maild.models import utcnow
 from maild.tickets.correlate import NoTickets
 rules = processor.rules()

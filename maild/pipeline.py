@@ -7,17 +7,14 @@ priority, no acknowledgement?" always has its answer in the record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
-from maild.addresses import Address, normalize_address
 from maild.checks import check_items
-from maild.checks.conditions import RequiredItems, required_items
-from maild.classify.language import guess_language
-from maild.classify.machine import classify_machine
-from maild.classify.sender import address_domain, registrable_domain
+from maild.envelope import Envelope, Identity
 from maild.parse import ParsedMail
+from maild.reading import Reading, support_address_of
 from maild.respond.bounces import OutboxLookup, find_bounced, permanence
 from maild.respond.policy import (
     AckHistory,
@@ -27,16 +24,10 @@ from maild.respond.policy import (
     ack_verdict,
     owed_confirmation,
     sender_standing,
-    text_digest,
 )
-from maild.routing.chain import route
-from maild.routing.model import Rules, SupportAddress
-from maild.routing.priority import choose_priority
-from maild.sla.policy_clock import Deadlines, deadlines
+from maild.routing.model import Rules
 from maild.tickets.correlate import TicketLookup, correlate
 from maild.tickets.numbering import TicketNumbering
-from maild.trust.entitlement import entitlement
-from maild.trust.verdict import assess
 
 
 class Lookups(TicketLookup, AckHistory, OutboxLookup, Protocol):
@@ -46,24 +37,6 @@ DECISION_KEYS = (
     "kind", "sender", "sender_domain", "private", "customer", "policy", "queue", "priority",
     "missing", "ack", "ack_reason", "ticket", "response_due",
 )
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """How a message arrived: SMTP envelope (or what stands for it) and time."""
-
-    sender: str | None            # "" is the null sender <>, None is unknown
-    recipients: tuple[str, ...]
-    received_at: datetime
-    transport: str = "file"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """maild's own names, to recognise its own mail coming back."""
-
-    domains: frozenset[str]
-    addresses: frozenset[str]
 
 
 @dataclass
@@ -92,40 +65,6 @@ class Decision:
         return record
 
 
-def identity_of(rules: Rules, mail_domain: str | None) -> Identity:
-    """maild's own domains and addresses: the served addresses and the configured mail domain."""
-    domains = {address.address.rpartition("@")[2] for address in rules.addresses}
-    if mail_domain:
-        domains.add(mail_domain)
-    return Identity(domains=frozenset(domains),
-                    addresses=frozenset(address.address for address in rules.addresses))
-
-
-def support_address_of(envelope: Envelope, mail: ParsedMail | None,
-                       rules: Rules) -> SupportAddress:
-    """The served address this message was sent to: envelope first, then To/Cc, else the default."""
-    candidates = list(envelope.recipients)
-    if mail is not None:
-        candidates += [address.address for address in mail.to + mail.cc]
-        candidates += list(mail.header_all("Delivered-To")) + list(mail.header_all("X-Original-To"))
-    for candidate in candidates:
-        served = rules.support_address(candidate)
-        if served is not None:
-            return served
-    return rules.default_address
-
-
-def ack_recipient(mail: ParsedMail, rules: Rules) -> tuple[str | None, str]:
-    """Who an acknowledgement goes to: a single Reply-To, else From; never a served address."""
-    reply_to = [address for address in mail.reply_to if rules.support_address(
-        address.address) is None]
-    if len(reply_to) == 1:
-        return reply_to[0].address, "Reply-To"
-    if mail.sender is not None and rules.support_address(mail.sender.address) is None:
-        return mail.sender.address, "From"
-    return None, "no address to answer"
-
-
 def unparseable_decision(reason: str, envelope: Envelope, rules: Rules) -> Decision:
     """The record for a message that no parser could read: kept, quarantined, not answered."""
     support = support_address_of(envelope, None, rules)
@@ -133,13 +72,6 @@ def unparseable_decision(reason: str, envelope: Envelope, rules: Rules) -> Decis
                     ack=False, ack_reason=f"unparseable message: {reason}",
                     details={"rules_version": rules.version, "support_address": support.address,
                              "quarantine_reason": reason})
-
-
-def _sender_of(mail: ParsedMail, envelope: Envelope) -> Address | None:
-    if mail.sender is not None:
-        return mail.sender
-    address = normalize_address(envelope.sender) if envelope.sender else None
-    return Address(name="", address=address) if address else None
 
 
 def decide(
@@ -154,10 +86,24 @@ def decide(
     reopen_within: timedelta = timedelta(days=14),
 ) -> Decision:
     """Classify, correlate and route `mail`; say whether it gets an acknowledgement."""
-    support = support_address_of(envelope, mail, rules)
-    sender = _sender_of(mail, envelope)
-    sender_address = sender.address.lower() if sender else None
-    domain = registrable_domain(address_domain(sender_address)) if sender_address else None
+    return decide_reading(Reading(mail, envelope, rules, identity), lookup=lookup,
+                          numbering=numbering, limits=limits, reopen_within=reopen_within)
+
+
+def decide_reading(
+    reading: Reading,
+    *,
+    lookup: Lookups,
+    numbering: TicketNumbering,
+    limits: AckLimits = AckLimits(),  # noqa: B008 - an immutable value
+    reopen_within: timedelta = timedelta(days=14),
+) -> Decision:
+    """`decide` for a message already read (`maild.reading`), joined to what is stored."""
+    mail, envelope, rules = reading.mail, reading.envelope, reading.rules
+    support = reading.support
+    sender = reading.sender
+    sender_address = reading.sender_address
+    domain = reading.sender_domain
     details: dict[str, Any] = {
         "message_id": mail.message_id,
         "subject": mail.subject,
@@ -173,7 +119,7 @@ def decide(
     decision = Decision(kind="new", sender=sender_address, sender_domain=domain or None,
                         private=bool(domain) and domain in rules.private, details=details)
 
-    verdict = classify_machine(mail, envelope.sender, identity.domains, identity.addresses)
+    verdict = reading.machine
     if verdict is not None:
         decision.kind = verdict.kind
         decision.queue = support.queue
@@ -181,10 +127,10 @@ def decide(
         details["signal"] = verdict.signal
         details["language"] = None
         if verdict.kind == "bounce":
-            _match_bounce(decision, mail, envelope, identity, lookup)
+            _match_bounce(decision, mail, envelope, reading.identity, lookup)
         return decision
     details["signal"] = "no machine-mail signal: a person wrote it"
-    trust = assess(mail, sender_address, rules)
+    trust = reading.trust
     details["trust"] = trust.to_json()
 
     correlation = correlate(mail, sender_address, rules, lookup, numbering,
@@ -204,7 +150,7 @@ def decide(
         details["language"] = ticket.language
         details["followup_via"] = correlation.via
         details["staff"] = trust.trusted and sender_address in rules.staff
-        details["ack_to"] = ack_recipient(mail, rules)[0]
+        details["ack_to"] = reading.answer_to[0]
         standing = sender_standing(sender_address, None, ticket.private, rules,
                                    trusted=trust.trusted)
         details["verified_sender"] = standing.verified is not None
@@ -218,21 +164,13 @@ def decide(
     if correlation.refused is not None:
         details["refers_to"] = correlation.refused.number
 
-    routed = route(sender_address, support, rules)
+    opening = reading.opening
+    routed, chosen, entitled = opening.routed, opening.chosen, opening.entitled
     customer = routed.customer
-    policy = rules.policies[routed.policy]
-    # What the mail asks for; whether the sender may have it is the entitlement's question
-    # (the customer's contact list counts there, under `entitled = "contacts"`).
-    chosen = choose_priority(mail, policy, customer=replace(customer, contacts=()) if customer
-                             else None, sender=sender_address, private=routed.private)
-    entitled = entitlement(customer, policy, sender=sender_address, private=routed.private,
-                           trust=trust)
     decision.customer = customer.id if customer else None
     decision.policy = routed.policy
-    decision.queue = routed.queue
-    if entitled.status == "suspended" and rules.suspended_queue:
-        decision.queue = rules.suspended_queue
-    decision.priority = chosen.level if entitled.prioritised else policy.lowest_priority
+    decision.queue = opening.queue
+    decision.priority = opening.priority
     decision.private = routed.private
     details["customer_name"] = customer.name if customer else None
     details["customer_status"] = customer.status if customer else None
@@ -242,28 +180,21 @@ def decide(
     details["priority_requested"] = chosen.level
     details["entitlement"] = entitled.to_json()
     details["rules_tried"] = list(routed.trace)
-    language = customer.language if customer else guess_language(
-        f"{mail.subject}\n{mail.text}") or "sv"
-    details["language"] = language
-    # Support on hold is not given: a suspended customer is asked for nothing technical.
-    required = required_items(policy, mail) if entitled.status != "suspended" else \
-        RequiredItems((), {})
-    results = check_items(mail, required.items)
-    decision.missing = [result.item for result in results if not result.present]
-    details["evidence"] = {result.item: result.evidence for result in results if result.present}
-    if required.because:
-        details["required_when"] = required.because
-    due = deadlines(policy, decision.priority, envelope.received_at, decision.queue) \
-        if entitled.committed else Deadlines()
+    details["language"] = opening.language
+    decision.missing = [result.item for result in opening.results if not result.present]
+    details["evidence"] = {result.item: result.evidence for result in opening.results
+                           if result.present}
+    if opening.required.because:
+        details["required_when"] = opening.required.because
+    due = opening.due
     decision.response_due = due.response.isoformat() if due.response else None
     details["resolution_due"] = due.resolution.isoformat() if due.resolution else None
     details["action_due"] = due.action.isoformat() if due.action else None
 
-    recipient, recipient_rule = ack_recipient(mail, rules)
-    standing = sender_standing(sender_address, customer, routed.private, rules,
-                               trusted=trust.trusted, committed=entitled.committed)
+    recipient, recipient_rule = reading.answer_to
+    standing = opening.standing
     details["ack_to"] = recipient
-    details["text_digest"] = text_digest(mail.text)
+    details["text_digest"] = opening.digest
     details["verified_sender"] = standing.verified is not None
     details["verified_by"] = standing.verified
     details["entitled_sender"] = standing.entitled is not None
@@ -278,7 +209,7 @@ def decide(
                                "forger)")
         return decision
     request = AckRequest(
-        recipient=recipient, sender=sender_address, digest=details["text_digest"],
+        recipient=recipient, sender=sender_address, digest=opening.digest,
         domains=ack_domains(sender_address, recipient, rules),
         owed=owed_confirmation(standing, sender_address, recipient, customer, rules))
     decision.ack, reason = ack_verdict(request, now=envelope.received_at, history=lookup,

@@ -10,10 +10,11 @@ processing failed is retried; once it has failed `max_attempts` times it is
 quarantined with the error instead of crash-looping. The raw bytes are never
 touched.
 
-A batch's rows are read, and its smaller messages parsed, before the batch takes
-its write turn: on SQLite the write lock is then held for deciding and writing
-only, so intake waits less for it, and on PostgreSQL several processors parse
-at once while one holds the acknowledgement accounting.
+A batch's rows are read, and its smaller messages parsed and read (what a
+decision concludes without the database: `maild.reading`), before the batch
+takes its write turn: on SQLite the write lock is then held for the lookups and
+the writes only, so intake waits less for it, and on PostgreSQL several
+processors parse and read at once while one holds the acknowledgement accounting.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ from maild.bytes_apart import (
     inbound_bytes,
 )
 from maild.cluster.heartbeat import ClaimHeartbeat
+from maild.envelope import Envelope, Identity, identity_of
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import ParsedMail, UnparseableMail, parse_mail, parse_mail_pieces
-from maild.pipeline import Envelope, Identity, decide, identity_of, unparseable_decision
+from maild.pipeline import decide_reading, unparseable_decision
 from maild.prepared import Prepared, execute_sql
+from maild.reading import Reading
 from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
@@ -112,18 +115,28 @@ def _savepoint(session: Session) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class _Read:
-    """A claimed message as read before its write turn: its row, and its parse if it had one."""
+    """A claimed message as read before its write turn: its row, and its parse and reading if
+    it had them."""
 
     row: AnyRow
-    mail: ParsedMail | None = None
+    reading: Reading | None = None
     unparseable: UnparseableMail | None = None
 
 
-def _parsed(row: AnyRow, raw: bytes) -> _Read:
+def _envelope(row: AnyRow) -> Envelope:
+    return Envelope(sender=row.envelope_sender, recipients=tuple(row.envelope_recipients or ()),
+                    received_at=row.received_at, transport=row.transport)
+
+
+def _parsed(row: AnyRow, raw: bytes, rules: Rules, identity: Identity,
+            numbering: TicketNumbering) -> _Read:
     try:
-        return _Read(row, mail=parse_mail(raw))
+        mail = parse_mail(raw)
     except UnparseableMail as error:
         return _Read(row, unparseable=error)
+    reading = Reading(mail, _envelope(row), rules, identity)
+    reading.work_out(numbering)
+    return _Read(row, reading=reading)
 
 
 def _read_raw(connection: Connection, inbound_id: int) -> bytes:
@@ -274,13 +287,14 @@ class Processor:
         current message and intake goes first; the rest of the batch follows in the next.
         """
         rules = rules if rules is not None else self.rules()
+        identity = identity_of(rules, self.mail_domain)
         turns = write_turns(self.engine)
-        read = self._read_ahead(inbound_ids)
+        read = self._read_ahead(inbound_ids, rules, identity)
         outcomes: list[Outcome] = []
         while len(outcomes) < len(inbound_ids):
             remaining = inbound_ids[len(outcomes):]
             with turns.turn():
-                done = self._transaction(remaining, read, rules, turns)
+                done = self._transaction(remaining, read, rules, identity, turns)
             outcomes += done
             finished = [outcome.inbound_id for outcome in done]
             for inbound_id in finished:
@@ -291,8 +305,10 @@ class Processor:
                 turns.let_urgent_go_first()
         return outcomes
 
-    def _read_ahead(self, inbound_ids: list[int]) -> dict[int, _Read]:
-        """The batch's rows, in one query, and its first messages parsed, without a write lock.
+    def _read_ahead(self, inbound_ids: list[int], rules: Rules, identity: Identity
+                    ) -> dict[int, _Read]:
+        """The batch's rows, in one query, and its first messages parsed and read
+        (`maild.reading`), without a write lock.
 
         Messages are parsed in order until `PARSE_AHEAD_BYTES`; a message too large for the
         batch query, or one whose parser fails other than by finding it unreadable, is read
@@ -310,11 +326,12 @@ class Processor:
             budget -= len(found.row.raw)
             # Another failure of the parser comes again in the message's turn: recorded there.
             with contextlib.suppress(Exception):
-                read[inbound_id] = _parsed(found.row, found.row.raw)
+                read[inbound_id] = _parsed(found.row, found.row.raw, rules, identity,
+                                           self.numbering)
         return read
 
     def _transaction(self, inbound_ids: list[int], read: dict[int, _Read], rules: Rules,
-                     turns: WriteTurns) -> list[Outcome]:
+                     identity: Identity, turns: WriteTurns) -> list[Outcome]:
         """Process `inbound_ids` in order in one transaction, until done or intake waits."""
         now = self.clock()
         outcomes: list[Outcome] = []
@@ -326,7 +343,6 @@ class Processor:
                 # write lock, so the savepoints below nest inside it instead of committing on
                 # release. The claims' leases are the heartbeat's to renew.
                 hold_ack_accounting(session)
-                identity = identity_of(rules, self.mail_domain)
                 for inbound_id in inbound_ids:
                     try:
                         with _savepoint(session):
@@ -382,14 +398,12 @@ class Processor:
         row = read.row
         connection = session.connection()
         raw: bytes | None = row.raw
-        envelope = Envelope(sender=row.envelope_sender,
-                            recipients=tuple(row.envelope_recipients or ()),
-                            received_at=row.received_at, transport=row.transport)
+        envelope = _envelope(row)
         try:
             if read.unparseable is not None:
                 raise read.unparseable
-            if read.mail is not None:
-                mail = read.mail
+            if read.reading is not None:
+                mail = read.reading.mail
             elif raw is None and in_pieces(connection):
                 mail = _parse_in_pieces(connection, inbound_id)
             else:
@@ -411,11 +425,10 @@ class Processor:
         stored = StoredMessage(inbound_id, row.received_at,
                                raw if raw is not None else _read_raw(connection, inbound_id))
         del raw
-        decision = decide(mail, envelope, rules,
-                          lookup=DatabaseTickets(session, accounting=False),  # held: _transaction
-                          numbering=self.numbering,
-                          identity=identity,
-                          limits=self.limits, reopen_within=self.reopen_within)
+        reading = read.reading or Reading(mail, envelope, rules, identity)
+        decision = decide_reading(
+            reading, lookup=DatabaseTickets(session, accounting=False),  # held: _transaction
+            numbering=self.numbering, limits=self.limits, reopen_within=self.reopen_within)
         applied = apply_decision(session, stored, mail,
                                  decision, rules=rules, numbering=self.numbering,
                                  domain=self.domain(rules), now=now)

@@ -33,9 +33,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import current_build_context
 
+from maild.envelope import Envelope, identity_of
 from maild.models import Ticket
 from maild.parse import ParsedMail, UnparseableMail, bound_comment_nesting, parse_mail
-from maild.pipeline import Decision, Envelope, decide, identity_of
+from maild.pipeline import Decision, decide
 from maild.respond.ack import ComposedMail, compose_ack
 from maild.respond.team import compose_team_delivery
 from maild.routing.load import load_rules

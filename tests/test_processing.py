@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -322,3 +323,77 @@ def test_intake_stores_while_a_batch_is_parsed(
     assert isinstance(stored_meanwhile[0], Stored)
     assert counts["processed"] == 4, "the mail stored meanwhile is processed after the batch"
     assert len(tickets(runtime)) == 4
+
+
+def test_intake_stores_while_a_batch_is_read(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a decision concludes without the database (the required items checked here) is
+    worked out before the batch takes the write turn: intake need not wait for it either."""
+    import threading
+
+    import maild.reading as reading_module
+    from maild.intake import Arrival, Stored, store_batch
+
+    runtime = sqlite_runtime
+    for index in range(3):
+        store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
+                                                   body=f"Fel nummer {index}.\n"),
+                      transport="smtp")
+    stored_meanwhile: list[Stored | Exception] = []
+    intake_waited: list[bool] = []
+    real_check = reading_module.check_items
+
+    def check_while_intake_stores(*args: Any, **kwargs: Any) -> Any:
+        if not intake_waited:
+            arrival = Arrival(support_mail(subject="Under tiden", body="Kom under tiden.\n"),
+                              "smtp", "anna.lind@bergstromsbygg.se", ["support@example.se"])
+            intake = threading.Thread(target=lambda: stored_meanwhile.extend(
+                store_batch(runtime.engine, [arrival])))
+            intake.start()
+            intake.join(timeout=5)
+            intake_waited.append(not stored_meanwhile)
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(reading_module, "check_items", check_while_intake_stores)
+    counts = runtime.processor().run_pending()
+    assert intake_waited == [False], "intake had to wait while processing checked items"
+    assert isinstance(stored_meanwhile[0], Stored)
+    assert counts["processed"] == 4
+    assert all(ticket.missing for ticket in tickets(runtime)), "the checks' results were used"
+
+
+def test_a_reading_that_fails_ahead_fails_in_its_turn_and_is_recorded(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message whose reading raises before the write turn is not lost in the read-ahead:
+    the decision asks again, the failure is recorded on the message (retried, then
+    quarantined), and its batch-mates are processed."""
+    import maild.reading as reading_module
+
+    poison = store_inbound(runtime.engine, support_mail(subject="Giftigt", body="Giftigt.\n"),
+                           transport="smtp")
+    mate = store_inbound(runtime.engine, support_mail(subject="Vanligt", body="Vanligt fel.\n"),
+                         transport="smtp")
+    real_check = reading_module.check_items
+    calls: Counter[str] = Counter()
+
+    def fail_on_poison(mail: Any, items: Any) -> Any:
+        calls[mail.subject] += 1
+        if mail.subject == "Giftigt":
+            raise RuntimeError("injected failure in a check")
+        return real_check(mail, items)
+
+    monkeypatch.setattr(reading_module, "check_items", fail_on_poison)
+    processor = runtime.processor()
+    counts = processor.run_pending()
+    assert counts["processed"] == 1 and counts["received"] == 1, counts
+    assert calls["Giftigt"] == 2, "asked ahead of the turn, then again by the decision"
+    row = inbound(runtime, poison.inbound_id)
+    assert (row.state, row.attempts) == ("received", 1)
+    assert "injected failure in a check" in (row.last_error or "")
+    assert inbound(runtime, mate.inbound_id).state == "processed"
+    processor.run_pending()
+    processor.run_pending()
+    row = inbound(runtime, poison.inbound_id)
+    assert row.state == "quarantined"
+    assert (row.last_error or "").startswith("processing failed 3 times")
+    assert [ticket.subject for ticket in tickets(runtime)] == ["Vanligt"]

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from maild.envelope import Envelope, identity_of
 from maild.models import utcnow
 from maild.parse import parse_mail
-from maild.pipeline import Envelope, decide, identity_of
+from maild.pipeline import decide
 from maild.routing.load import load_rules
 from maild.routing.model import Rules
 from maild.tickets.correlate import NoTickets

@@ -334,9 +334,10 @@ def route(context: Context, args: argparse.Namespace) -> int:
         raw = path.read_bytes()
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror}") from error
+    from maild.envelope import Envelope, identity_of
     from maild.models import utcnow
     from maild.parse import UnparseableMail, parse_mail
-    from maild.pipeline import Envelope, decide, identity_of, unparseable_decision
+    from maild.pipeline import decide, unparseable_decision
     from maild.routing.load import load_rules
     from maild.runtime import ack_limits
     from maild.tickets.numbering import TicketNumbering

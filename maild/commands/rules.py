@@ -150,9 +150,10 @@ def _synthetic_message(sender: str, to: str, subject: str, authserv_id: str | No
 
 def explain(context: Context, args: argparse.Namespace) -> int:
     """Route a sender address through the rules and show every rule tried."""
+    from maild.envelope import Envelope, identity_of
     from maild.models import utcnow
     from maild.parse import parse_mail
-    from maild.pipeline import Envelope, decide, identity_of
+    from maild.pipeline import decide
     from maild.routing.load import valid_address
     from maild.tickets.correlate import NoTickets
     from maild.tickets.numbering import TicketNumbering

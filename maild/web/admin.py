@@ -14,9 +14,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from tomlkit import TOMLDocument
 
+from maild.envelope import Envelope, identity_of
 from maild.models import utcnow
 from maild.parse import UnparseableMail, parse_mail
-from maild.pipeline import Envelope, decide, identity_of
+from maild.pipeline import decide
 from maild.routing.load import RulesError, load_rules, valid_address
 from maild.tickets.correlate import NoTickets
 from maild.web import rules_edit
