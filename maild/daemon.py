@@ -352,7 +352,8 @@ async def serve(config: Config, live: LiveRules) -> int:
     except StorageError as error:
         log.error("daemon.database_unavailable", error=str(error))
         return 75
-    processor = make_processor(config, engine, lambda: live.current)
+    processor = make_processor(config, engine, lambda: live.current,
+                               beside_listeners=not config.processing_workers)
     daemon = Daemon(config=config, live=live, processor=processor)
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:

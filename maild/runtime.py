@@ -51,15 +51,20 @@ class Runtime:
         return deliver_due(self.config, self.engine)
 
 
-def make_processor(config: Config, engine: Engine, rules: Callable[[], Rules]) -> Processor:
-    """The processing worker the configuration describes, on `engine`, reading `rules()`."""
+def make_processor(config: Config, engine: Engine, rules: Callable[[], Rules], *,
+                   beside_listeners: bool = False) -> Processor:
+    """The processing worker the configuration describes, on `engine`, reading `rules()`.
+
+    `beside_listeners`: it runs in the daemon's own process, beside the event loop of its
+    listeners; it then reads each message in its write turn (`Processor.reads_ahead`).
+    """
     lease = timedelta(seconds=config.lease_seconds)
     return Processor(
         engine=engine, rules=rules, numbering=TicketNumbering(config.ticket_prefix),
         mail_domain=config.mail_domain, max_attempts=config.max_attempts, lease=lease,
         heartbeat=ClaimHeartbeat(engine, lease), limits=ack_limits(config),
         reopen_within=timedelta(days=config.reopen_days),
-        batch_size=config.processing_batch_size)
+        batch_size=config.processing_batch_size, reads_ahead=not beside_listeners)
 
 
 def ack_limits(config: Config) -> AckLimits:

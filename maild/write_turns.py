@@ -86,6 +86,10 @@ class WriteTurns:
                 os.close(turn)  # closing releases the flock
             self._lock.release()
 
+    def held(self) -> bool:
+        """Whether this thread holds the write turn."""
+        return bool(getattr(self._held, "depth", 0))
+
     def wanted(self) -> bool:
         """Whether an urgent writer, in this process or another, waits for the turn now."""
         if self._urgent > 0:

@@ -362,6 +362,38 @@ def test_intake_stores_while_a_batch_is_read(
     assert all(ticket.missing for ticket in tickets(runtime)), "the checks' results were used"
 
 
+@pytest.mark.parametrize("beside_listeners", [False, True])
+def test_a_message_is_read_before_the_write_turn_unless_beside_the_listeners(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch, beside_listeners: bool
+        ) -> None:
+    """Processing of its own reads a batch before its turn; processing in the daemon's own
+    process (no worker processes) reads each message in its turn, so that no long stretch
+    of pure Python holds the GIL that the listeners' event loop needs."""
+    import maild.reading as reading_module
+    from maild.runtime import make_processor
+    from maild.write_turns import write_turns
+
+    runtime = sqlite_runtime
+    for index in range(3):
+        store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
+                                                   body=f"Fel nummer {index}.\n"),
+                      transport="smtp")
+    turns = write_turns(runtime.engine)
+    in_turn: list[bool] = []
+    real_check = reading_module.check_items
+
+    def note_the_turn(*args: Any, **kwargs: Any) -> Any:
+        in_turn.append(turns.held())
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(reading_module, "check_items", note_the_turn)
+    processor = make_processor(runtime.config, runtime.engine, lambda: runtime.rules,
+                               beside_listeners=beside_listeners)
+    assert processor.run_pending()["processed"] == 3
+    assert in_turn == [beside_listeners] * 3
+    assert all(ticket.missing for ticket in tickets(runtime))
+
+
 def test_a_reading_that_fails_ahead_fails_in_its_turn_and_is_recorded(
         runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """A message whose reading raises before the write turn is not lost in the read-ahead:

@@ -56,11 +56,15 @@ class AckLimits:
 class AckHistory(Protocol):
     """What was sent and what bounced, as the acknowledgement policy needs it."""
 
-    def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
-        """How many acknowledgements went to mailbox key `mailbox` since `since`."""
+    def acks_to_mailbox(self, mailbox: str, recent: datetime, since: datetime
+                        ) -> tuple[int, int]:
+        """How many acknowledgements went to mailbox key `mailbox` since `recent`, and since
+        `since` (the earlier)."""
 
-    def acks_for_domain(self, domain: str, since: datetime) -> int:
-        """How many acknowledgements went to or answered a sender at `domain` since `since`."""
+    def acks_for_domain(self, domain: str, recent: datetime, since: datetime
+                        ) -> tuple[int, int]:
+        """How many acknowledgements went to or answered a sender at `domain` since `recent`,
+        and since `since` (the earlier)."""
 
     def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
                                since: datetime) -> str | None:
@@ -216,15 +220,14 @@ def ack_verdict(request: AckRequest, *, now: datetime, history: AckHistory,
 def _over_limit(mailbox: str, domains: tuple[str, ...], *, now: datetime,
                 history: AckHistory, limits: AckLimits) -> str | None:
     """The rate limit an acknowledgement to `mailbox` would break, or None."""
-    counts: list[tuple[str, Callable[[datetime], int], int, int]] = [
+    counts: list[tuple[str, Callable[[datetime, datetime], tuple[int, int]], int, int]] = [
         (f"to the mailbox {mailbox}", partial(history.acks_to_mailbox, mailbox),
          limits.max_per_hour, limits.max_per_day),
         *((f"for the domain {domain}", partial(history.acks_for_domain, domain),
            limits.domain_max_per_hour, limits.domain_max_per_day) for domain in domains)]
     for what, sent_since, per_hour, per_day in counts:
-        for window, name, most in ((timedelta(hours=1), "hour", per_hour),
-                                   (timedelta(days=1), "day", per_day)):
-            sent = sent_since(now - window)
+        in_hour, in_day = sent_since(now - timedelta(hours=1), now - timedelta(days=1))
+        for sent, name, most in ((in_hour, "hour", per_hour), (in_day, "day", per_day)):
             if sent >= most:
                 return (f"rate limit: {sent} acknowledgements {what} in the last {name} "
                         f"(at most {most})")

@@ -72,13 +72,15 @@ class NoTickets:
         """No message belongs to a ticket."""
         return None
 
-    def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
+    def acks_to_mailbox(self, mailbox: str, recent: datetime, since: datetime
+                        ) -> tuple[int, int]:
         """Nothing was sent."""
-        return 0
+        return 0, 0
 
-    def acks_for_domain(self, domain: str, since: datetime) -> int:
+    def acks_for_domain(self, domain: str, recent: datetime, since: datetime
+                        ) -> tuple[int, int]:
         """Nothing was sent."""
-        return 0
+        return 0, 0
 
     def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
                                since: datetime) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, case, func, or_, select
 from sqlmodel import Session, col
 
 from maild.models import Outbox, Suppression, Ticket, TicketMessage, table_of
@@ -50,11 +50,13 @@ _OUTBOX_BY_TOKEN = Prepared(
 _OUTBOX_BY_ID = Prepared(_OUTBOX_REF.where(
     _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True))).limit(1))
 
-# The acknowledgement policy's questions, built once: they run for every new ticket.
-_ACKS_TO_MAILBOX = Prepared(select(func.count()).select_from(Outbox).where(
+# The acknowledgement policy's questions, built once: they run for every new ticket. A
+# count answers for both of its windows at once: the recent one is within the other.
+_COUNTS = (func.count(case((col(Outbox.created_at) >= bindparam("recent"), 1))), func.count())
+_ACKS_TO_MAILBOX = Prepared(select(*_COUNTS).select_from(Outbox).where(
     col(Outbox.mailbox) == bindparam("key"), col(Outbox.purpose) == "ack",
     col(Outbox.created_at) >= bindparam("since")))
-_ACKS_FOR_DOMAIN = Prepared(select(func.count()).select_from(Outbox).where(
+_ACKS_FOR_DOMAIN = Prepared(select(*_COUNTS).select_from(Outbox).where(
     or_(col(Outbox.recipient_domain) == bindparam("domain"),
         col(Outbox.sender_domain) == bindparam("domain")),
     col(Outbox.purpose) == "ack", col(Outbox.created_at) >= bindparam("since")))
@@ -110,15 +112,19 @@ class DatabaseTickets:
                     return MessageMatch(ticket_ref(ticket), message_id, ours)
         return None
 
-    def acks_to_mailbox(self, mailbox: str, since: datetime) -> int:
-        """Acknowledgements queued or sent to mailbox key `mailbox` since `since`."""
-        return int(_ACKS_TO_MAILBOX.run(
-            self.connection, {"key": mailbox, "since": since}).scalar() or 0)
+    def acks_to_mailbox(self, mailbox: str, recent: datetime, since: datetime
+                        ) -> tuple[int, int]:
+        """Acknowledgements queued or sent to mailbox key `mailbox` since `recent` and since
+        `since`, in one query."""
+        return _two_counts(_ACKS_TO_MAILBOX.run(
+            self.connection, {"key": mailbox, "recent": recent, "since": since}).first())
 
-    def acks_for_domain(self, domain: str, since: datetime) -> int:
-        """Acknowledgements since `since` that went to `domain` or answered a sender there."""
-        return int(_ACKS_FOR_DOMAIN.run(
-            self.connection, {"domain": domain, "since": since}).scalar() or 0)
+    def acks_for_domain(self, domain: str, recent: datetime, since: datetime
+                        ) -> tuple[int, int]:
+        """Acknowledgements that went to `domain` or answered a sender there, since `recent`
+        and since `since`, in one query."""
+        return _two_counts(_ACKS_FOR_DOMAIN.run(
+            self.connection, {"domain": domain, "recent": recent, "since": since}).first())
 
     def same_text_acknowledged(self, sender: str, mailbox: str, digest: str,
                                since: datetime) -> str | None:
@@ -145,6 +151,10 @@ class DatabaseTickets:
         """The outbox item that had one of `message_ids`."""
         return _outbox_ref(_OUTBOX_BY_ID.run(
             self.connection, {"ids": list(message_ids)[:20]}).first())
+
+
+def _two_counts(row: AnyRow | None) -> tuple[int, int]:
+    return (int(row[0] or 0), int(row[1] or 0)) if row is not None else (0, 0)
 
 
 def _outbox_ref(row: AnyRow | None) -> OutboxRef | None:
