@@ -18,13 +18,21 @@ connection outside an active transaction, and any statement should the compiler
 internals read here be missing (another SQLAlchemy release; pyproject.toml bounds
 it to the 2.1 series, on which these were read).
 tests/test_prepared.py compares both ways of running on SQLite and PostgreSQL.
+
+On PostgreSQL every statement waits a round trip for its answer (about 80 us on
+loopback, more than most statements take). In a `pipelined` block a statement
+that is only sent (`Prepared.send`: an INSERT whose key nobody reads, an event)
+does not wait: psycopg's pipeline mode queues it, a `run` in the block (whose
+result is read) waits for everything sent before it, and the end of the block
+waits for the rest and raises the first error among them.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,7 +231,9 @@ class Prepared:
         connection = connection_of(where)
         parameters = parameters or {}
         plan = self.plan(connection.dialect, tuple(sorted(parameters)))
+        pipeline = connection.info.get(_PIPELINE)
         if not plan.direct or not _plain(connection):
+            _outside_pipelines(pipeline, self.statement)
             return _through_sqlalchemy(connection, self.statement, parameters, plan)
         sql, bound = plan.sql, parameters
         try:
@@ -235,6 +245,8 @@ class Prepared:
         cursor = dbapi.cursor()
         try:
             cursor.execute(sql, bound)
+            if pipeline is not None:
+                pipeline.sync()  # the answer, and those of the statements sent before it
             rows = _read(plan, cursor, connection.dialect) if cursor.description else []
             rowcount = cursor.rowcount
             lastrowid = cursor.lastrowid if plan.lastrowid else None
@@ -254,6 +266,68 @@ class Prepared:
         else:
             key = compiled._inserted_primary_key_from_lastrowid_getter(None, parameters)
         return Ran(rows, rowcount, key[0] if key else None)
+
+
+    def send(self, where: Session | Connection, parameters: Mapping[str, Any] | None = None
+             ) -> None:
+        """Execute once with `parameters`, reading nothing back: in a `pipelined` block on
+        PostgreSQL without waiting for the answer (an error comes at the block's end)."""
+        connection = connection_of(where)
+        parameters = parameters or {}
+        plan = self.plan(connection.dialect, tuple(sorted(parameters)))
+        if not plan.direct or not _plain(connection):
+            _outside_pipelines(connection.info.get(_PIPELINE), self.statement)
+            _through_sqlalchemy(connection, self.statement, parameters, plan)
+            return
+        sql, bound = plan.sql, parameters
+        try:
+            sql, bound = _bound(plan, parameters)
+        except Exception as error:  # a missing parameter, a value its type refuses
+            connection._handle_dbapi_exception(error, sql, parameters, None, None)
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql, bound)
+        except BaseException as error:
+            connection._handle_dbapi_exception(error, sql, bound, cursor, None)
+        cursor.close()
+
+
+# Where a connection's pipeline is kept while a `pipelined` block lasts (`Connection.info`).
+_PIPELINE = "maild.prepared.pipeline"
+
+
+@contextmanager
+def pipelined(where: Session | Connection) -> Iterator[None]:
+    """A block in which `Prepared.send` does not wait for PostgreSQL's answer.
+
+    Elsewhere (SQLite, a connection with events or outside a transaction, a block
+    inside another) the block changes nothing. Inside it only prepared statements
+    may run: SQLAlchemy's own execution would read a result that has not come yet.
+    """
+    connection = connection_of(where)
+    driver: Any = connection.connection.driver_connection
+    if (connection.dialect.name != "postgresql" or not hasattr(driver, "pipeline")
+            or _PIPELINE in connection.info or not _plain(connection)):
+        yield
+        return
+    try:
+        with driver.pipeline() as pipeline:
+            connection.info[_PIPELINE] = pipeline
+            try:
+                yield
+            finally:
+                del connection.info[_PIPELINE]
+    except connection.dialect.loaded_dbapi.Error as error:
+        connection._handle_dbapi_exception(error, "(statements sent in a pipeline)", {}, None,
+                                           None)
+
+
+def _outside_pipelines(pipeline: object, statement: Executable) -> None:
+    if pipeline is not None:
+        raise RuntimeError(f"a statement that SQLAlchemy must execute ran in a pipelined "
+                           f"block, where its result would be read too early: {statement}")
 
 
 def _bound(plan: _Plan, parameters: Mapping[str, Any]) -> tuple[str, Any]:

@@ -23,7 +23,7 @@ from maild.models import (
     TicketMessage,
     table_of,
 )
-from maild.prepared import Prepared, connection_of, execute_sql
+from maild.prepared import Prepared, connection_of, execute_sql, pipelined
 from maild.runtime import Runtime
 from tests.mailmaker import support_mail
 from tests.pipeline_helpers import tickets
@@ -153,6 +153,85 @@ def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(engine: Engine) -> Non
         insert.run(session, _ticket("MD-1"))
         with pytest.raises(IntegrityError):
             insert.run(session, _ticket("MD-1"))
+
+
+def _in_pipeline_mode(session: Session) -> bool:
+    """Whether PostgreSQL's driver connection is in pipeline mode (libpq's PQpipelineStatus)."""
+    driver: Any = session.connection().connection.driver_connection
+    return hasattr(driver, "pgconn") and driver.pgconn.pipeline_status != 0
+
+
+def test_statements_sent_in_a_pipeline_write_what_run_writes(engine: Engine) -> None:
+    """In a `pipelined` block on PostgreSQL, statements are sent in the driver's pipeline
+    mode; a `run` in the block sees everything sent before it; the rows are those `run`
+    writes. On SQLite the block changes nothing."""
+    insert, event = Prepared(_TICKET.insert()), Prepared(_EVENT.insert())
+    count = Prepared(select(func.count()).select_from(_EVENT))
+    with Session(engine) as session:
+        ticket_id = insert.run(session, _ticket("MD-1")).inserted_key
+        values = {"ticket_id": ticket_id, "at": _AT, "actor": "maild", "kind": "note",
+                  "detail": {"ä": [1, None]}}
+        event.run(session, values)
+        with pipelined(session):
+            assert _in_pipeline_mode(session) == (engine.dialect.name == "postgresql")
+            for _ in range(5):
+                event.send(session, values)
+            assert count.run(session).scalar_one() == 6, "a run sees what was sent before"
+            event.send(session, values)
+        assert not _in_pipeline_mode(session)
+        connection = session.connection()
+        rows = connection.execute(select(_EVENT.c.id).order_by(_EVENT.c.id)).scalars().all()
+        assert len(rows) == 7
+        first = _stored(connection, "ticket_event", rows[0])
+        assert all(_stored(connection, "ticket_event", key) == first for key in rows)
+        session.commit()
+
+
+def test_an_error_in_a_sent_statement_is_raised_at_the_end_of_its_block(
+        engine: Engine) -> None:
+    """A statement sent without waiting still fails as SQLAlchemy fails, by the end of its
+    block at the latest; rolled back to a savepoint, the transaction goes on."""
+    insert = Prepared(_TICKET.insert())
+    with Session(engine) as session:
+        insert.run(session, _ticket("MD-1"))
+        execute_sql(session, "SAVEPOINT maild_test")
+
+        def send_both() -> None:
+            with pipelined(session):
+                insert.send(session, _ticket("MD-2"))
+                insert.send(session, _ticket("MD-1"))  # the number is taken
+
+        with pytest.raises(IntegrityError):
+            send_both()
+        execute_sql(session, "ROLLBACK TO SAVEPOINT maild_test")
+        with pipelined(session):
+            insert.send(session, _ticket("MD-3"))
+        session.commit()
+    with engine.connect() as connection:
+        assert connection.execute(select(_TICKET.c.number).order_by(_TICKET.c.number)
+                                  ).scalars().all() == ["MD-1", "MD-3"]
+
+
+def test_sqlalchemys_own_execution_is_refused_in_a_pipeline(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement that must go through SQLAlchemy would read its result before it came:
+    in a pipelined block it is refused (PostgreSQL); elsewhere it runs as always."""
+    import maild.prepared as prepared_module
+
+    def through_sqlalchemy_only(*args: Any) -> Any:
+        raise AttributeError("compiler internals of another release")
+
+    monkeypatch.setattr(prepared_module, "_direct_plan", through_sqlalchemy_only)
+    insert = Prepared(_TICKET.insert())
+    with Session(engine) as session:
+        if engine.dialect.name == "postgresql":
+            with pytest.raises(RuntimeError, match="pipelined block"), pipelined(session):
+                insert.run(session, _ticket("MD-1"))
+            session.rollback()
+        with pipelined(session), pipelined(session):  # in a block, or on SQLite: no change
+            pass
+        insert.run(session, _ticket("MD-1"))
+        session.commit()
 
 
 def test_a_session_connection_is_remembered_for_its_transaction_only(engine: Engine) -> None:

@@ -394,6 +394,34 @@ def test_a_message_is_read_before_the_write_turn_unless_beside_the_listeners(
     assert all(ticket.missing for ticket in tickets(runtime))
 
 
+def test_a_row_sent_without_waiting_that_fails_fails_its_own_message(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a ticket's rows whose keys nobody reads are sent in a pipeline: the error
+    of one comes back late, but still within its own message, which is rolled back and
+    retried alone; the message after it in the batch is processed."""
+    import maild.tickets.service as service_module
+
+    poison = store_inbound(runtime.engine, support_mail(subject="Giftigt", body="Giftigt.\n"),
+                           transport="smtp")
+    mate = store_inbound(runtime.engine, support_mail(subject="Vanligt", body="Vanligt fel.\n"),
+                         transport="smtp")
+    real_send_row = service_module.send_row
+
+    def refer_nowhere_for_poison(session: Any, model: Any, **values: Any) -> None:
+        if values.get("subject") == "Giftigt":
+            values["ticket_id"] = 10**9  # no such ticket: the foreign key refuses it
+        real_send_row(session, model, **values)
+
+    monkeypatch.setattr(service_module, "send_row", refer_nowhere_for_poison)
+    counts = runtime.processor().run_pending()
+    assert counts["processed"] == 1 and counts["received"] == 1, counts
+    row = inbound(runtime, poison.inbound_id)
+    assert (row.state, row.attempts) == ("received", 1)
+    assert "ForeignKey" in (row.last_error or "") or "FOREIGN KEY" in (row.last_error or "")
+    assert inbound(runtime, mate.inbound_id).state == "processed"
+    assert [ticket.subject for ticket in tickets(runtime)] == ["Vanligt"]
+
+
 def test_a_reading_that_fails_ahead_fails_in_its_turn_and_is_recorded(
         runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """A message whose reading raises before the write turn is not lost in the read-ahead:

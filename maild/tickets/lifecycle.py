@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from maild.models import Ticket, TicketEvent, TicketStatus
-from maild.tickets.rows import insert_row
+from maild.tickets.rows import send_row
 from maild.tickets.ticket_row import TicketRow
 
 
@@ -24,8 +24,8 @@ def record(session: Session, ticket: Ticket | TicketRow, *, actor: str, kind: st
            **detail: Any) -> None:
     """Add one event to the ticket's trail (in the caller's transaction)."""
     assert ticket.id is not None
-    insert_row(session, TicketEvent, ticket_id=ticket.id, at=at, actor=actor, kind=kind,
-               detail={key: value for key, value in detail.items() if value is not None})
+    send_row(session, TicketEvent, ticket_id=ticket.id, at=at, actor=actor, kind=kind,
+             detail={key: value for key, value in detail.items() if value is not None})
 
 
 @dataclass(frozen=True)

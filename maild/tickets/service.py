@@ -21,7 +21,7 @@ from maild.models import (
 )
 from maild.parse import ParsedMail
 from maild.pipeline import Decision
-from maild.prepared import Prepared
+from maild.prepared import Prepared, pipelined
 from maild.respond.ack import ComposedMail, compose_ack
 from maild.respond.address import UnusableAddress
 from maild.respond.bounces import new_token, verp_address
@@ -31,7 +31,7 @@ from maild.routing.model import Rules
 from maild.tickets.lifecycle import change_status, record, record_status, set_status
 from maild.tickets.numbering import TicketNumbering, allocate_number
 from maild.tickets.responses import record_first_response
-from maild.tickets.rows import insert_outbox, insert_row
+from maild.tickets.rows import add_outbox, insert_outbox, insert_row, send_row
 from maild.tickets.ticket_row import TicketRow, insert_ticket, load_ticket, save_ticket
 
 _OUTBOX = table_of(Outbox)
@@ -147,11 +147,9 @@ def apply_decision(
         ticket, TicketStatus.WAITING, actor="maild", at=now,
         reason="missing information asked for: " + ", ".join(ticket.missing),
     ) if ticket.missing else None
+    # The rows whose keys are read come first (the ticket's, the acknowledgement's); the
+    # rest are sent in a pipeline (`maild.prepared.pipelined`), in the same order per table.
     ticket_id = insert_ticket(session, ticket)
-    insert_row(session, TicketMessage,
-               ticket_id=ticket_id, inbound_id=inbound.id, direction="in", role="opening",
-               message_id=mail.message_id, sender=decision.sender, subject=mail.subject,
-               created_at=inbound.received_at, body_digest=decision.details.get("text_digest"))
     outbox_id: int | None = None
     if composed is not None:
         token = new_token()
@@ -164,19 +162,26 @@ def apply_decision(
             state=OutboxState.QUEUED, created_at=now, bounce_token=token,
             mailbox=keys.mailbox, recipient_domain=keys.recipient_domain,
             sender_domain=keys.sender_domain)
-        insert_row(session, TicketMessage,
-                   ticket_id=ticket_id, outbox_id=outbox_id, direction="out", role="ack",
-                   message_id=composed.message_id,
-                   sender=decision.details.get("support_address"), subject=None,
-                   created_at=now)
-    record(session, ticket, actor="maild", kind="created", at=now, inbound=inbound.id,
-           customer=ticket.customer, queue=ticket.queue, priority=ticket.priority,
-           refers_to=ticket.refers_to, acknowledged=decision.ack)
-    if opened is not None:
-        record_status(session, ticket, opened)
-    _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules, numbering=numbering,
-                     domain=domain, now=now, role="opening")
-    save_ticket(session, ticket)
+    with pipelined(session):
+        send_row(session, TicketMessage,
+                 ticket_id=ticket_id, inbound_id=inbound.id, direction="in", role="opening",
+                 message_id=mail.message_id, sender=decision.sender, subject=mail.subject,
+                 created_at=inbound.received_at,
+                 body_digest=decision.details.get("text_digest"))
+        if composed is not None:
+            send_row(session, TicketMessage,
+                     ticket_id=ticket_id, outbox_id=outbox_id, direction="out", role="ack",
+                     message_id=composed.message_id,
+                     sender=decision.details.get("support_address"), subject=None,
+                     created_at=now)
+        record(session, ticket, actor="maild", kind="created", at=now, inbound=inbound.id,
+               customer=ticket.customer, queue=ticket.queue, priority=ticket.priority,
+               refers_to=ticket.refers_to, acknowledged=decision.ack)
+        if opened is not None:
+            record_status(session, ticket, opened)
+        _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules,
+                         numbering=numbering, domain=domain, now=now, role="opening")
+        save_ticket(session, ticket)
     return Applied(ticket=number, outbox_id=outbox_id, ticket_id=ticket_id)
 
 
@@ -187,41 +192,43 @@ def _apply_followup(session: Session, inbound: StoredMessage, mail: ParsedMail,
     ticket = load_ticket(session, decision.ticket or "")
     assert ticket.id is not None
     ticket.updated_at = now
-    staff = bool(decision.details.get("staff"))
-    if not staff:
-        ticket.participants = _participants(mail, rules, ticket.participants or [], decision)
-    actor = decision.sender or "(unknown sender)"
-    confirmation = None
-    if staff:
-        if not record_first_response(session, ticket, at=inbound.received_at,
-                                     actor=f"staff {actor}", inbound=inbound.id):
-            record(session, ticket, actor=f"staff {actor}", kind="response", at=now,
-                   inbound=inbound.id)
-        set_status(session, ticket, TicketStatus.ANSWERED, actor=f"staff {actor}", at=now,
-                   reason="staff answered on the thread")
-    else:
-        record(session, ticket, actor=actor, kind="followup", at=now, inbound=inbound.id)
-        confirmation = _take_supplied(session, ticket, mail, decision, rules=rules,
-                                      numbering=numbering, domain=domain, now=now)
-        if ticket.status == TicketStatus.CLOSED:
-            set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
-                       reason="the customer wrote after the ticket was closed: reopened")
-        elif ticket.status == TicketStatus.ANSWERED:
-            set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
-                       reason="the customer answered")
-        # waiting-on-customer ends when nothing is missing any more (_take_supplied)
-        _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules,
-                         numbering=numbering, domain=domain, now=now, role="followup")
-    insert_row(session, TicketMessage,
-               ticket_id=ticket.id, inbound_id=inbound.id, direction="in",
-               role="staff" if staff else "followup", message_id=mail.message_id,
-               sender=decision.sender, subject=mail.subject, created_at=now)
-    save_ticket(session, ticket)
-    if confirmation is not None:  # queued after the team's copies, as it always was
-        insert_outbox(session, [confirmation.raw], ticket_id=ticket.id, inbound_id=inbound.id,
-                      purpose="confirmation", envelope_sender="",
-                      recipient=confirmation.recipient, message_id=confirmation.message_id,
-                      state=OutboxState.QUEUED, created_at=now, history=[])
+    # Nothing below reads a key it writes: sent in a pipeline (`maild.prepared.pipelined`).
+    with pipelined(session):
+        staff = bool(decision.details.get("staff"))
+        if not staff:
+            ticket.participants = _participants(mail, rules, ticket.participants or [], decision)
+        actor = decision.sender or "(unknown sender)"
+        confirmation = None
+        if staff:
+            if not record_first_response(session, ticket, at=inbound.received_at,
+                                         actor=f"staff {actor}", inbound=inbound.id):
+                record(session, ticket, actor=f"staff {actor}", kind="response", at=now,
+                       inbound=inbound.id)
+            set_status(session, ticket, TicketStatus.ANSWERED, actor=f"staff {actor}", at=now,
+                       reason="staff answered on the thread")
+        else:
+            record(session, ticket, actor=actor, kind="followup", at=now, inbound=inbound.id)
+            confirmation = _take_supplied(session, ticket, mail, decision, rules=rules,
+                                          numbering=numbering, domain=domain, now=now)
+            if ticket.status == TicketStatus.CLOSED:
+                set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
+                           reason="the customer wrote after the ticket was closed: reopened")
+            elif ticket.status == TicketStatus.ANSWERED:
+                set_status(session, ticket, TicketStatus.OPEN, actor=actor, at=now,
+                           reason="the customer answered")
+            # waiting-on-customer ends when nothing is missing any more (_take_supplied)
+            _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules,
+                             numbering=numbering, domain=domain, now=now, role="followup")
+        send_row(session, TicketMessage,
+                 ticket_id=ticket.id, inbound_id=inbound.id, direction="in",
+                 role="staff" if staff else "followup", message_id=mail.message_id,
+                 sender=decision.sender, subject=mail.subject, created_at=now)
+        save_ticket(session, ticket)
+        if confirmation is not None:  # queued after the team's copies, as it always was
+            add_outbox(session, [confirmation.raw], ticket_id=ticket.id, inbound_id=inbound.id,
+                       purpose="confirmation", envelope_sender="",
+                       recipient=confirmation.recipient, message_id=confirmation.message_id,
+                       state=OutboxState.QUEUED, created_at=now, history=[])
     return Applied(ticket=ticket.number, outbox_id=None, ticket_id=ticket.id)
 
 
@@ -285,10 +292,10 @@ def _deliver_to_team(session: Session, ticket: TicketRow, inbound: StoredMessage
     del original, copies
     while written:
         message_id, recipient, parts = written.pop(0)
-        insert_outbox(session, parts, ticket_id=ticket.id, inbound_id=inbound.id,
-                      purpose="team", envelope_sender="", recipient=recipient,
-                      message_id=message_id, state=OutboxState.QUEUED,
-                      created_at=now)  # null sender, RFC 3834
+        add_outbox(session, parts, ticket_id=ticket.id, inbound_id=inbound.id,
+                   purpose="team", envelope_sender="", recipient=recipient,
+                   message_id=message_id, state=OutboxState.QUEUED,
+                   created_at=now)  # null sender, RFC 3834
 
 
 

@@ -98,5 +98,5 @@ def save_ticket(session: Session, ticket: TicketRow) -> None:
     changed = {name: value for name, value in now.items() if value != ticket._read[name]}
     if not changed:
         return
-    _UPDATE.run(session, {"ticket_id": ticket.id, **changed})
+    _UPDATE.send(session, {"ticket_id": ticket.id, **changed})
     ticket._read = now
