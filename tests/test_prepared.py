@@ -204,6 +204,17 @@ def test_an_error_in_a_sent_statement_is_raised_at_the_end_of_its_block(
         with pytest.raises(IntegrityError):
             send_both()
         execute_sql(session, "ROLLBACK TO SAVEPOINT maild_test")
+
+        def fail_after_sending() -> None:
+            with pipelined(session):
+                insert.send(session, _ticket("MD-1"))  # fails too, but the block's own
+                raise ValueError("the caller's own failure")  # failure is what comes out
+
+        execute_sql(session, "SAVEPOINT maild_test")
+        # Where nothing is pipelined (SQLite) the statement fails as it is sent.
+        with pytest.raises(ValueError if engine.dialect.name == "postgresql" else IntegrityError):
+            fail_after_sending()
+        execute_sql(session, "ROLLBACK TO SAVEPOINT maild_test")
         with pipelined(session):
             insert.send(session, _ticket("MD-3"))
         session.commit()
