@@ -235,16 +235,8 @@ class Prepared:
         if not plan.direct or not _plain(connection):
             _outside_pipelines(pipeline, self.statement)
             return _through_sqlalchemy(connection, self.statement, parameters, plan)
-        sql, bound = plan.sql, parameters
+        cursor, sql, bound = _execute(connection, plan, parameters)
         try:
-            sql, bound = _bound(plan, parameters)
-        except Exception as error:  # a missing parameter, a value its type refuses
-            connection._handle_dbapi_exception(error, sql, parameters, None, None)
-        dbapi = connection.connection.dbapi_connection
-        assert dbapi is not None
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(sql, bound)
             if pipeline is not None:
                 pipeline.sync()  # the answer, and those of the statements sent before it
             rows = _read(plan, cursor, connection.dialect) if cursor.description else []
@@ -267,7 +259,6 @@ class Prepared:
             key = compiled._inserted_primary_key_from_lastrowid_getter(None, parameters)
         return Ran(rows, rowcount, key[0] if key else None)
 
-
     def send(self, where: Session | Connection, parameters: Mapping[str, Any] | None = None
              ) -> None:
         """Execute once with `parameters`, reading nothing back: in a `pipelined` block on
@@ -279,19 +270,27 @@ class Prepared:
             _outside_pipelines(connection.info.get(_PIPELINE), self.statement)
             _through_sqlalchemy(connection, self.statement, parameters, plan)
             return
-        sql, bound = plan.sql, parameters
-        try:
-            sql, bound = _bound(plan, parameters)
-        except Exception as error:  # a missing parameter, a value its type refuses
-            connection._handle_dbapi_exception(error, sql, parameters, None, None)
-        dbapi = connection.connection.dbapi_connection
-        assert dbapi is not None
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(sql, bound)
-        except BaseException as error:
-            connection._handle_dbapi_exception(error, sql, bound, cursor, None)
+        cursor, _, _ = _execute(connection, plan, parameters)
         cursor.close()
+
+
+def _execute(connection: Connection, plan: _Plan, parameters: Mapping[str, Any]
+             ) -> tuple[Any, str, Any]:
+    """(cursor, SQL, DBAPI parameters) of `plan` executed with `parameters` on a cursor of the
+    driver's own; a parameter or driver error is raised as SQLAlchemy raises it."""
+    sql, bound = plan.sql, parameters
+    try:
+        sql, bound = _bound(plan, parameters)
+    except Exception as error:  # a missing parameter, a value its type refuses
+        connection._handle_dbapi_exception(error, sql, parameters, None, None)
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql, bound)
+    except BaseException as error:
+        connection._handle_dbapi_exception(error, sql, bound, cursor, None)
+    return cursor, sql, bound
 
 
 # Where a connection's pipeline is kept while a `pipelined` block lasts (`Connection.info`).

@@ -290,23 +290,26 @@ def test_a_batch_commits_after_each_message_while_intake_waits_for_the_turn(
     assert len(tickets(runtime)) == 5
 
 
-def test_intake_stores_while_a_batch_is_parsed(
-        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch parses its mail before it takes the write turn: intake need not wait for that."""
-    import threading
-
-    from maild.intake import Arrival, Stored, store_batch
-
-    runtime = sqlite_runtime
+def _store_three(runtime: Runtime) -> None:
     for index in range(3):
         store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
                                                    body=f"Fel nummer {index}.\n"),
                       transport="smtp")
-    stored_meanwhile: list[Stored | Exception] = []
-    intake_waited: list[bool] = []
-    real_parse = processing_module.parse_mail
 
-    def parse_while_intake_stores(raw: bytes) -> object:
+
+def _intake_stores_during(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, module: Any,
+                          name: str) -> tuple[list[bool], list[Any]]:
+    """Make the first call of `module.name` wait for intake to store a mail from another
+    thread: (whether intake had to wait for more than 5 s, what it stored)."""
+    import threading
+
+    from maild.intake import Arrival, store_batch
+
+    stored_meanwhile: list[Any] = []
+    intake_waited: list[bool] = []
+    real = getattr(module, name)
+
+    def call_while_intake_stores(*args: Any, **kwargs: Any) -> Any:
         if not intake_waited:
             arrival = Arrival(support_mail(subject="Under tiden", body="Kom under tiden.\n"),
                               "smtp", "anna.lind@bergstromsbygg.se", ["support@example.se"])
@@ -315,9 +318,21 @@ def test_intake_stores_while_a_batch_is_parsed(
             intake.start()
             intake.join(timeout=5)
             intake_waited.append(not stored_meanwhile)
-        return real_parse(raw)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(processing_module, "parse_mail", parse_while_intake_stores)
+    monkeypatch.setattr(module, name, call_while_intake_stores)
+    return intake_waited, stored_meanwhile
+
+
+def test_intake_stores_while_a_batch_is_parsed(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch parses its mail before it takes the write turn: intake need not wait for that."""
+    from maild.intake import Stored
+
+    runtime = sqlite_runtime
+    _store_three(runtime)
+    intake_waited, stored_meanwhile = _intake_stores_during(
+        runtime, monkeypatch, processing_module, "parse_mail")
     counts = runtime.processor().run_pending()
     assert intake_waited == [False], "intake had to wait while processing parsed"
     assert isinstance(stored_meanwhile[0], Stored)
@@ -329,32 +344,13 @@ def test_intake_stores_while_a_batch_is_read(
         sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     """What a decision concludes without the database (the required items checked here) is
     worked out before the batch takes the write turn: intake need not wait for it either."""
-    import threading
-
     import maild.reading as reading_module
-    from maild.intake import Arrival, Stored, store_batch
+    from maild.intake import Stored
 
     runtime = sqlite_runtime
-    for index in range(3):
-        store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
-                                                   body=f"Fel nummer {index}.\n"),
-                      transport="smtp")
-    stored_meanwhile: list[Stored | Exception] = []
-    intake_waited: list[bool] = []
-    real_check = reading_module.check_items
-
-    def check_while_intake_stores(*args: Any, **kwargs: Any) -> Any:
-        if not intake_waited:
-            arrival = Arrival(support_mail(subject="Under tiden", body="Kom under tiden.\n"),
-                              "smtp", "anna.lind@bergstromsbygg.se", ["support@example.se"])
-            intake = threading.Thread(target=lambda: stored_meanwhile.extend(
-                store_batch(runtime.engine, [arrival])))
-            intake.start()
-            intake.join(timeout=5)
-            intake_waited.append(not stored_meanwhile)
-        return real_check(*args, **kwargs)
-
-    monkeypatch.setattr(reading_module, "check_items", check_while_intake_stores)
+    _store_three(runtime)
+    intake_waited, stored_meanwhile = _intake_stores_during(
+        runtime, monkeypatch, reading_module, "check_items")
     counts = runtime.processor().run_pending()
     assert intake_waited == [False], "intake had to wait while processing checked items"
     assert isinstance(stored_meanwhile[0], Stored)
@@ -374,10 +370,7 @@ def test_a_message_is_read_before_the_write_turn_unless_beside_the_listeners(
     from maild.write_turns import write_turns
 
     runtime = sqlite_runtime
-    for index in range(3):
-        store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
-                                                   body=f"Fel nummer {index}.\n"),
-                      transport="smtp")
+    _store_three(runtime)
     turns = write_turns(runtime.engine)
     in_turn: list[bool] = []
     real_check = reading_module.check_items
