@@ -34,6 +34,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult
@@ -303,7 +304,8 @@ def pipelined(where: Session | Connection) -> Iterator[None]:
 
     Elsewhere (SQLite, a connection with events or outside a transaction, a block
     inside another) the block changes nothing. Inside it only prepared statements
-    may run: SQLAlchemy's own execution would read a result that has not come yet.
+    may run: SQLAlchemy's own execution (the ORM's included) would read a result that
+    has not come yet, and is refused with a RuntimeError.
     """
     connection = connection_of(where)
     driver: Any = connection.connection.driver_connection
@@ -311,16 +313,40 @@ def pipelined(where: Session | Connection) -> Iterator[None]:
             or _PIPELINE in connection.info or not _plain(connection)):
         yield
         return
+    cursor_factory = driver.cursor_factory
     try:
         with driver.pipeline() as pipeline:
             connection.info[_PIPELINE] = pipeline
+            driver.cursor_factory = _read_after_sync(cursor_factory)
             try:
                 yield
             finally:
+                driver.cursor_factory = cursor_factory
                 del connection.info[_PIPELINE]
     except connection.dialect.loaded_dbapi.Error as error:
         connection._handle_dbapi_exception(error, "(statements sent in a pipeline)", {}, None,
                                            None)
+
+
+@cache
+def _read_after_sync(cursor_class: type) -> type:
+    """`cursor_class` whose `description` may not be read before its result has come.
+
+    In a pipeline a result comes at the next sync: `Prepared.run` syncs before it reads,
+    `Prepared.send` never reads, and SQLAlchemy's own execution reads at once (it would
+    find no rows where there are some).
+    """
+
+    class ReadAfterSync(cursor_class):  # type: ignore[misc]
+        @property
+        def description(self) -> Any:
+            if self.pgresult is None and self.connection.pgconn.pipeline_status:
+                raise RuntimeError(
+                    "SQLAlchemy's own execution (a query, the ORM) ran in a pipelined block, "
+                    "where its result would be read before it came: run it before the block")
+            return super().description
+
+    return ReadAfterSync
 
 
 def _outside_pipelines(pipeline: object, statement: Executable) -> None:

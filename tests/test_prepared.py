@@ -225,8 +225,9 @@ def test_an_error_in_a_sent_statement_is_raised_at_the_end_of_its_block(
 
 def test_sqlalchemys_own_execution_is_refused_in_a_pipeline(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A statement that must go through SQLAlchemy would read its result before it came:
-    in a pipelined block it is refused (PostgreSQL); elsewhere it runs as always."""
+    """A statement that goes through SQLAlchemy would read its result before it came: in a
+    pipelined block it is refused (PostgreSQL), whether a prepared statement falls back to
+    SQLAlchemy or the caller executes it; elsewhere it runs as always."""
     import maild.prepared as prepared_module
 
     def through_sqlalchemy_only(*args: Any) -> Any:
@@ -238,6 +239,13 @@ def test_sqlalchemys_own_execution_is_refused_in_a_pipeline(
         if engine.dialect.name == "postgresql":
             with pytest.raises(RuntimeError, match="pipelined block"), pipelined(session):
                 insert.run(session, _ticket("MD-1"))
+            session.rollback()
+            # SQLAlchemy's own execution, the ORM's included, is refused too.
+            with pytest.raises(RuntimeError, match="pipelined block"), pipelined(session):
+                session.execute(select(_TICKET.c.number))
+            session.rollback()
+            with pytest.raises(RuntimeError, match="pipelined block"), pipelined(session):
+                session.get(Ticket, 1)
             session.rollback()
         with pipelined(session), pipelined(session):  # in a block, or on SQLite: no change
             pass
