@@ -232,10 +232,9 @@ class Prepared:
         connection = connection_of(where)
         parameters = parameters or {}
         plan = self.plan(connection.dialect, tuple(sorted(parameters)))
-        pipeline = connection.info.get(_PIPELINE)
         if not plan.direct or not _plain(connection):
-            _outside_pipelines(pipeline, self.statement)
             return _through_sqlalchemy(connection, self.statement, parameters, plan)
+        pipeline = connection.info.get(_PIPELINE)
         cursor, sql, bound = _execute(connection, plan, parameters)
         try:
             if pipeline is not None:
@@ -268,7 +267,6 @@ class Prepared:
         parameters = parameters or {}
         plan = self.plan(connection.dialect, tuple(sorted(parameters)))
         if not plan.direct or not _plain(connection):
-            _outside_pipelines(connection.info.get(_PIPELINE), self.statement)
             _through_sqlalchemy(connection, self.statement, parameters, plan)
             return
         cursor, _, _ = _execute(connection, plan, parameters)
@@ -347,12 +345,6 @@ def _read_after_sync(cursor_class: type) -> type:
             return super().description
 
     return ReadAfterSync
-
-
-def _outside_pipelines(pipeline: object, statement: Executable) -> None:
-    if pipeline is not None:
-        raise RuntimeError(f"a statement that SQLAlchemy must execute ran in a pipelined "
-                           f"block, where its result would be read too early: {statement}")
 
 
 def _bound(plan: _Plan, parameters: Mapping[str, Any]) -> tuple[str, Any]:

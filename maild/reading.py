@@ -30,6 +30,7 @@ from maild.routing.chain import Route, route
 from maild.routing.model import Policy, Rules, SupportAddress
 from maild.routing.priority import PriorityChoice, choose_priority
 from maild.sla.policy_clock import Deadlines, deadlines
+from maild.tickets.correlate import names_a_ticket
 from maild.tickets.numbering import TicketNumbering
 from maild.trust.entitlement import Entitlement, entitlement
 from maild.trust.verdict import Trust, assess
@@ -161,11 +162,6 @@ class Reading:
                        results=results, due=due, standing=standing,
                        digest=text_digest(mail.text))
 
-    def names_a_ticket(self, numbering: TicketNumbering) -> bool:
-        """Whether the message names a ticket, by a message it answers or by a subject tag."""
-        mail = self.mail
-        return bool(mail.in_reply_to or mail.references or numbering.find(mail.subject))
-
     def work_out(self, numbering: TicketNumbering) -> None:
         """Work out now what the decision will most likely ask for.
 
@@ -178,7 +174,7 @@ class Reading:
             if self.machine is not None:
                 return
             if self.trust.trusted and self.sender_address is not None \
-                    and self.names_a_ticket(numbering):
+                    and names_a_ticket(self.mail, numbering):
                 return
             self.answer_to  # noqa: B018 - worked out for the decision
             self.opening  # noqa: B018 - worked out for the decision
