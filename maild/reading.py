@@ -27,7 +27,7 @@ from maild.envelope import Envelope, Identity
 from maild.parse import ParsedMail
 from maild.respond.policy import SenderStanding, sender_standing, text_digest
 from maild.routing.chain import Route, route
-from maild.routing.model import Policy, Rules, SupportAddress
+from maild.routing.model import Rules, SupportAddress
 from maild.routing.priority import PriorityChoice, choose_priority
 from maild.sla.policy_clock import Deadlines, deadlines
 from maild.tickets.correlate import names_a_ticket
@@ -66,7 +66,6 @@ class Opening:
     """How a message that opens a ticket is routed, prioritised, checked and timed."""
 
     routed: Route
-    policy: Policy
     chosen: PriorityChoice
     entitled: Entitlement
     queue: str
@@ -157,7 +156,7 @@ class Reading:
             if entitled.committed else Deadlines()
         standing = sender_standing(sender, customer, routed.private, rules,
                                    trusted=self.trust.trusted, committed=entitled.committed)
-        return Opening(routed=routed, policy=policy, chosen=chosen, entitled=entitled,
+        return Opening(routed=routed, chosen=chosen, entitled=entitled,
                        queue=queue, priority=priority, language=language, required=required,
                        results=results, due=due, standing=standing,
                        digest=text_digest(mail.text))
