@@ -150,6 +150,22 @@ def _parse_in_pieces(connection: Connection, inbound_id: int) -> ParsedMail:
         return parse_mail_pieces(pieces, whole=lambda: _read_raw(connection, inbound_id))
 
 
+@dataclass(frozen=True)
+class _Note:
+    """The log event of one message's outcome, written once its turn is over."""
+
+    inbound_id: int
+    level: str  # info, warning or error
+    event: str
+    fields: dict[str, Any]
+
+
+def _log_outcomes(notes: list[_Note]) -> None:
+    """Write the log events of a turn's messages (`Processor._transaction`)."""
+    for note in notes:
+        getattr(log.bind(inbound_id=note.inbound_id), note.level)(note.event, **note.fields)
+
+
 class ClaimLost(Exception):
     """The message's claim was taken over by another processor before this one committed."""
 
@@ -289,15 +305,37 @@ class Processor:
         On SQLite, when intake waits to store mail, the transaction commits after the
         current message and intake goes first; the rest of the batch follows in the next.
         """
+        return self._process_batch(inbound_ids, rules)[0]
+
+    def _process_batch(self, inbound_ids: list[int], rules: Rules | None = None,
+                       claim_next: Callable[[], list[int]] | None = None
+                       ) -> tuple[list[Outcome], list[int]]:
+        """`process_batch`, and `claim_next()` (the next batch's claim, committed on its own)
+        in the write turn that commits the batch's last message.
+
+        Where several processes take turns at one SQLite database, a process that claims as
+        it leaves its turn reads its next batch while another holds the turn, instead of
+        waiting a whole turn for its claim and then leaving the lock idle while it reads.
+        The log events of a turn's messages are written after the turn.
+        """
         rules = rules if rules is not None else self.rules()
         identity = identity_of(rules, self.mail_domain)
         turns = write_turns(self.engine)
         read = self._read_ahead(inbound_ids, rules, identity)
         outcomes: list[Outcome] = []
+        following: list[int] = []
         while len(outcomes) < len(inbound_ids):
             remaining = inbound_ids[len(outcomes):]
-            with turns.turn():
-                done = self._transaction(remaining, read, rules, identity, turns)
+            notes: list[_Note] = []
+            try:
+                with turns.turn():
+                    done = self._transaction(remaining, read, rules, identity, turns,
+                                             notes=notes)
+                    if (claim_next is not None and len(outcomes) + len(done) == len(inbound_ids)
+                            and not turns.wanted()):  # intake waits: it goes first
+                        following = claim_next()
+            finally:
+                _log_outcomes(notes)
             outcomes += done
             finished = [outcome.inbound_id for outcome in done]
             for inbound_id in finished:
@@ -306,7 +344,7 @@ class Processor:
                 self.heartbeat.drop(finished)
             if len(outcomes) < len(inbound_ids):
                 turns.let_urgent_go_first()
-        return outcomes
+        return outcomes, following
 
     def _read_ahead(self, inbound_ids: list[int], rules: Rules, identity: Identity
                     ) -> dict[int, _Read]:
@@ -335,11 +373,15 @@ class Processor:
         return read
 
     def _transaction(self, inbound_ids: list[int], read: dict[int, _Read], rules: Rules,
-                     identity: Identity, turns: WriteTurns) -> list[Outcome]:
-        """Process `inbound_ids` in order in one transaction, until done or intake waits."""
+                     identity: Identity, turns: WriteTurns, *, notes: list[_Note]
+                     ) -> list[Outcome]:
+        """Process `inbound_ids` in order in one transaction, until done or intake waits.
+
+        The log event of each committed message is added to `notes`, with its inbound id.
+        """
         now = self.clock()
         outcomes: list[Outcome] = []
-        notes: list[tuple[str, dict[str, Any]]] = []
+        said: list[tuple[str, dict[str, Any]]] = []
         try:
             with Session(self.engine) as session:
                 # Acknowledgement accounting for the whole batch, before any write (see
@@ -359,21 +401,18 @@ class Processor:
                     except Exception as error:
                         outcome, note = self._record_failure(session, inbound_id, error)
                     outcomes.append(outcome)
-                    notes.append(note)
+                    said.append(note)
                     if turns.wanted():
                         break
                 session.commit()
         except Exception:
             self.release(inbound_ids)
             raise
-        for (event, fields), outcome in zip(notes, outcomes, strict=True):
-            bound = log.bind(inbound_id=outcome.inbound_id)
-            if outcome.state == InboundState.PROCESSED:
-                bound.info(event, **fields)
-            elif outcome.kind == "unparseable" or outcome.state == "claim_lost":
-                bound.warning(event, **fields)
-            else:
-                bound.error(event, **fields)
+        for (event, fields), outcome in zip(said, outcomes, strict=True):
+            level = ("info" if outcome.state == InboundState.PROCESSED
+                     else "warning" if outcome.kind == "unparseable"
+                     or outcome.state == "claim_lost" else "error")
+            notes.append(_Note(outcome.inbound_id, level, event, fields))
         return outcomes
 
     def _record_failure(self, session: Session, inbound_id: int, error: Exception
@@ -465,15 +504,51 @@ class Processor:
         counts: Counter[str] = Counter()
         done = 0
         cursor = 0
-        while (limit is None or done < limit) and not (stop is not None and stop()):
-            rules = self.rules()  # broken rules stop here, before any message is claimed
-            size = self.batch_size if limit is None else max(1, min(self.batch_size,
-                                                                     limit - done))
-            batch = self.claim_batch(after_id=cursor, size=size)
-            if not batch:
-                break
+        batch: list[int] = []
+        exhausted = False  # the last claim found nothing waiting
+
+        def wanted(ahead: int = 0) -> int:
+            """How many messages the pass may claim next, with `ahead` still to be counted
+            as done (0: it stops)."""
+            if (limit is not None and done + ahead >= limit) or (stop is not None and stop()):
+                return 0
+            return self.batch_size if limit is None else min(self.batch_size,
+                                                             limit - done - ahead)
+
+        def claim_next() -> list[int]:
+            """The next batch, claimed in the turn that commits this one (`batch`); none if
+            the pass stops, or if the rules are broken now (the next batch's reading raises
+            that)."""
+            nonlocal exhausted
+            size = wanted(ahead=len(batch))
+            if not size:
+                return []
+            try:
+                self.rules()
+            except Exception:
+                return []
+            claimed = self.claim_batch(after_id=cursor, size=size)
+            exhausted = not claimed
+            return claimed
+
+        while not exhausted:
+            if batch:
+                try:
+                    rules = self.rules()
+                except BaseException:
+                    self.release(batch)  # claimed, never tried: given back whole
+                    raise
+            else:
+                size = wanted()
+                if not size:
+                    break
+                rules = self.rules()  # broken rules stop here, before any message is claimed
+                batch = self.claim_batch(after_id=cursor, size=size)
+                if not batch:
+                    break
             cursor = batch[-1]
-            for outcome in self.process_batch(batch, rules):
+            outcomes, batch = self._process_batch(batch, rules, claim_next)
+            for outcome in outcomes:
                 done += 1
                 counts[outcome.state] += 1
                 if outcome.kind:

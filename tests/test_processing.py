@@ -276,9 +276,10 @@ def test_a_batch_commits_after_each_message_while_intake_waits_for_the_turn(
     transactions: list[list[int]] = []
     real = processor._transaction
 
-    def counted(inbound_ids: list[int], *args: object) -> list[processing_module.Outcome]:
+    def counted(inbound_ids: list[int], *args: object, **kwargs: object
+                ) -> list[processing_module.Outcome]:
         transactions.append(list(inbound_ids))
-        return real(inbound_ids, *args)  # type: ignore[arg-type]
+        return real(inbound_ids, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(processor, "_transaction", counted)
     monkeypatch.setattr(WriteTurns, "wanted", lambda self: True)  # intake always waiting
@@ -288,6 +289,103 @@ def test_a_batch_commits_after_each_message_while_intake_waits_for_the_turn(
     assert [outcome.state for outcome in outcomes] == ["processed"] * 5
     assert transactions == [ids[index:] for index in range(5)], "one commit a message"
     assert len(tickets(runtime)) == 5
+
+
+def _claims_during_turns(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, count: int,
+                         size: int) -> tuple[Any, list[bool]]:
+    """`count` stored mails and a processor of batches of `size`; for each of its claims,
+    whether the write turn was held already when it began."""
+    from maild.write_turns import write_turns
+
+    for index in range(count):
+        store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
+                                                   body=f"Fel nummer {index}.\n"),
+                      transport="smtp")
+    processor = runtime.processor()
+    processor.batch_size = size
+    held: list[bool] = []
+    real = processor.claim_batch
+
+    def claim_batch(**kwargs: Any) -> list[int]:
+        held.append(write_turns(runtime.engine).held())
+        return real(**kwargs)
+
+    monkeypatch.setattr(processor, "claim_batch", claim_batch)
+    return processor, held
+
+
+def test_the_next_batch_is_claimed_in_the_turn_that_commits_a_batch(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process does not wait a whole turn for its next claim, leaving the lock idle while
+    it then reads: other processes at the same database hold the turn meanwhile."""
+    processor, held = _claims_during_turns(sqlite_runtime, monkeypatch, count=5, size=2)
+    counts = processor.run_pending()
+    assert counts["processed"] == 5 and len(tickets(sqlite_runtime)) == 5
+    # batches of 2, 2 and 1, then the claim that finds nothing: each after the first was
+    # made in the turn that committed the batch before it
+    assert held == [False, True, True, True]
+
+
+def test_no_next_claim_while_intake_waits_or_past_the_pass_limit(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from maild.write_turns import WriteTurns
+
+    processor, held = _claims_during_turns(sqlite_runtime, monkeypatch, count=5, size=2)
+    assert processor.run_pending(limit=3)["processed"] == 3
+    assert held == [False, True], "the pass ends at its limit: no claim past it"
+    held.clear()
+    monkeypatch.setattr(WriteTurns, "wanted", lambda self: True)  # intake always waiting
+    monkeypatch.setattr(WriteTurns, "let_urgent_go_first", lambda self, timeout=1.0: None)
+    assert processor.run_pending()["processed"] == 2
+    assert held == [False, False], "intake goes first: the claim waits for a turn of its own"
+
+
+def test_rules_broken_after_the_next_claim_give_that_batch_back(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    processor, _ = _claims_during_turns(sqlite_runtime, monkeypatch, count=4, size=2)
+    good = processor.rules
+    calls = 0
+
+    def rules() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the first batch's reading, the next claim's check, then: broken
+            raise ValueError("rules/customers.yaml: broken")
+        return good()
+
+    monkeypatch.setattr(processor, "rules", rules)
+    with pytest.raises(ValueError, match="broken"):
+        processor.run_pending()
+    states = Counter(inbound(sqlite_runtime, inbound_id).state for inbound_id in range(1, 5))
+    assert states == Counter({"processed": 2, "received": 2}), "claimed, never tried: given back"
+    monkeypatch.setattr(processor, "rules", good)
+    assert processor.run_pending()["processed"] == 2
+
+
+def test_a_batch_logs_its_outcomes_after_its_write_turn(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing the log (a line per message, JSON in production) does not hold up intake."""
+    from maild.write_turns import write_turns
+
+    processor, _ = _claims_during_turns(sqlite_runtime, monkeypatch, count=3, size=2)
+    logged: list[tuple[str, int, bool]] = []
+    turns = write_turns(sqlite_runtime.engine)
+
+    class Bound:
+        def __init__(self, inbound_id: int) -> None:
+            self.inbound_id = inbound_id
+
+        def info(self, event: str, **fields: Any) -> None:
+            logged.append((event, self.inbound_id, turns.held()))
+
+    class Log:
+        def bind(self, inbound_id: int) -> Bound:
+            return Bound(inbound_id)
+
+    monkeypatch.setattr(processing_module, "log", Log())
+    assert processor.run_pending()["processed"] == 3
+    assert logged == [("inbound.processed", 1, False), ("inbound.processed", 2, False),
+                      ("inbound.processed", 3, False)]
 
 
 def _store_three(runtime: Runtime) -> None:
