@@ -20,6 +20,7 @@ processors parse and read at once while one holds the acknowledgement accounting
 from __future__ import annotations
 
 import contextlib
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -89,6 +90,15 @@ _CLAIM_FRESH = Prepared(_INBOUND.update().where(
 _PROCESSED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING))
 _PROCESSED_FENCED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCESSING,
                                           _INBOUND.c.attempts == bindparam("claimed")))
+
+# A reply whose original another process holds, claimed but not yet committed, would open a
+# ticket of its own: its batch waits up to this long for that commit before it decides.
+EARLIER_WAIT = 2.0
+_NAMED_IN_FLIGHT = Prepared(select(_INBOUND.c.id).where(
+    _INBOUND.c.state == InboundState.PROCESSING,
+    _INBOUND.c.claimed_until > bindparam("now"),
+    _INBOUND.c.message_id.in_(bindparam("named", expanding=True)),
+    _INBOUND.c.id.not_in(bindparam("batch", expanding=True))).limit(1))
 
 
 @contextmanager
@@ -322,6 +332,7 @@ class Processor:
         identity = identity_of(rules, self.mail_domain)
         turns = write_turns(self.engine)
         read = self._read_ahead(inbound_ids, rules, identity)
+        self._wait_for_originals(inbound_ids, read)
         outcomes: list[Outcome] = []
         following: list[int] = []
         while len(outcomes) < len(inbound_ids):
@@ -371,6 +382,37 @@ class Processor:
                 if self.reads_ahead and parsed.reading is not None:
                     parsed.reading.work_out(self.numbering)
         return read
+
+    def _wait_for_originals(self, inbound_ids: list[int], read: dict[int, _Read]) -> None:
+        """Wait (up to `EARLIER_WAIT` seconds) while a message the batch answers is being
+        processed by another process, so that the reply finds the ticket it opens.
+
+        Several processes work through the waiting mail side by side, a batch each; a reply
+        and its original a batch apart can otherwise be decided in the wrong order. A process
+        that died holding the original is not waited for beyond the bound (nor once its
+        lease has run out); the reply is then decided as it would be without its original.
+        """
+        named = sorted({message_id for found in read.values() if found.reading is not None
+                        for message_id in (*found.reading.mail.in_reply_to,
+                                           *found.reading.mail.references)})
+        if not named:
+            return
+        deadline = time.monotonic() + EARLIER_WAIT
+        pause = 0.002
+        while True:
+            with self.engine.connect() as connection:
+                connection.begin()
+                busy = _NAMED_IN_FLIGHT.run(connection, {
+                    "now": self.clock(), "named": named, "batch": inbound_ids}).first()
+            if busy is None:
+                return
+            if time.monotonic() >= deadline:
+                log.warning("processing.original_still_in_flight", original=busy.id,
+                            waited_s=EARLIER_WAIT, batch=inbound_ids[:1],
+                            effect="a reply in this batch is decided without it")
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def _transaction(self, inbound_ids: list[int], read: dict[int, _Read], rules: Rules,
                      identity: Identity, turns: WriteTurns, *, notes: list[_Note]

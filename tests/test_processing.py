@@ -388,6 +388,52 @@ def test_a_batch_logs_its_outcomes_after_its_write_turn(
                       ("inbound.processed", 3, False)]
 
 
+def _original_and_reply(runtime: Runtime) -> tuple[int, int]:
+    original = store_inbound(runtime.engine, support_mail(
+        message_id="<original-7@bergstromsbygg.se>"), transport="smtp").inbound_id
+    reply = store_inbound(runtime.engine, support_mail(
+        subject="Re: Bokningssidan visar fel pris", body="Det gäller mobilen också.\n",
+        message_id="<reply-7@bergstromsbygg.se>", in_reply_to="<original-7@bergstromsbygg.se>",
+        references="<original-7@bergstromsbygg.se>"), transport="smtp").inbound_id
+    assert original is not None and reply is not None
+    return original, reply
+
+
+def test_a_reply_waits_for_its_original_in_another_processors_batch(
+        sqlite_runtime: Runtime) -> None:
+    """Two processes a batch each: the reply's batch is ready first, but is decided after
+    the original's commit, so the reply joins the ticket its original opens."""
+    import threading
+
+    original, reply = _original_and_reply(sqlite_runtime)
+    first, second = sqlite_runtime.processor(), sqlite_runtime.processor()
+    assert first.claim_batch(size=1) == [original]
+    assert second.claim_batch(after_id=original, size=1) == [reply]
+    opened: list[processing_module.Outcome] = []
+    late = threading.Timer(0.4, lambda: opened.extend(first.process_batch([original])))
+    late.start()
+    followed = second.process_batch([reply])
+    late.join()
+    assert opened[0].kind == "new" and followed[0].kind == "followup"
+    assert followed[0].ticket == opened[0].ticket
+    assert len(tickets(sqlite_runtime)) == 1
+
+
+def test_a_reply_waits_for_its_original_only_so_long(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that died holding the original (its lease not yet run out) holds up the
+    reply for `EARLIER_WAIT` at most; the reply is then decided without it."""
+    monkeypatch.setattr(processing_module, "EARLIER_WAIT", 0.3)
+    original, reply = _original_and_reply(sqlite_runtime)
+    dead, alive = sqlite_runtime.processor(), sqlite_runtime.processor()
+    assert dead.claim_batch(size=1) == [original]
+    started = time.monotonic()
+    counts = alive.run_pending()
+    assert 0.3 <= time.monotonic() - started < 5
+    assert counts["kind:new"] == 1 and inbound(sqlite_runtime, reply).state == "processed"
+    assert inbound(sqlite_runtime, original).state == "processing"
+
+
 def _store_three(runtime: Runtime) -> None:
     for index in range(3):
         store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
