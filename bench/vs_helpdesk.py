@@ -375,8 +375,10 @@ def run_helpdesk(folder: Path, warm_up: Path) -> dict[str, Any]:
     return result
 
 
-def run_maild(folder: Path, warm_up: Path, workdir: Path) -> dict[str, Any]:
-    """maild's ingestion of every file in `folder` as `maild ingest --to` does it, in-process.
+def run_maild(folder: Path, warm_up: Path, workdir: Path, workers: int = 1) -> dict[str, Any]:
+    """maild's ingestion of every file in `folder` as `maild ingest --to --workers N` does it,
+    in-process (with N-1 helpers forked before the clock, as `maild ingest` forks them
+    before it stores).
 
     The messages of the `warm_up` folder go first through a database of their own, so
     that maild's code is imported and its templates compiled before the clock starts,
@@ -387,6 +389,7 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path) -> dict[str, Any]:
     from maild.intake import Arrival, Stored, store_batch, store_inbound
     from maild.log import configure_logging
     from maild.runtime import Runtime, open_runtime
+    from maild.workers.side_by_side import SideBySide
 
     configure_logging("error", "json")
 
@@ -399,16 +402,15 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path) -> dict[str, Any]:
                                  envelope_sender=envelope_sender_of(raw),
                                  recipients=[SUPPORT_ADDRESS], source=label).duplicate
 
-    first = runtime_in("maild-warm-up")
+    first = runtime_in(f"maild-warm-up-{workers}")
     for path in sorted(warm_up.iterdir()):
         store(first, str(path), path.read_bytes())
     first.processor().run_pending()
     first.engine.dispose()
 
-    runtime = runtime_in("maild")
+    runtime = runtime_in(f"maild-{workers}")
     sources = [(str(path), path.read_bytes()) for path in sorted(folder.iterdir())]
-    processor = runtime.processor()
-    _ = runtime.rules  # loaded before the clock
+    side_by_side = SideBySide(runtime.engine, runtime.processor, workers)  # reads the rules
     started = time.perf_counter()
     stored = 0
     # As `maild ingest` stores: groups of messages, one commit each.
@@ -418,8 +420,10 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path) -> dict[str, Any]:
         stored += sum(1 for result in store_batch(runtime.engine, group)
                       if isinstance(result, Stored) and not result.duplicate)
     store_seconds = time.perf_counter() - started
-    outcome = processor.run_pending()
+    done = side_by_side.run()
     seconds = time.perf_counter() - started
+    outcome = done.counts
+    assert not done.failures, done.failures
     runtime.engine.dispose()
     return {
         "messages": len(sources),
@@ -436,7 +440,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES,
                         help=f"messages in the set (default {DEFAULT_MESSAGES})")
+    parser.add_argument("--workers", default="1,2", metavar="LIST",
+                        help="maild's runs: the processes of each (`maild ingest --workers`), "
+                             "comma-separated (default 1,2); the ratio is the first's")
     args = parser.parse_args()
+    counts = [int(count) for count in args.workers.split(",")]
     messages, mix = build_messages(args.messages)
     with tempfile.TemporaryDirectory(prefix="maild-vs-helpdesk-") as directory:
         workdir = Path(directory)
@@ -449,18 +457,28 @@ def main() -> None:
         for number, raw in enumerate(warm_up_messages(), start=1):
             (warm_up / f"{number:06d}.eml").write_bytes(raw)
         helpdesk = run_helpdesk(folder, warm_up)
-        maild = run_maild(folder, warm_up, workdir)
+        runs = {count: run_maild(folder, warm_up, workdir, count) for count in counts}
+    maild = runs[counts[0]]
 
-    ratio = maild["per_s"] / helpdesk["per_s"] if helpdesk["per_s"] else None
-    print(f"{'':26} {'messages':>9} {'seconds':>9} {'msgs/s':>8}")
-    print(f"{'maild':26} {maild['messages']:9d} {maild['seconds']:9.2f} {maild['per_s']:8.1f}")
+    def ratio_of(run: dict[str, Any]) -> float | None:
+        return run["per_s"] / helpdesk["per_s"] if helpdesk["per_s"] else None
+
+    ratio = ratio_of(maild)
+    print(f"{'':26} {'messages':>9} {'seconds':>9} {'msgs/s':>8} {'vs helpdesk':>12}")
+    for count, run in runs.items():
+        print(f"{f'maild, {count} process(es)':26} {run['messages']:9d} {run['seconds']:9.2f} "
+              f"{run['per_s']:8.1f} {ratio_of(run) or 0:11.2f}x")
     print(f"{'django-helpdesk ' + helpdesk['django_helpdesk']:26} {helpdesk['messages']:9d} "
           f"{helpdesk['seconds']:9.2f} {helpdesk['per_s']:8.1f}")
-    print(f"maild / django-helpdesk: {ratio:.2f}x" if ratio is not None else "no ratio")
+    print(f"maild / django-helpdesk, one process each: {ratio:.2f}x" if ratio is not None
+          else "no ratio")
     print("mix: " + ", ".join(f"{kind} {count}" for kind, count in mix.items()))
     print(f"maild: stored {maild['stored']} ({maild['messages'] - maild['stored']} already "
           f"stored: the same message twice) in {maild['store_seconds']:.2f} s, then "
           f"{maild['outcomes']}")
+    for count, run in list(runs.items())[1:]:
+        same = "the same" if run["outcomes"] == maild["outcomes"] else f"{run['outcomes']}"
+        print(f"maild with {count} processes: {same}")
     print(f"django-helpdesk (Django {helpdesk['django']}): {helpdesk['outcomes']}, "
           f"tickets {helpdesk['tickets']}, follow-ups {helpdesk['followups']}, "
           f"e-mails built {helpdesk['emails_sent']}"
@@ -470,6 +488,10 @@ def main() -> None:
         "maild_per_s": round(maild["per_s"], 1),
         "helpdesk_per_s": round(helpdesk["per_s"], 1),
         "vs_helpdesk": round(ratio, 2) if ratio is not None else None,
+        "maild_processes_per_s": {str(count): round(run["per_s"], 1)
+                                  for count, run in runs.items()},
+        "vs_helpdesk_processes": {str(count): round(value, 2) for count, run in runs.items()
+                                  if (value := ratio_of(run)) is not None},
         "messages": len(messages),
         "mix": mix,
         "helpdesk_version": helpdesk["django_helpdesk"],

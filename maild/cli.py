@@ -86,6 +86,25 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
+def _process_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, 1 or more: {text!r}")
+    return value
+
+
+def _add_workers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers", type=_process_count, metavar="N",
+        help="process in N processes side by side: this one and N-1 helpers, each claiming "
+             "batches (default: processing.workers, at least 1). On SQLite they take turns "
+             "at the write lock and read their next batch while another writes; more than "
+             "the machine's cores gains nothing")
+
+
 def build_parser(*, only_deliver: bool = False) -> _Parser:
     """The argument parser of every maild subcommand (of `deliver` alone: a quicker start)."""
     parser = _Parser(
@@ -155,6 +174,7 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
                         help="support address the messages were sent to (default: from headers)")
     ingest.add_argument("--no-process", action="store_true",
                         help="only store; process later with `maild process`")
+    _add_workers(ingest)
     ingest.set_defaults(handler=intake_commands.ingest)
 
     route = sub.add_parser("route", help="show the decision for one message (dry run)",
@@ -189,6 +209,7 @@ def build_parser(*, only_deliver: bool = False) -> _Parser:
                          help="keep processing whenever woken (a byte on standard input) or "
                               "every daemon.worker_interval; stop at SIGTERM or when standard "
                               "input closes; one JSON line of counts per pass on stdout")
+    _add_workers(process)
     process.set_defaults(handler=intake_commands.process)
 
     queues = sub.add_parser("queues", help="each queue: new, open, waiting, overdue, due today",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from collections import Counter
@@ -17,6 +18,7 @@ from maild.commands.common import (
     EX_FAILED,
     EX_OK,
     EX_TEMPFAIL,
+    EX_USAGE,
     CommandError,
     Context,
     console,
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from maild.pipeline import Lookups
+    from maild.workers.side_by_side import SideBySide
 
 # The heavy modules (SQLAlchemy, the pipeline) are imported inside the commands that
 # need them: `maild deliver` must start in a few tens of milliseconds (see bench/).
@@ -152,8 +155,10 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
                 counts["duplicates" if stored.duplicate else "stored"] += 1
         group.clear()
 
-    with Progress(transient=True, disable=not show_progress,
-                  console=console().__class__(stderr=True)) as progress:
+    side_by_side = None if args.no_process else _helpers(context, args)
+    with side_by_side or contextlib.nullcontext(), Progress(
+            transient=True, disable=not show_progress,
+            console=console().__class__(stderr=True)) as progress:
         task = progress.add_task("storing", total=None)
         # A bounded group of messages in memory at a time: read, stored together, let go.
         held = 0
@@ -175,10 +180,13 @@ def ingest(context: Context, args: argparse.Namespace) -> int:
         # Input that was all refused processes nothing.
         nothing_taken = failures and not counts["stored"] and not counts["duplicates"]
         if not args.no_process and not nothing_taken:
-            processor = runtime.processor()
             work = progress.add_task("processing", total=counts["stored"] or None)
-            outcome = processor.run_pending(progress=lambda _: progress.advance(work))
-            counts.update(outcome)
+            assert side_by_side is not None  # made unless --no-process
+            done = side_by_side.run(lambda _: progress.advance(work))
+            counts.update(done.counts)
+            failures += done.failures
+            for failure in done.failures:
+                print(f"maild: {failure}", file=sys.stderr)
             report = runtime.flush_outbox()
             counts["sent"] += report.sent_by_purpose.get("ack", 0)
             counts["team"] += report.sent_by_purpose.get("team", 0)
@@ -380,14 +388,31 @@ def process(context: Context, args: argparse.Namespace) -> int:
     """Process every stored message that waits, then deliver what is due (or follow, see cli)."""
     runtime = context.runtime
     if args.follow:
+        if args.workers:
+            raise CommandError("--workers is for one pass; the daemon's processes are "
+                               "processing.workers", EX_USAGE)
         from maild.routing.reload import LiveRules
         from maild.workers.follow import follow
 
         live = LiveRules(context.config.rules_dir)
         return follow(lambda rules: runtime.processor(rules=lambda: rules.current), live,
                       interval=context.config.worker_interval)
-    counts = runtime.processor().run_pending()
+    with _helpers(context, args) as side_by_side:
+        done = side_by_side.run()
+    for failure in done.failures:
+        print(f"maild: {failure}", file=sys.stderr)
+    counts = done.counts
     report = runtime.flush_outbox()
     console().print(f"processed {counts['processed']}, quarantined {counts['quarantined']}, "
                     f"to retry {counts['received']}; delivered {report.sent}")
-    return EX_OK
+    return EX_FAILED if done.failures else EX_OK
+
+
+def _helpers(context: Context, args: argparse.Namespace) -> SideBySide:
+    """The helpers of a pass in `--workers` processes (default: processing.workers, at
+    least one), forked now: before any thread starts, and while the mail is stored."""
+    from maild.workers.side_by_side import SideBySide
+
+    processes = args.workers or max(1, context.config.processing_workers)
+    runtime = context.runtime
+    return SideBySide(runtime.engine, runtime.processor, processes)
