@@ -4,13 +4,15 @@ For a small text mail and for a mail with a 100 KB attachment it measures:
   (a) aiosmtpd with a handler that does nothing (the ceiling for SMTP intake),
   (b) maild's SMTP accept path: DATA → durable commit → 250,
   (c) maild's processing: parse → classify → correlate → route → ticket → ack queued,
+      in one process, and (c2) in two (`maild ingest --workers 2`),
   (d) bare mail-parser parsing of the same messages,
   (f) the durable floor: a handler that appends the message to a file and fsyncs
       before 250, the physical limit of a durable accept on this disk,
 and prints throughput, p50/p99 accept latency, peak memory, the ratios b/a, b/f
 (`accept_vs_floor`) and c/d, and as its last line one JSON object. It also runs
 bench/vs_helpdesk.py, maild against django-helpdesk 2.6.1 on a mixed support
-mailbox (`vs_helpdesk`, null with --no-helpdesk), and bench/instances.py's
+mailbox (`vs_helpdesk`: one process each; `vs_helpdesk_processes`: maild in 1 and 2;
+null with --no-helpdesk), and bench/instances.py's
 processing with 1, 2 and 3 worker processes on PostgreSQL (`processes`, null with
 --no-processes or without PostgreSQL).
 Usage: python bench/run.py [--messages N] [--no-helpdesk] [--no-processes]
@@ -43,10 +45,12 @@ sys.path.insert(0, str(ROOT))
 
 from maild.config import load_config  # noqa: E402
 from maild.group_commit import GroupCommitter  # noqa: E402
+from maild.intake import Arrival, store_batch  # noqa: E402
 from maild.log import configure_logging  # noqa: E402
 from maild.routing.reload import LiveRules  # noqa: E402
 from maild.runtime import open_runtime  # noqa: E402
 from maild.transports.smtp import IntakeHandler, make_server_factory  # noqa: E402
+from maild.workers.side_by_side import SideBySide  # noqa: E402
 
 
 def make_message(index: int, attachment: bool) -> bytes:
@@ -211,18 +215,35 @@ def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
     process_seconds = time.perf_counter() - started
     assert counts["processed"] == count, counts
 
+    # (c2) the same processing in two processes (`maild ingest --workers 2`), on a fresh
+    # database holding the same messages, stored as `maild ingest` stores them
+    runtime.engine.dispose()
+    twice = open_runtime(load_config(env={}, overrides={
+        "data_dir": str(workdir / f"{kind}-2"), "rules_dir": str(ROOT / "rules")}))
+    for first in range(0, count, 64):
+        store_batch(twice.engine, [Arrival(raw, "smtp", "kund@bench.example",
+                                           ["support@example.se"], "bench")
+                                   for raw in accepted[first:first + 64]])
+    with SideBySide(twice.engine, twice.processor, 2) as side_by_side:
+        started = time.perf_counter()
+        done = side_by_side.run()
+        process2_seconds = time.perf_counter() - started
+    assert done.counts["processed"] == count, done
+    assert not done.failures, done
+    twice.engine.dispose()
+
     # (d) bare mail-parser on the same bytes
     started = time.perf_counter()
     for raw in accepted:
         mailparser.parse_from_bytes(raw)
     parse_seconds = time.perf_counter() - started
-    runtime.engine.dispose()
 
     return {
         "null_per_s": count / null_seconds,
         "floor_per_s": count / floor_seconds,
         "accept_per_s": count / accept_seconds,
         "process_per_s": count / process_seconds,
+        "process2_per_s": count / process2_seconds,
         "parse_per_s": count / parse_seconds,
         "p50_null_ms": percentile(null_latencies, 0.5) * 1000,
         "p50_accept_ms": percentile(accept_latencies, 0.5) * 1000,
@@ -231,8 +252,9 @@ def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
     }
 
 
-def vs_helpdesk() -> float | None:
-    """maild's ingestion rate over django-helpdesk's (bench/vs_helpdesk.py); None if it fails."""
+def vs_helpdesk() -> dict[str, float] | None:
+    """maild's ingestion rate over django-helpdesk's, by maild's processes (1 and 2;
+    bench/vs_helpdesk.py); None if it fails."""
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "vs_helpdesk.py")],
                           capture_output=True, text=True, check=False, timeout=3600)
     if done.returncode != 0 or not done.stdout.strip():
@@ -240,8 +262,8 @@ def vs_helpdesk() -> float | None:
         return None
     *table, last = done.stdout.rstrip().splitlines()
     print("\n".join(table) + "\n")
-    value = json.loads(last).get("vs_helpdesk")
-    return float(value) if value is not None else None
+    ratios = json.loads(last).get("vs_helpdesk_processes")
+    return {key: float(value) for key, value in ratios.items()} if ratios else None
 
 
 def processes(messages: int) -> dict[str, float] | None:
@@ -277,16 +299,19 @@ def main() -> None:
 
     print(f"{'':12} {'null SMTP/s':>12} {'floor/s':>8} {'accept/s':>10} {'b/a':>6} "
           f"{'b/floor':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'process/s':>10} {'parse/s':>9} {'c/d':>6}")
+          f"{'p99 ms':>8} {'process/s':>10} {'parse/s':>9} {'c/d':>6} {'2 proc/s':>9} "
+          f"{'c2/d':>6}")
     for kind, r in results.items():
         print(f"{kind:12} {r['null_per_s']:12.0f} {r['floor_per_s']:8.0f} "
               f"{r['accept_per_s']:10.0f} "
               f"{r['accept_per_s'] / r['null_per_s']:6.2f} "
               f"{r['accept_per_s'] / r['floor_per_s']:8.2f} {r['p50_accept_ms']:8.2f} "
               f"{r['p99_accept_ms']:8.2f} {r['process_per_s']:10.0f} {r['parse_per_s']:9.0f} "
-              f"{r['process_per_s'] / r['parse_per_s']:6.2f}")
+              f"{r['process_per_s'] / r['parse_per_s']:6.2f} {r['process2_per_s']:9.0f} "
+              f"{r['process2_per_s'] / r['parse_per_s']:6.2f}")
     print(f"peak RSS {peak_rss_mb:.0f} MB; {args.messages} messages per measurement, "
-          "4 SMTP clients, SQLite (WAL, synchronous=FULL)")
+          "4 SMTP clients, SQLite (WAL, synchronous=FULL); c: processing in one process, "
+          "c2: in two (`maild ingest --workers 2`), d: mail-parser in one")
     worst = min(results.values(), key=lambda r: r["accept_per_s"] / r["null_per_s"])
     slowest = min(results.values(), key=lambda r: r["process_per_s"] / r["parse_per_s"])
     summary = {
@@ -294,13 +319,16 @@ def main() -> None:
                                     for r in results.values()), 3),
         "process_vs_parse": round(min(r["process_per_s"] / r["parse_per_s"]
                                       for r in results.values()), 3),
+        "process_2_processes_vs_parse": round(min(r["process2_per_s"] / r["parse_per_s"]
+                                                  for r in results.values()), 3),
         "accept_per_s": round(worst["accept_per_s"], 1),
         "process_per_s": round(slowest["process_per_s"], 1),
         "p99_accept_ms": round(max(r["p99_accept_ms"] for r in results.values()), 2),
         "peak_rss_mb": round(peak_rss_mb, 1),
         "accept_vs_floor": round(min(r["accept_per_s"] / r["floor_per_s"]
                                      for r in results.values()), 3),
-        "vs_helpdesk": helpdesk_ratio,
+        "vs_helpdesk": helpdesk_ratio["1"] if helpdesk_ratio else None,
+        "vs_helpdesk_processes": helpdesk_ratio,
         "processes": by_processes,
         "by_kind": {kind: {key: round(value, 2) for key, value in r.items()}
                     for kind, r in results.items()},
