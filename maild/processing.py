@@ -98,7 +98,7 @@ _NAMED_IN_FLIGHT = Prepared(select(_INBOUND.c.id).where(
     _INBOUND.c.state == InboundState.PROCESSING,
     _INBOUND.c.claimed_until > bindparam("now"),
     _INBOUND.c.message_id.in_(bindparam("named", expanding=True)),
-    _INBOUND.c.id.not_in(bindparam("batch", expanding=True))).limit(1))
+    _INBOUND.c.id.not_in(bindparam("mine", expanding=True))).limit(1))
 
 
 @contextmanager
@@ -344,7 +344,7 @@ class Processor:
                                              notes=notes)
                     if (claim_next is not None and len(outcomes) + len(done) == len(inbound_ids)
                             and not turns.wanted()):  # intake waits: it goes first
-                        following = claim_next()
+                        following = self._claim_next(claim_next)
             finally:
                 _log_outcomes(notes)
             outcomes += done
@@ -356,6 +356,18 @@ class Processor:
             if len(outcomes) < len(inbound_ids):
                 turns.let_urgent_go_first()
         return outcomes, following
+
+    @staticmethod
+    def _claim_next(claim_next: Callable[[], list[int]]) -> list[int]:
+        """`claim_next()`, or nothing if it fails: the batch is committed, and the pass's next
+        claim, in a turn of its own, meets the failure again where its caller hears of it."""
+        try:
+            return claim_next()
+        except Exception as error:
+            log.warning("processing.next_claim_failed",
+                        error=f"{type(error).__name__}: {error}"[:500],
+                        effect="claimed in a turn of its own instead")
+            return []
 
     def _read_ahead(self, inbound_ids: list[int], rules: Rules, identity: Identity
                     ) -> dict[int, _Read]:
@@ -391,6 +403,7 @@ class Processor:
         and its original a batch apart can otherwise be decided in the wrong order. A process
         that died holding the original is not waited for beyond the bound (nor once its
         lease has run out); the reply is then decided as it would be without its original.
+        An original this processor holds itself is never waited for.
         """
         named = sorted({message_id for found in read.values() if found.reading is not None
                         for message_id in (*found.reading.mail.in_reply_to,
@@ -403,7 +416,8 @@ class Processor:
             with self.engine.connect() as connection:
                 connection.begin()
                 busy = _NAMED_IN_FLIGHT.run(connection, {
-                    "now": self.clock(), "named": named, "batch": inbound_ids}).first()
+                    "now": self.clock(), "named": named,
+                    "mine": sorted({*inbound_ids, *self._claims})}).first()
             if busy is None:
                 return
             if time.monotonic() >= deadline:

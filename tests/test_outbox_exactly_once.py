@@ -210,8 +210,10 @@ def test_a_slow_send_keeps_renewing_its_lease_so_no_other_sender_takes_it_over(
         item = _item(session, 1)
         session.commit()
         item_id = item.id
-    slow, eager = SlowTransport(seconds=3.0), SlowTransport()
-    lease = timedelta(seconds=1)
+    # The send outlasts the lease more than twice over; the lease is long enough that a
+    # busy machine (the whole suite at once) renews it in time, every third of it.
+    slow, eager = SlowTransport(seconds=7.0), SlowTransport()
+    lease = timedelta(seconds=3)
     first = threading.Thread(target=flush_outbox, args=(runtime.engine, slow),
                              kwargs={"lease": lease})
     first.start()

@@ -434,6 +434,36 @@ def test_a_reply_waits_for_its_original_only_so_long(
     assert inbound(sqlite_runtime, original).state == "processing"
 
 
+def test_a_reply_does_not_wait_for_an_original_its_own_processor_holds(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processing_module, "EARLIER_WAIT", 5.0)
+    original, reply = _original_and_reply(sqlite_runtime)
+    processor = sqlite_runtime.processor()
+    assert processor.claim_batch(size=2) == [original, reply]
+    started = time.monotonic()
+    assert processor.process_batch([reply])[0].state == "processed"
+    assert time.monotonic() - started < 2.5, "it would have waited for itself"
+
+
+def test_a_next_claim_that_fails_is_made_again_in_a_turn_of_its_own(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch is committed before the next claim: its failure loses nothing, and the
+    pass's own claim (which would raise, were the database really gone) goes on."""
+    processor, held = _claims_during_turns(sqlite_runtime, monkeypatch, count=4, size=2)
+    claim = processor.claim_batch
+
+    def fails_once(**kwargs: Any) -> list[int]:
+        if len(held) == 1:
+            held.append(True)
+            raise RuntimeError("database is locked")
+        return claim(**kwargs)
+
+    monkeypatch.setattr(processor, "claim_batch", fails_once)
+    assert processor.run_pending()["processed"] == 4
+    assert held[:3] == [False, True, False], "failed in the turn, then claimed on its own"
+    assert len(tickets(sqlite_runtime)) == 4
+
+
 def _store_three(runtime: Runtime) -> None:
     for index in range(3):
         store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
