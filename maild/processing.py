@@ -51,6 +51,7 @@ from maild.respond.accounting import hold_ack_accounting
 from maild.respond.policy import AckLimits
 from maild.routing.model import Rules
 from maild.sqlite_blobs import blob_pieces, in_pieces
+from maild.tickets.correlate import named_ids
 from maild.tickets.lookup import DatabaseTickets
 from maild.tickets.numbering import TicketNumbering
 from maild.tickets.rows import AnyRow
@@ -94,6 +95,9 @@ _PROCESSED_FENCED = Prepared(_BY_ID.where(_INBOUND.c.state == InboundState.PROCE
 # A reply whose original another process holds, claimed but not yet committed, would open a
 # ticket of its own: its batch waits up to this long for that commit before it decides.
 EARLIER_WAIT = 2.0
+# The Message-IDs of a reply looked for among the messages in flight: its In-Reply-To and
+# newest References (a hostile References header names a thousand).
+ORIGINALS_LOOKED_FOR = 8
 _NAMED_IN_FLIGHT = Prepared(select(_INBOUND.c.id).where(
     _INBOUND.c.state == InboundState.PROCESSING,
     _INBOUND.c.claimed_until > bindparam("now"),
@@ -403,21 +407,27 @@ class Processor:
         and its original a batch apart can otherwise be decided in the wrong order. A process
         that died holding the original is not waited for beyond the bound (nor once its
         lease has run out); the reply is then decided as it would be without its original.
-        An original this processor holds itself is never waited for.
+        An original this processor holds itself is never waited for. The wait is a courtesy
+        to the thread: should its query fail, the batch goes on without it.
         """
         named = sorted({message_id for found in read.values() if found.reading is not None
-                        for message_id in (*found.reading.mail.in_reply_to,
-                                           *found.reading.mail.references)})
+                        for message_id in named_ids(found.reading.mail)[:ORIGINALS_LOOKED_FOR]})
         if not named:
             return
         deadline = time.monotonic() + EARLIER_WAIT
         pause = 0.002
         while True:
-            with self.engine.connect() as connection:
-                connection.begin()
-                busy = _NAMED_IN_FLIGHT.run(connection, {
-                    "now": self.clock(), "named": named,
-                    "mine": sorted({*inbound_ids, *self._claims})}).first()
+            try:
+                with self.engine.connect() as connection:
+                    connection.begin()  # as Connection.execute would; rolled back on close
+                    busy = _NAMED_IN_FLIGHT.run(connection, {
+                        "now": self.clock(), "named": named,
+                        "mine": sorted({*inbound_ids, *self._claims})}).first()
+            except Exception as error:
+                log.warning("processing.originals_not_looked_for",
+                            error=f"{type(error).__name__}: {error}"[:500],
+                            effect="the batch's replies are decided without waiting")
+                return
             if busy is None:
                 return
             if time.monotonic() >= deadline:

@@ -434,6 +434,45 @@ def test_a_reply_waits_for_its_original_only_so_long(
     assert inbound(sqlite_runtime, original).state == "processing"
 
 
+def test_a_hostile_references_header_is_not_looked_for_whole(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replies naming a thousand messages each: the batch looks for each one's In-Reply-To and
+    newest References only, not for tens of thousands of Message-IDs."""
+    asked: list[list[str]] = []
+    real = processing_module._NAMED_IN_FLIGHT.run
+
+    def run(connection: Any, parameters: dict[str, Any]) -> Any:
+        asked.append(list(parameters["named"]))
+        return real(connection, parameters)
+
+    monkeypatch.setattr(processing_module._NAMED_IN_FLIGHT, "run", run)
+    for index in range(4):
+        references = " ".join(f"<old-{index}-{number}@elsewhere.example>"
+                              for number in range(3000))
+        store_inbound(sqlite_runtime.engine, support_mail(
+            subject=f"Re: Fel {index}", body="Fortfarande fel.\n",
+            in_reply_to=f"<answered-{index}@bergstromsbygg.se>", references=references),
+            transport="smtp")
+    assert sqlite_runtime.processor().run_pending()["processed"] == 4
+    assert len(asked) == 1 and len(asked[0]) <= 4 * processing_module.ORIGINALS_LOOKED_FOR
+    assert {f"answered-{index}@bergstromsbygg.se" for index in range(4)} <= set(asked[0])
+
+
+def test_a_batch_goes_on_when_its_originals_cannot_be_looked_for(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait for originals is a courtesy to the thread: its failure fails no message."""
+    original, reply = _original_and_reply(sqlite_runtime)
+
+    def fails(connection: Any, parameters: dict[str, Any]) -> Any:
+        raise RuntimeError("too many SQL variables")
+
+    monkeypatch.setattr(processing_module._NAMED_IN_FLIGHT, "run", fails)
+    counts = sqlite_runtime.processor().run_pending()
+    assert counts["processed"] == 2 and counts["kind:followup"] == 1
+    assert inbound(sqlite_runtime, original).state == "processed"
+    assert inbound(sqlite_runtime, reply).state == "processed"
+
+
 def test_a_reply_does_not_wait_for_an_original_its_own_processor_holds(
         sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(processing_module, "EARLIER_WAIT", 5.0)
@@ -498,20 +537,26 @@ def _intake_stores_during(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, mod
     return intake_waited, stored_meanwhile
 
 
-def test_intake_stores_while_a_batch_is_parsed(
-        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch parses its mail before it takes the write turn: intake need not wait for that."""
+def _processed_while_intake_stores(runtime: Runtime, monkeypatch: pytest.MonkeyPatch,
+                                   module: Any, name: str, what: str) -> None:
+    """Three stored mails processed while intake stores a fourth during `module.name`:
+    intake did not wait, and the fourth is processed after the batch."""
     from maild.intake import Stored
 
-    runtime = sqlite_runtime
     _store_three(runtime)
-    intake_waited, stored_meanwhile = _intake_stores_during(
-        runtime, monkeypatch, processing_module, "parse_mail")
+    intake_waited, stored_meanwhile = _intake_stores_during(runtime, monkeypatch, module, name)
     counts = runtime.processor().run_pending()
-    assert intake_waited == [False], "intake had to wait while processing parsed"
+    assert intake_waited == [False], f"intake had to wait while processing {what}"
     assert isinstance(stored_meanwhile[0], Stored)
     assert counts["processed"] == 4, "the mail stored meanwhile is processed after the batch"
     assert len(tickets(runtime)) == 4
+
+
+def test_intake_stores_while_a_batch_is_parsed(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch parses its mail before it takes the write turn: intake need not wait for that."""
+    _processed_while_intake_stores(sqlite_runtime, monkeypatch, processing_module,
+                                   "parse_mail", "parsed")
 
 
 def test_intake_stores_while_a_batch_is_read(
@@ -519,17 +564,11 @@ def test_intake_stores_while_a_batch_is_read(
     """What a decision concludes without the database (the required items checked here) is
     worked out before the batch takes the write turn: intake need not wait for it either."""
     import maild.reading as reading_module
-    from maild.intake import Stored
 
-    runtime = sqlite_runtime
-    _store_three(runtime)
-    intake_waited, stored_meanwhile = _intake_stores_during(
-        runtime, monkeypatch, reading_module, "check_items")
-    counts = runtime.processor().run_pending()
-    assert intake_waited == [False], "intake had to wait while processing checked items"
-    assert isinstance(stored_meanwhile[0], Stored)
-    assert counts["processed"] == 4
-    assert all(ticket.missing for ticket in tickets(runtime)), "the checks' results were used"
+    _processed_while_intake_stores(sqlite_runtime, monkeypatch, reading_module,
+                                   "check_items", "checked items")
+    assert all(ticket.missing for ticket in tickets(sqlite_runtime)), \
+        "the checks' results were used"
 
 
 @pytest.mark.parametrize("beside_listeners", [False, True])

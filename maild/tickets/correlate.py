@@ -131,7 +131,7 @@ def _may_join(ticket: TicketRef, sender: str, rules: Rules, ours: bool) -> tuple
     return False, f"{sender} is not a participant of {ticket.number} nor of its customer"
 
 
-def _named_ids(mail: ParsedMail) -> list[str]:
+def named_ids(mail: ParsedMail) -> list[str]:
     """The Message-IDs by which `mail` names a ticket: In-Reply-To, then References, newest
     first."""
     return list(mail.in_reply_to) + list(reversed(mail.references))
@@ -141,7 +141,7 @@ def names_a_ticket(mail: ParsedMail, numbering: TicketNumbering) -> bool:
     """Whether `mail` names a ticket at all, as `correlate` reads it: by a message it
     answers or by a ticket tag in its subject (which ticket, and whether it exists, is
     `correlate`'s question)."""
-    return bool(_named_ids(mail)) or bool(numbering.find(mail.subject))
+    return bool(named_ids(mail)) or bool(numbering.find(mail.subject))
 
 
 def correlate(mail: ParsedMail, sender: str | None, rules: Rules, lookup: TicketLookup,
@@ -153,7 +153,7 @@ def correlate(mail: ParsedMail, sender: str | None, rules: Rules, lookup: Ticket
     opens a new ticket that refers to it.
     """
     candidates: list[tuple[TicketRef, str, bool]] = []
-    ids = _named_ids(mail)
+    ids = named_ids(mail)
     if ids:
         match = lookup.by_message_ids(ids)
         if match is not None:
