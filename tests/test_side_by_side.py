@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,64 @@ def test_process_in_two_processes_and_its_usage_errors(maild: MaildCLI) -> None:
     assert wrong.code == 2 and "expected a number of processes, 1 or more: 'two'" in wrong.stderr
     follow = maild("process", "--follow", "--workers", "2")
     assert follow.code == 64 and "processing.workers" in follow.stderr
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie no one reaps counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def test_ingest_killed_mid_pass_leaves_its_helper_to_stop_cleanly(
+        maild: MaildCLI, tmp_path: Path) -> None:
+    """kill -9 of `maild ingest --workers 2` while it processes: the helper commits the
+    batch in hand, claims no more and stops (no broken pipe); the next pass, once the
+    dead process's lease is out, processes the rest, every message once."""
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    for index in range(800):
+        (folder / f"{index:05d}.eml").write_bytes(support_mail(
+            subject=f"Fel {index}", body=f"Kassan visar fel belopp, ärende {index}.\n",
+            message_id=f"<killed-{index}@bergstromsbygg.se>"))
+    env = {**maild.env, "MAILD_PROCESSING_LEASE_SECONDS": "2"}
+    ingest = subprocess.Popen([sys.executable, "-m", "maild.cli", "--verbose", "ingest",
+                               "--workers", "2", str(folder)], cwd=maild.cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert ingest.stdout is not None
+    helper = None
+    for line in ingest.stdout:
+        if '"process.side_by_side"' in line:
+            helper = json.loads(line)["helpers"][0]
+            break
+    assert helper is not None, "the pass in two processes never started"
+    database = maild.cwd / "var" / "maild.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database) as connection:
+            (done,) = connection.execute(
+                "SELECT count(*) FROM inbound WHERE state = 'processed'").fetchone()
+        if done >= 64:
+            break
+        time.sleep(0.05)
+    ingest.kill()
+    ingest.wait()
+    rest = ingest.stdout.read()  # the helper's log, to its end (it holds the pipe)
+    assert _gone(helper)
+    assert "process.helper_parent_gone" in rest
+    assert "Traceback" not in rest and "BrokenPipeError" not in rest
+    time.sleep(2.5)  # the killed process's lease runs out
+    later = maild("process", extra_env={"MAILD_PROCESSING_LEASE_SECONDS": "2"})
+    assert later.code == 0, later.stderr
+    with sqlite3.connect(database) as connection:
+        assert connection.execute(
+            "SELECT state, count(*) FROM inbound GROUP BY state").fetchall() == [
+            ("processed", 800)]
+        assert connection.execute(
+            "SELECT count(*), count(DISTINCT inbound_id) FROM ticket_message "
+            "WHERE direction = 'in'").fetchone() == (800, 800)
 
 
 def test_a_helper_killed_mid_batch_loses_nothing_and_doubles_nothing(

@@ -13,7 +13,8 @@ decided in order.
 A helper writes one line per finished message to a pipe, `state kind`, which
 moves the progress bar and adds up to the pass's counts. A helper that fails is
 reported with its exit status; what it had claimed and not committed is taken up
-again once its lease runs out, as after any crash.
+again once its lease runs out, as after any crash. A helper whose parent dies
+(killed, say) commits the batch in hand, claims no more and stops.
 """
 
 from __future__ import annotations
@@ -142,16 +143,32 @@ def _fork(engine: Engine, processor_for: Callable[[], Processor],
                                         for end in (helper.go, helper.reports))):
         os.close(descriptor)
     code = 1
+    parent = os.getppid()
+    gone = False
     try:
         # The parent's pooled connections are the parent's: the child opens its own.
         engine.dispose(close=False)
         processor = processor_for()
 
         def report(outcome: Outcome) -> None:
-            os.write(said, f"{outcome.state} {outcome.kind or '-'}\n".encode())
+            nonlocal gone
+            if not gone:
+                try:
+                    os.write(said, f"{outcome.state} {outcome.kind or '-'}\n".encode())
+                except BrokenPipeError:
+                    gone = True
+
+        def parent_gone() -> bool:
+            """The parent died (killed, say): finish the batch in hand, claim no more."""
+            nonlocal gone
+            gone = gone or os.getppid() != parent
+            return gone
 
         if os.read(go, 1):  # end of file: the parent is done without a pass
-            processor.run_pending(progress=report)
+            processor.run_pending(progress=report, stop=parent_gone)
+        if gone:
+            log.warning("process.helper_parent_gone", pid=os.getpid(), parent=parent,
+                        effect="stopped after its batch; the rest waits for the next pass")
         code = 0
     except BaseException:
         traceback.print_exc(file=sys.stderr)
