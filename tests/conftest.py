@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
+from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.config import Config, load_config
 from maild.runtime import Runtime, open_runtime
 
@@ -147,6 +148,24 @@ def maild(tmp_path: Path) -> MaildCLI:
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAILD_")}
     env["MAILD_LOG_FORMAT"] = "json"
     return MaildCLI(cwd=work, env=env)
+
+
+@pytest.fixture(autouse=True)
+def _heartbeats_end_with_their_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test that claims messages and never finishes them (a process that "dies") leaves no
+    heartbeat renewing their leases afterwards, into a database that is gone and into the
+    output of whatever test runs next in this process."""
+    started: list[ClaimHeartbeat] = []
+    hold = ClaimHeartbeat.hold
+
+    def held(self: ClaimHeartbeat, inbound_ids: Any) -> None:
+        started.append(self)
+        hold(self, inbound_ids)
+
+    monkeypatch.setattr(ClaimHeartbeat, "hold", held)
+    yield
+    for heartbeat in started:
+        heartbeat.drop(heartbeat.held())
 
 
 @pytest.fixture

@@ -426,6 +426,7 @@ def test_a_reply_waits_for_its_original_only_so_long(
     monkeypatch.setattr(processing_module, "EARLIER_WAIT", 0.3)
     original, reply = _original_and_reply(sqlite_runtime)
     dead, alive = sqlite_runtime.processor(), sqlite_runtime.processor()
+    dead.heartbeat = None  # dead: nothing renews its lease (nor outlives the test)
     assert dead.claim_batch(size=1) == [original]
     started = time.monotonic()
     counts = alive.run_pending()
@@ -482,6 +483,8 @@ def test_a_reply_does_not_wait_for_an_original_its_own_processor_holds(
     started = time.monotonic()
     assert processor.process_batch([reply])[0].state == "processed"
     assert time.monotonic() - started < 2.5, "it would have waited for itself"
+    assert processor.process_batch([original])[0].state == "processed"
+    assert processor.heartbeat is not None and not processor.heartbeat.held()
 
 
 def test_a_next_claim_that_fails_is_made_again_in_a_turn_of_its_own(
