@@ -23,13 +23,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.header import decode_header
 
-from maild.classify.sender import normalize_domain
+from maild.classify.sender import MAX_DOMAIN, normalize_domain
 
 # One address header is read up to this many characters, and yields at most this
 # many addresses: enough for any real To/Cc, bounded for hostile ones.
 MAX_HEADER_CHARS = 64 * 1024
 MAX_ADDRESSES = 1000
 _MAX_NAME = 512
+# The longest parts of an address read as one. A domain name has at most 253 characters
+# in labels of at most 63 (RFC 1035); a local part may have 64 octets (RFC 5321), but
+# mail systems write longer ones, so four times that is read. Every column that keeps an
+# address (512 characters) holds the longest.
+MAX_LOCAL = 256
+MAX_LABEL = 63
 
 _SPECIALS = frozenset('()<>,;:"')
 # RFC 5322 atext, plus any non-ASCII character (RFC 6532).
@@ -83,7 +89,8 @@ def normalize_address(address: str) -> str | None:
     """
     address = address.strip()
     local, at, domain = address.rpartition("@")
-    if not at or not _valid_local(local) or _normal_domain(domain) is None:
+    if (not at or len(local) > MAX_LOCAL or not _valid_local(local)
+            or _normal_domain(domain) is None):
         return None
     return f"{local}@{unicodedata.normalize('NFC', domain.strip().rstrip('.').lower())}"
 
@@ -119,11 +126,14 @@ def mailbox_key(address: str) -> str:
 
 def _normal_domain(domain: str) -> str | None:
     domain = domain.strip()
+    if len(domain) > 4 * MAX_DOMAIN:  # longer than any name, in any form
+        return None
     if _DOMAIN_LITERAL.fullmatch(domain):
-        return domain.lower()
+        return domain.lower() if len(domain) <= MAX_DOMAIN else None
     clean = normalize_domain(unicodedata.normalize("NFC", domain))
     labels = clean.split(".")
-    if not clean or not all(_LABEL.fullmatch(label) for label in labels):
+    if not clean or len(clean) > MAX_DOMAIN or not all(
+            len(label) <= MAX_LABEL and _LABEL.fullmatch(label) for label in labels):
         return None
     return clean
 

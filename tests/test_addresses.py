@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from maild.addresses import MAX_ADDRESSES, address_key, mailbox_key, read_address_list
+from maild.addresses import (
+    MAX_ADDRESSES,
+    MAX_LOCAL,
+    address_key,
+    mailbox_key,
+    read_address_list,
+)
+from maild.classify.sender import MAX_DOMAIN
 from maild.parse import parse_mail
 from maild.routing.load import load_rules
 from maild.runtime import Runtime
@@ -109,6 +116,22 @@ def test_deep_nesting_and_long_headers_are_bounded() -> None:
     found, defects = read_address_list(many)
     assert len(found) == MAX_ADDRESSES
     assert any("more than" in defect for defect in defects)
+
+
+def test_an_address_longer_than_an_address_can_be_is_left_out() -> None:
+    # The longest name there is: four labels of 63 characters joined (253 characters).
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(longest) == MAX_DOMAIN
+    assert _one(f"<eva@{longest}>") == ("", f"eva@{longest}")
+    assert _one(f"<{'e' * MAX_LOCAL}@customer.se>") == ("", f"{'e' * MAX_LOCAL}@customer.se")
+    for value in (f"<eva@x{longest}>",                              # 254 characters
+                  f"<eva@{'a' * 64}.se>",                          # a label of 64
+                  f"<{'e' * (MAX_LOCAL + 1)}@customer.se>",
+                  "<eva@" + ".".join(["a"] * 30_000) + ".se>",     # 60,000 characters
+                  f"<eva@[{'1' * MAX_DOMAIN}]>"):
+        found, defects = read_address_list(value)
+        assert found == (), value[:80]
+        assert any("not an address" in defect for defect in defects)
 
 
 def test_domains_are_lower_cased_in_the_form_written_and_compared_in_one_form() -> None:

@@ -93,7 +93,9 @@ def test_an_idn_recipient_is_an_a_label_address_in_to_never_an_encoded_word(
 
 def test_an_address_too_long_for_mail_gets_no_acknowledgement_but_its_ticket(
         sqlite_runtime: Runtime) -> None:
-    sender = "å" * 15_000 + "@bergstromsbygg.se"
+    # Read as an address (up to MAX_LOCAL characters), but 200 octets: no SMTP server
+    # takes a local part over 64 (one longer than MAX_LOCAL is no address at all).
+    sender = "å" * 100 + "@bergstromsbygg.se"
     raw = support_mail().replace(b"Anna Lind <anna.lind@bergstromsbygg.se>",
                                  f"<{sender}>".encode())
     outcome = receive(sqlite_runtime, raw)

@@ -8,10 +8,12 @@ read, never a quarantined message or a traceback.
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from maild.classify.sender import MAX_DOMAIN, parent_domains, registrable_domain
 from maild.parse import MAX_COMMENT_NESTING, parse_mail
 from maild.runtime import Runtime
 from tests.conftest import MaildCLI
@@ -117,3 +119,47 @@ def test_route_of_600_nested_comments_in_from_prints_a_decision(maild: MaildCLI,
     assert result.code == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert '"kind"' in result.stdout
+
+
+OWN = "bergstromsbygg.se"
+# A From domain of 30,000 labels fits in the 64 KB an address header is read to.
+LONG_NAME = ".".join(["a"] * 30_000) + ".bergstromsbygg.se"
+
+
+def test_the_parents_of_a_name_of_thousands_of_labels_are_only_names_a_domain_can_be() -> None:
+    parents = parent_domains(LONG_NAME)
+    assert parents[0] == LONG_NAME
+    assert all(len(parent) <= MAX_DOMAIN for parent in parents[1:])
+    assert len(parents) < 130
+    assert parents[-3:] == [f"a.a.{OWN}", f"a.{OWN}", OWN]
+    assert registrable_domain(LONG_NAME) == OWN
+
+
+@pytest.mark.parametrize("sender", [
+    f"anna@{LONG_NAME}",
+    f"{'a' * 600}@bergstromsbygg.se",
+    f"anna@[{'1' * 600}]",
+], ids=["domain-of-30000-labels", "local-part-of-600", "address-literal-of-600"])
+def test_a_from_address_longer_than_any_becomes_a_ticket_in_little_memory(
+        runtime: Runtime, sender: str) -> None:
+    # Before: the parents of the long name, each listed whole, held 861 MB, and
+    # PostgreSQL refused the ticket's requester (512 characters), so the mail was
+    # tried again until quarantined.
+    raw = (f"From: Anna Lind <{sender}>\r\nTo: support@example.se\r\n"
+           "Message-ID: <long-name-1@bergstromsbygg.se>\r\nSubject: Bokningen\r\n\r\n"
+           "Bokningssidan visar fel pris.\r\n").encode()
+    tracemalloc.start()
+    try:
+        outcome = receive(runtime, raw, sender="anna@bergstromsbygg.se")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    row = inbound(runtime, outcome.inbound_id)
+    assert row.state == "processed", row.last_error
+    [ticket] = tickets(runtime)
+    # Routed by the envelope sender, as any mail whose From cannot be read; answered by none.
+    assert ticket.requester == "anna@bergstromsbygg.se"
+    customer = runtime.rules.customer_for_domain(OWN)
+    assert customer is not None and ticket.customer == customer.id
+    assert row.decision is not None and row.decision["ack"] is False
+    assert peak < 40 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"

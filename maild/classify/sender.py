@@ -15,6 +15,8 @@ from pathlib import Path
 import tldextract
 
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+# The longest domain name there is: 255 octets in DNS's own form, 253 characters written.
+MAX_DOMAIN = 253
 
 
 def normalize_domain(domain: str) -> str:
@@ -32,12 +34,28 @@ def _unicode_label(label: str) -> str:
         return label
 
 
-@lru_cache(maxsize=4096)
 def registrable_domain(domain: str) -> str:
     """The domain a company registers: `it.foretag.se` → `foretag.se`, `a.b.co.uk` → `b.co.uk`.
 
     A name with no public suffix (`localhost`, an address literal) is returned as is.
+    Of a name longer than any domain, only its last labels within `MAX_DOMAIN` are read
+    (and remembered): the registrable domain is among them.
     """
+    if len(domain) > MAX_DOMAIN + 1:
+        domain = _within_name_length(domain)
+    return _registrable(domain)
+
+
+def _within_name_length(domain: str) -> str:
+    """The last whole labels of `domain` that fit in `MAX_DOMAIN` characters."""
+    name = domain.strip().rstrip(".")
+    tail = name[-MAX_DOMAIN:]
+    cut_in_a_label = len(name) > MAX_DOMAIN and name[-MAX_DOMAIN - 1] != "."
+    return tail.split(".", 1)[1] if cut_in_a_label and "." in tail else tail
+
+
+@lru_cache(maxsize=4096)
+def _registrable(domain: str) -> str:
     domain = normalize_domain(domain)
     if not domain:
         return ""
@@ -59,9 +77,29 @@ def address_domain(address: str) -> str:
 
 
 def parent_domains(domain: str) -> list[str]:
-    """`domain` and each parent down to two labels: `a.b.c.se` → [a.b.c.se, b.c.se, c.se]."""
-    labels = normalize_domain(domain).split(".")
-    return [".".join(labels[i:]) for i in range(max(1, len(labels) - 1))]
+    """`domain` and each parent down to two labels: `a.b.c.se` → [a.b.c.se, b.c.se, c.se].
+
+    Only names a domain can be (at most `MAX_DOMAIN` characters) are listed, so the work
+    stays linear in the length of a hostile name of thousands of labels; such a name
+    itself is listed once, as given, to be found in no table.
+    """
+    normal = normalize_domain(domain)
+    labels = normal.split(".")
+    if len(labels) <= 2:
+        return [normal]
+    parents: list[str] = []
+    name = ".".join(labels[-2:])
+    for label in reversed(labels[:-2]):
+        parents.append(name)
+        if len(name) + 1 + len(label) > MAX_DOMAIN:
+            break
+        name = f"{label}.{name}"
+    else:
+        parents.append(name)
+    if parents[-1] != normal:
+        parents.append(normal)
+    parents.reverse()
+    return parents
 
 
 def _read_list(lines: Iterable[str]) -> set[str]:
