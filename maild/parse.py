@@ -38,6 +38,9 @@ log = get_logger("maild.parse")
 logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# A header line holds at most 998 characters (RFC 5322 2.1.1), so no longer Message-ID
+# can be written; every column that keeps one holds this many.
+MAX_MESSAGE_ID = 998
 _MAX_HEADER_VALUE = 16_384
 # RFC 5322 comments nest without limit, and the standard library's parsers recurse
 # once per level: deeper nesting than this is flattened in the copy that is parsed.
@@ -200,12 +203,14 @@ def _raw_header_all(message: email.message.Message, name: str) -> tuple[str, ...
 
 
 def _message_ids(value: str | None) -> tuple[str, ...]:
+    """The Message-IDs `value` names, in order, once each; one longer than a header line
+    can hold (`MAX_MESSAGE_ID`) is no Message-ID and is left out."""
     if not value:
         return ()
     ids = _MSGID.findall(value)
     if not ids and value.strip() and " " not in value.strip():
         ids = [value.strip()]
-    return tuple(dict.fromkeys(ids))
+    return tuple(dict.fromkeys(found for found in ids if len(found) <= MAX_MESSAGE_ID))
 
 
 def _read_headers(message: email.message.Message) -> tuple[tuple[str, str], ...]:
@@ -489,7 +494,10 @@ def _parse(readable: Iterable[bytes], flattened: bool, whole: Callable[[], bytes
             date = parsedate_to_datetime(date_header)
         except (TypeError, ValueError, IndexError):
             defects.append("InvalidDateHeader")
-    message_ids = _message_ids(parsed_headers.header("Message-ID"))
+    message_id_header = parsed_headers.header("Message-ID")
+    message_ids = _message_ids(message_id_header)
+    if not message_ids and message_id_header and len(message_id_header) > MAX_MESSAGE_ID:
+        defects.append("MessageIdTooLong")
     return ParsedMail(
         message_id=message_ids[0] if message_ids else None,
         in_reply_to=_message_ids(parsed_headers.header("In-Reply-To")),

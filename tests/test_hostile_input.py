@@ -163,3 +163,62 @@ def test_a_from_address_longer_than_any_becomes_a_ticket_in_little_memory(
     assert customer is not None and ticket.customer == customer.id
     assert row.decision is not None and row.decision["ack"] is False
     assert peak < 40 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_a_message_id_longer_than_a_header_line_is_no_message_id(runtime: Runtime) -> None:
+    # Before: PostgreSQL refused it in the ticket's message (998 characters), and the
+    # mail was tried again until quarantined.
+    long_id = "x" * 2_000 + "@bergstromsbygg.se"
+    raw = (f"From: Anna Lind <anna.lind@bergstromsbygg.se>\r\nTo: support@example.se\r\n"
+           f"Message-ID: <{long_id}>\r\nIn-Reply-To: <{long_id}>\r\nSubject: Bokningen\r\n\r\n"
+           "Bokningssidan visar fel pris.\r\n").encode()
+    mail = parse_mail(raw)
+    assert mail.message_id is None and mail.in_reply_to == ()
+    assert "MessageIdTooLong" in mail.defects
+    outcome = receive(runtime, raw, sender="anna.lind@bergstromsbygg.se")
+    row = inbound(runtime, outcome.inbound_id)
+    assert row.state == "processed", row.last_error
+    assert len(tickets(runtime)) == 1
+
+
+_DOTS = ".".join(["a"] * 20_000)
+_MANY_IDS = " ".join(f"<m{index}@x.se>" for index in range(4_000))
+HOSTILE_LENGTHS = {
+    "Subject": " ".join(["ord"] * 15_000),
+    "Message-ID": f"<x@{_DOTS}>",
+    "In-Reply-To": _MANY_IDS,
+    "References": _MANY_IDS,
+    "Reply-To": f"x@{_DOTS}.se",
+    "From": f'"{"N" * 40_000}" <anna.lind@bergstromsbygg.se>',
+    "To": ", ".join(f"p{index}@bergstromsbygg.se" for index in range(3_000)),
+    "Cc": ", ".join(f"p{index}@x{index}.se" for index in range(3_000)),
+    "Date": "x" * 40_000,
+    "Authentication-Results": f"mx.example.se; dmarc=pass header.from={_DOTS}.se",
+    "Content-Type": f"text/plain; charset=utf-8; x={'y' * 40_000}",
+    "Auto-Submitted": "no" * 20_000,
+    "List-Id": f"<{_DOTS}>",
+    "Importance": "high " * 8_000,
+    "Content-Language": "sv " * 13_000,
+}
+
+
+def test_no_header_of_hostile_length_keeps_a_mail_from_its_ticket(runtime: Runtime) -> None:
+    """Each header at 40-60 KB, one mail each: every one is processed as at any length
+    (PostgreSQL refuses a value longer than its column, where SQLite keeps it)."""
+    refused, kinds = {}, {}
+    for index, (name, value) in enumerate(HOSTILE_LENGTHS.items()):
+        fields = {"From": "Anna Lind <anna.lind@bergstromsbygg.se>", "To": "support@example.se",
+                  "Subject": "Bokningen", "Message-ID": f"<hostile-length-{index}@b.se>",
+                  name: value}
+        raw = ("".join(f"{key}: {text}\r\n" for key, text in fields.items())
+               + "\r\nBokningssidan visar fel pris.\r\n").encode()
+        row = inbound(runtime, receive(runtime, raw, sender="anna.lind@bergstromsbygg.se")
+                      .inbound_id)
+        if row.state != "processed":
+            refused[name] = f"{row.state}: {row.last_error or ''}"[:200]
+        kinds[name] = row.kind
+    assert refused == {}
+    # Machine mail by its own headers, as at any length; every other one a new ticket.
+    assert kinds == {name: {"Auto-Submitted": "autoreply", "List-Id": "list"}.get(name, "new")
+                     for name in HOSTILE_LENGTHS}
+    assert len(tickets(runtime)) == len(HOSTILE_LENGTHS) - 2
