@@ -38,6 +38,8 @@ log = get_logger("maild.parse")
 logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# An 8-bit header byte that compat32 could not decode, kept as a surrogate.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 # A header line holds at most 998 characters (RFC 5322 2.1.1), so no longer Message-ID
 # can be written; every column that keeps one holds this many.
 MAX_MESSAGE_ID = 998
@@ -112,7 +114,7 @@ def decode_header_value(value: Any) -> str:
     if isinstance(value, email.header.Header):
         value = str(value)
     text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if not text.isascii() and _ESCAPED_BYTE.search(text):
         # compat32 keeps undecodable 8-bit header bytes as surrogates.
         data = text.encode("utf-8", "surrogateescape")
         try:

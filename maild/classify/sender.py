@@ -22,6 +22,8 @@ MAX_DOMAIN = 253
 def normalize_domain(domain: str) -> str:
     """`domain` lower-cased, without a trailing dot, with `xn--` labels in Unicode."""
     domain = domain.strip().rstrip(".").lower()
+    if "xn--" not in domain:  # no label to decode
+        return domain
     return ".".join(_unicode_label(label) for label in domain.split("."))
 
 
