@@ -39,7 +39,7 @@ logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 # An 8-bit header byte that compat32 could not decode, kept as a surrogate.
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 # A header line holds at most 998 characters (RFC 5322 2.1.1), so no longer Message-ID
 # can be written; every column that keeps one holds this many.
 MAX_MESSAGE_ID = 998
@@ -114,7 +114,7 @@ def decode_header_value(value: Any) -> str:
     if isinstance(value, email.header.Header):
         value = str(value)
     text = str(value)
-    if not text.isascii() and _ESCAPED_BYTE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):
         # compat32 keeps undecodable 8-bit header bytes as surrogates.
         data = text.encode("utf-8", "surrogateescape")
         try:
@@ -166,18 +166,22 @@ def _addresses(values: tuple[str, ...], defects: list[str]) -> tuple[Address, ..
     return tuple(found[:MAX_ADDRESSES])
 
 
-_SURROGATE = re.compile("[\udc80-\udcff]")
-_ADDRESS_HEADERS = ("from", "sender", "to", "cc", "bcc", "reply-to", "delivered-to")
+# The headers mail-parser would read again, for nothing maild uses: maild reads the
+# addresses and the Date itself, and the trust module the Received lines it believes.
+_HEADERS_READ_BY_MAILD = ("from", "sender", "to", "cc", "bcc", "reply-to", "delivered-to",
+                          "date", "resent-date", "received")
 
 
-def _without_address_headers(message: email.message.Message) -> email.message.Message:
-    """A shallow copy of `message` without address headers, for mail-parser's bodies.
+def _without_headers_read_by_maild(message: email.message.Message) -> email.message.Message:
+    """A shallow copy of `message` without the headers maild reads itself, for mail-parser's
+    bodies.
 
-    mail-parser parses every address header again with its own reader, which
-    costs seconds for one long To (0.5 ms an address); maild reads them itself.
+    mail-parser parses every address header again with its own reader, which costs
+    seconds for one long To (0.5 ms an address), and every Received line and Date
+    (a third of its work on a real mailbox's mail) for its own diagnostics.
     """
     view = copy.copy(message)
-    for name in _ADDRESS_HEADERS:
+    for name in _HEADERS_READ_BY_MAILD:
         del view[name]      # rebinds the copy's header list; `message` keeps its own
     return view
 
@@ -273,7 +277,7 @@ def _no_header_dicts(self: object, complete: bool = True) -> dict[str, Any]:
 def _bodies_with_mailparser(message: email.message.Message) -> tuple[
         str, str | None, tuple[Attachment, ...], list[str]]:
     # Reuses the parse, does not read the bytes again.
-    parsed = _body_parser(mailparser.MailParser)(_without_address_headers(message))
+    parsed = _body_parser(mailparser.MailParser)(_without_headers_read_by_maild(message))
     text = "\n".join(part for part in parsed.text_plain if part)
     html_parts = [part for part in parsed.text_html if part]
     html = "\n".join(html_parts) if html_parts else None
