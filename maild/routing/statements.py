@@ -67,13 +67,21 @@ def _folded_words(phrase: str) -> tuple[str, ...]:
     return tuple(phrase.casefold().split())
 
 
-def _may_occur(phrase: str, folded_text: str) -> bool:
+def _may_occur(phrase: str, folded_text: str, seen: dict[str, bool]) -> bool:
     """False when a word of `phrase` is nowhere in the case-folded text: no regex needed.
 
     Full case folding makes at least as many letters equal as the pattern's
     case-insensitive matching does, so this never rules out a real occurrence.
+    `seen` remembers each word's answer for this text: phrases share their words,
+    and each look is a scan of the whole text.
     """
-    return all(word in folded_text for word in _folded_words(phrase))
+    for word in _folded_words(phrase):
+        found = seen.get(word)
+        if found is None:
+            found = seen[word] = word in folded_text
+        if not found:
+            return False
+    return True
 
 
 def find_phrases(text: str, phrases: Mapping[str, Iterable[str]]) -> list[Hit]:
@@ -84,9 +92,10 @@ def find_phrases(text: str, phrases: Mapping[str, Iterable[str]]) -> list[Hit]:
     """
     hits: list[Hit] = []
     folded = text.casefold()
+    seen: dict[str, bool] = {}
     for level, level_phrases in phrases.items():
         for phrase in level_phrases:
-            if not phrase.strip() or not _may_occur(phrase, folded):
+            if not phrase.strip() or not _may_occur(phrase, folded, seen):
                 continue
             for match in phrase_pattern(phrase).finditer(text):
                 hits.append(Hit(level=level, phrase=phrase, found=match.group(0),
