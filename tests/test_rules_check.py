@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from maild.routing.load import RulesError, load_rules
-from tests.conftest import RULES, MaildCLI
+from maild.models import Ticket
+from maild.routing.load import ID_LENGTH, PRIORITY_LENGTH, RulesError, load_rules
+from maild.runtime import open_runtime
+from tests.conftest import RULES, MaildCLI, make_config
+from tests.pipeline_helpers import receive, tickets
 
 
 @pytest.fixture
@@ -184,3 +187,65 @@ def test_rules_check_command_exit_codes(maild: MaildCLI, rules_dir: Path) -> Non
         next((RULES.parent / "fixtures" / "emails").glob("01-*.eml"))))
     assert processing.code == 78
     assert "have problems" in processing.stderr
+
+
+# -- what a ticket keeps of the rules' names ------------------------------------------------
+
+def test_the_name_lengths_checked_are_the_columns_a_ticket_keeps_them_in() -> None:
+    columns = Ticket.__table__.columns  # type: ignore[attr-defined]
+    assert {columns[name].type.length for name in ("customer", "policy", "queue")} == {
+        ID_LENGTH}
+    assert columns["priority"].type.length == PRIORITY_LENGTH
+
+
+def _priority_named(level: str, directory: Path) -> Path:
+    """The care policy with its `High` level renamed `level` (its markers unchanged)."""
+    path = directory / "policies" / "care.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"High"', f'"{level}"').replace(
+        "[priority.High]", f'[priority."{level}"]'), encoding="utf-8")
+    return path
+
+
+def test_names_longer_than_a_ticket_keeps_are_refused(rules_dir: Path) -> None:
+    level = "Hög – verksamheten står helt still"       # 34 characters
+    policy = _priority_named(level, rules_dir)
+    long_id = "a" * (ID_LENGTH + 1)
+    shutil.copy(policy, rules_dir / "policies" / f"{long_id}.toml")
+    customer(long_id, GOOD, rules_dir)
+    (rules_dir / "queues.toml").write_text(
+        (rules_dir / "queues.toml").read_text(encoding="utf-8")
+        + f'\n[{long_id}]\nname = "Lång"\nteam = ["anna@{".".join(["d" * 60] * 5)}.se"]\n',
+        encoding="utf-8")
+    found = problems(rules_dir)
+    assert f"{policy}:9: policy 'care': priority '{level}' has 34 characters; a ticket keeps " \
+           f"at most {PRIORITY_LENGTH}" in found
+    assert any(f"customer id '{'a' * 40}…' (the file name) has 129 characters" in problem
+               for problem in found)
+    assert any(f"policy id '{'a' * 40}…' (the file name) has 129 characters" in problem
+               for problem in found)
+    assert any(f"queue id '{'a' * 40}…' has 129 characters" in problem for problem in found)
+    assert any("team address 'anna@ddd" in problem and "is not a valid e-mail address"
+               in problem for problem in found), "a domain of 307 characters"
+
+
+def test_a_priority_name_as_long_as_a_ticket_keeps_makes_tickets(
+        tmp_path: Path, database_url: str) -> None:
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(RULES, rules_dir)
+    level = "Hög – verksamheten står still nu"         # 32 characters
+    assert len(level) == PRIORITY_LENGTH
+    _priority_named(level, rules_dir)
+    runtime = open_runtime(make_config(tmp_path, database_url, rules_dir=rules_dir))
+    try:
+        raw = (b"Authentication-Results: mx1.example.se; dkim=pass header.d=bergstromsbygg.se;"
+               b" dmarc=pass header.from=bergstromsbygg.se\r\n"
+               b"From: Anna Lind <anna.lind@bergstromsbygg.se>\r\nTo: support@example.se\r\n"
+               b"Subject: [High] Bokningen\r\nMessage-ID: <long-level@bergstromsbygg.se>\r\n\r\n"
+               b"Bokningssidan visar fel pris.\r\n")
+        outcome = receive(runtime, raw, sender="anna.lind@bergstromsbygg.se")
+        assert outcome.state == "processed"
+        [ticket] = tickets(runtime)
+        assert ticket.priority == level
+    finally:
+        runtime.engine.dispose()

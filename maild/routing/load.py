@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from maild.addresses import address_key
-from maild.classify.sender import PrivateDomains, is_public_suffix, normalize_domain
+from maild.addresses import MAX_LOCAL, address_key
+from maild.classify.sender import MAX_DOMAIN, PrivateDomains, is_public_suffix, normalize_domain
 from maild.routing.model import (
     CUSTOMER_STATUSES,
     ENTITLED,
@@ -50,6 +50,10 @@ _HOURS_PART = re.compile(
 )
 _HOLIDAYS = re.compile(r"^([A-Z]{2}(\+[a-z_]+)*)?$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# What a ticket keeps of the rules' names (the widths of its columns, `maild.models`):
+# a longer one would be refused by PostgreSQL with every ticket that carries it.
+ID_LENGTH = 128         # a customer's, policy's or queue's id
+PRIORITY_LENGTH = 32    # a priority's name
 
 
 @dataclass(frozen=True)
@@ -135,17 +139,19 @@ def _read_toml(path: Path, problems: _Collector) -> tuple[dict[str, Any], _Sourc
         return None
 
 
+def valid_address(address: str) -> bool:
+    """Whether `address` looks like local@domain.tld, no longer than maild reads an address."""
+    if not _ADDRESS.match(address):
+        return False
+    local, _, domain = address.rpartition("@")
+    return len(local) <= MAX_LOCAL and valid_domain(normalize_domain(domain))
+
+
 def valid_domain(domain: str) -> bool:
     """Whether `domain` looks like a host name with at least two labels."""
     labels = domain.split(".")
-    return len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
-
-
-def valid_address(address: str) -> bool:
-    """Whether `address` looks like local@domain.tld."""
-    if not _ADDRESS.match(address):
-        return False
-    return valid_domain(normalize_domain(address.rpartition("@")[2]))
+    return (len(domain) <= MAX_DOMAIN and len(labels) >= 2
+            and all(_LABEL.match(label) for label in labels))
 
 
 def valid_hours(text: str) -> bool:
@@ -261,6 +267,9 @@ def _load_queues(directory: Path, problems: _Collector) -> dict[str, Queue]:
             continue
         if not _ID.match(queue_id):
             problems.add(source, line, f"queue id '{queue_id}' may only use a-z, 0-9, - and _")
+        elif len(queue_id) > ID_LENGTH:
+            problems.add(source, line, f"queue id '{queue_id[:40]}…' has {len(queue_id)} "
+                         f"characters; a ticket keeps at most {ID_LENGTH}")
         table = _Table(entry, source, problems, f"queue '{queue_id}'", line or 0)
         table.only(("name", "names", "team", "hours", "escalation"))
         name = table.get("name", str, "the team's name as text", default=queue_id)
@@ -436,6 +445,9 @@ def _load_policy(path: Path, problems: _Collector,
         return None
     data, source = loaded
     policy_id = path.stem
+    if len(policy_id) > ID_LENGTH:
+        problems.add(source, None, f"policy id '{policy_id[:40]}…' (the file name) has "
+                     f"{len(policy_id)} characters; a ticket keeps at most {ID_LENGTH}")
     table = _Table(data, source, problems, f"policy '{policy_id}'")
     table.only(("name", "hours", "holidays", "priorities", "default_priority", "required",
                 "max_contacts", "priority", "closed", "timezone", "escalation",
@@ -462,6 +474,11 @@ def _load_policy(path: Path, problems: _Collector,
         problems.add(source, table.line("priorities"),
                      f"policy '{policy_id}': priorities must name at least one level")
         priorities = ["Normal"]
+    for level in priorities:
+        if len(level) > PRIORITY_LENGTH:
+            problems.add(source, table.line("priorities"),
+                         f"policy '{policy_id}': priority '{level}' has {len(level)} "
+                         f"characters; a ticket keeps at most {PRIORITY_LENGTH}")
     default = table.get("default_priority", str, "one of the priorities",
                         default=priorities[-1])
     if default not in priorities:
@@ -595,6 +612,9 @@ def _load_customer(path: Path, problems: _Collector) -> _LoadedCustomer | None:
     if not _ID.match(customer_id):
         problems.add(source, None, f"customer file name '{path.name}' must be the customer id: "
                      "a-z, 0-9, - and _ only, such as acme-ab.toml")
+    elif len(customer_id) > ID_LENGTH:
+        problems.add(source, None, f"customer id '{customer_id[:40]}…' (the file name) has "
+                     f"{len(customer_id)} characters; a ticket keeps at most {ID_LENGTH}")
     table = _Table(data, source, problems, f"customer '{customer_id}'")
     table.only(("name", "domains", "policy", "queue", "language", "status", "contact",
                 "queue_by_address", "timezone", "authenticated_by"))
