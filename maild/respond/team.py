@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 
 from maild.classify.loop import LOOP_HEADER
 from maild.log import get_logger
@@ -118,14 +119,14 @@ def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
             continue
         message_id = new_message_id(domain)
         fields = [
-            wire.addresses("From", [("maild", support_address)]),
-            wire.addresses("To", [("", address)]),
+            _from_field(support_address),
+            _to_field(address),
             wire.addresses("Reply-To", reply_to),
             wire.unstructured("Subject", subject),
             wire.token("Date", format_datetime(now)),
             wire.message_ids("Message-ID", [message_id]),
-            wire.token("Auto-Submitted", "auto-generated"),
-            wire.token(LOOP_HEADER, domain),
+            _AUTO_SUBMITTED,
+            _loop_field(domain),
             wire.token("X-Maild-Ticket", ticket.number),
             wire.token("X-Maild-Queue", ticket.queue or "-"),
             wire.token("X-Maild-Priority", ticket.priority or "-"),
@@ -134,6 +135,26 @@ def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
         delivered.append(TeamCopy([wire.head(fields), *body], message_id=message_id,
                                   recipient=address))
     return delivered
+
+
+# The fields that are the same for every copy from one support address to one team
+# address, written once (each is the function of `wire` it names, of the same values).
+_AUTO_SUBMITTED = wire.token("Auto-Submitted", "auto-generated")
+
+
+@lru_cache(maxsize=64)
+def _from_field(support_address: str) -> str:
+    return wire.addresses("From", [("maild", support_address)])
+
+
+@lru_cache(maxsize=256)
+def _to_field(team_address: str) -> str:
+    return wire.addresses("To", [("", team_address)])
+
+
+@lru_cache(maxsize=64)
+def _loop_field(domain: str) -> str:
+    return wire.token(LOOP_HEADER, domain)
 
 
 def _usable(address: str, ticket: str) -> bool:
