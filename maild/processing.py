@@ -195,6 +195,13 @@ class Outcome:
     error: str | None = None
 
 
+def count_outcome(counts: Counter[str], state: str, kind: str | None) -> None:
+    """Add one message's outcome to a pass's counts: by state, and by kind (`kind:new`)."""
+    counts[state] += 1
+    if kind:
+        counts[f"kind:{kind}"] += 1
+
+
 @dataclass
 class Processor:
     """Runs the pipeline on stored messages in batches; `rules` is read once per batch."""
@@ -616,9 +623,7 @@ class Processor:
             outcomes, batch = self._process_batch(batch, rules, claim_next)
             for outcome in outcomes:
                 done += 1
-                counts[outcome.state] += 1
-                if outcome.kind:
-                    counts[f"kind:{outcome.kind}"] += 1
+                count_outcome(counts, outcome.state, outcome.kind)
                 if progress is not None:
                     progress(outcome)
         return counts

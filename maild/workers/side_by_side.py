@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from maild.log import get_logger
-from maild.processing import Outcome, Processor
+from maild.processing import Outcome, Processor, count_outcome
 
 log = get_logger("maild.workers")
 
@@ -184,8 +184,6 @@ def _read_reports(helper: _Helper, lock: threading.Lock,
         for line in lines:
             state, _, kind = line.decode("ascii", "replace").strip().partition(" ")
             with lock:
-                helper.counts[state] += 1
-                if kind and kind != "-":
-                    helper.counts[f"kind:{kind}"] += 1
+                count_outcome(helper.counts, state, None if kind == "-" else kind)
                 if progress is not None:
                     progress(None)
