@@ -135,6 +135,22 @@ def test_the_parents_of_a_name_of_thousands_of_labels_are_only_names_a_domain_ca
     assert registrable_domain(LONG_NAME) == OWN
 
 
+
+def test_the_registrable_domain_of_long_names_is_remembered_in_little_memory() -> None:
+    # A trusted MTA's Authentication-Results copies the sender's names (header.d,
+    # smtp.mailfrom) as written; before, each 60 KB name stayed a key of the cache.
+    registrable_domain("warm.up.bergstromsbygg.se")
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        found = {registrable_domain(f"x{index}.{LONG_NAME}") for index in range(200)}
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found == {OWN}
+    assert after - before < 1024 * 1024, f"{(after - before) / 1e6:.1f} MB kept"
+
+
 @pytest.mark.parametrize("sender", [
     f"anna@{LONG_NAME}",
     f"{'a' * 600}@bergstromsbygg.se",
