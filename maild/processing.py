@@ -2,9 +2,10 @@
 
 Messages are claimed in batches with a lease, and their attempt is counted in
 the claim's commit, so even a process that dies mid-way (kill -9, out of
-memory) leaves a trace. A batch is processed in one transaction with a
-savepoint per message: one commit (one fsync) for the batch, and a message
-that fails is rolled back alone. A message tried before is retried alone, so a
+memory) leaves a trace. A batch is processed in one transaction: one commit
+(one fsync) for the batch. A message that fails is rolled back alone: its batch
+is then processed again with a savepoint per message, which a batch that fails
+nowhere does without. A message tried before is retried alone, so a
 poison message cannot use up its batch-mates' attempts. A message whose
 processing failed is retried; once it has failed `max_attempts` times it is
 quarantined with the error instead of crash-looping. The raw bytes are never
@@ -184,6 +185,15 @@ class ClaimLost(Exception):
     """The message's claim was taken over by another processor before this one committed."""
 
 
+class _MessageFailed(Exception):
+    """A message of a batch processed without savepoints raised: the batch is rolled back."""
+
+    def __init__(self, inbound_id: int, message_id: str | None) -> None:
+        super().__init__(f"inbound {inbound_id} failed")
+        self.inbound_id = inbound_id
+        self.message_id = message_id
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How processing one message ended."""
@@ -318,11 +328,12 @@ class Processor:
         return self.process_batch([inbound_id])[0]
 
     def process_batch(self, inbound_ids: list[int], rules: Rules | None = None) -> list[Outcome]:
-        """Run the pipeline on claimed messages in one transaction, each in a savepoint of its own.
+        """Run the pipeline on claimed messages in one transaction.
 
-        A message whose processing raises is rolled back alone and left for a later try (or
-        quarantined on its last attempt); its batch-mates are committed. If the commit itself
-        fails, what is left of the batch is given back, each message to be retried alone.
+        A message whose processing raises is rolled back alone (see `_transaction`) and left
+        for a later try (or quarantined on its last attempt); its batch-mates are committed.
+        If the commit itself fails, what is left of the batch is given back, each message to
+        be retried alone.
         On SQLite, when intake waits to store mail, the transaction commits after the
         current message and intake goes first; the rest of the batch follows in the next.
         """
@@ -450,11 +461,36 @@ class Processor:
                      ) -> list[Outcome]:
         """Process `inbound_ids` in order in one transaction, until done or intake waits.
 
+        The messages are first processed without a savepoint each: a savepoint makes the
+        database keep a copy of every page the message changes (on SQLite, dozens of pages
+        a message, written to a temporary file), only to undo a message that fails. Should
+        one fail, the transaction is rolled back and the batch done again with a savepoint
+        around each message, so that the failing one is rolled back alone and recorded.
         The log event of each committed message is added to `notes`, with its inbound id.
         """
         now = self.clock()
+        try:
+            return self._in_one_transaction(inbound_ids, read, rules, identity, turns,
+                                            notes=notes, now=now, guarded=False)
+        except _MessageFailed as failed:
+            cause = failed.__cause__
+            log.info("processing.batch_redone", inbound_id=failed.inbound_id,
+                     message_id=failed.message_id,
+                     error=f"{type(cause).__name__}: {cause}"[:500],
+                     effect="the batch is processed again with a savepoint per message")
+            return self._in_one_transaction(inbound_ids, read, rules, identity, turns,
+                                            notes=notes, now=now, guarded=True)
+
+    def _in_one_transaction(self, inbound_ids: list[int], read: dict[int, _Read],
+                            rules: Rules, identity: Identity, turns: WriteTurns, *,
+                            notes: list[_Note], now: datetime, guarded: bool
+                            ) -> list[Outcome]:
+        """`_transaction`'s one try: `guarded`, each message in a savepoint of its own;
+        otherwise the first message that raises rolls the whole transaction back and raises
+        `_MessageFailed` (its batch's reads are given back to `read` for the next try)."""
         outcomes: list[Outcome] = []
         said: list[tuple[str, dict[str, Any]]] = []
+        taken: dict[int, _Read] = {}
         try:
             with Session(self.engine) as session:
                 # Acknowledgement accounting for the whole batch, before any write (see
@@ -463,21 +499,28 @@ class Processor:
                 # release. The claims' leases are the heartbeat's to renew.
                 hold_ack_accounting(session)
                 for inbound_id in inbound_ids:
-                    try:
-                        with _savepoint(session):
-                            outcome, note = self._process_one(
-                                session, read.pop(inbound_id, None), inbound_id, rules,
-                                identity=identity, now=now)
-                    except ClaimLost as lost:
-                        outcome = Outcome(inbound_id, "claim_lost", error=str(lost))
-                        note = ("inbound.claim_lost", {"reason": str(lost)})
-                    except Exception as error:
-                        outcome, note = self._record_failure(session, inbound_id, error)
+                    found = read.pop(inbound_id, None)
+                    if guarded:
+                        outcome, note = self._guarded_one(session, found, inbound_id, rules,
+                                                          identity=identity, now=now)
+                    else:
+                        if found is not None:
+                            taken[inbound_id] = found
+                        try:
+                            outcome, note = self._process_one(session, found, inbound_id,
+                                                              rules, identity=identity, now=now)
+                            session.flush()  # should an ORM object have been added after all
+                        except Exception as error:
+                            read.update(taken)
+                            raise _MessageFailed(inbound_id, found.row.message_id if found
+                                                 is not None else None) from error
                     outcomes.append(outcome)
                     said.append(note)
                     if turns.wanted():
                         break
                 session.commit()
+        except _MessageFailed:
+            raise  # rolled back as the session closed; the caller tries again, guarded
         except Exception:
             self.release(inbound_ids)
             raise
@@ -487,6 +530,21 @@ class Processor:
                      or outcome.state == "claim_lost" else "error")
             notes.append(_Note(outcome.inbound_id, level, event, fields))
         return outcomes
+
+    def _guarded_one(self, session: Session, found: _Read | None, inbound_id: int,
+                     rules: Rules, *, identity: Identity, now: datetime
+                     ) -> tuple[Outcome, tuple[str, dict[str, Any]]]:
+        """`_process_one` in a savepoint: a message that raises is rolled back alone and its
+        failure recorded (retried later, or quarantined on its last attempt)."""
+        try:
+            with _savepoint(session):
+                return self._process_one(session, found, inbound_id, rules,
+                                         identity=identity, now=now)
+        except ClaimLost as lost:
+            return (Outcome(inbound_id, "claim_lost", error=str(lost)),
+                    ("inbound.claim_lost", {"reason": str(lost)}))
+        except Exception as error:
+            return self._record_failure(session, inbound_id, error)
 
     def _record_failure(self, session: Session, inbound_id: int, error: Exception
                         ) -> tuple[Outcome, tuple[str, dict[str, Any]]]:
