@@ -33,6 +33,7 @@ from maild.cluster.lease import NamedLease, holder_name
 from maild.config import Config, ListenAddress, UnixSocketAccess
 from maild.db import StorageError, open_database
 from maild.group_commit import GroupCommitter
+from maild.heap import settle as settle_heap
 from maild.intake import Stored
 from maild.log import get_logger
 from maild.models import utcnow
@@ -401,6 +402,7 @@ async def serve(config: Config, live: LiveRules) -> int:
                 return EX_UNAVAILABLE
             stack.push_async_callback(web.stop)
             daemon.listening.append(f"http {config.http_listen}")
+        settle_heap()  # set up: what exists now lives as long as the daemon
 
         reloads: set[asyncio.Task[None]] = set()
 

@@ -27,6 +27,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from maild.heap import settle as settle_heap
 from maild.log import get_logger
 from maild.processing import Processor
 from maild.routing.reload import LiveRules
@@ -47,6 +48,7 @@ def follow(processor_for: Callable[[LiveRules], Processor], live: LiveRules,
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGHUP, lambda *_: reload_wanted.set())
     processor = processor_for(live)
+    settle_heap()  # set up: what exists now lives as long as the worker
     commands = sys.stdin.fileno()
     log.info("worker.started", pid=os.getpid(), rules=live.current.version)
     while not stopping.is_set():

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from maild.heap import settle as settle_heap
 from maild.log import get_logger
 from maild.processing import Outcome, Processor, count_outcome
 
@@ -66,6 +67,7 @@ class SideBySide:
                  processes: int) -> None:
         self._processor = processor_for()
         self._processor.rules()  # read before the fork: every helper starts with them
+        settle_heap()  # set up: what exists now lives as long as the pass
         self._helpers: list[_Helper] = []
         for _ in range(max(0, processes - 1)):
             self._helpers.append(_fork(engine, processor_for, self._helpers))
