@@ -117,7 +117,10 @@ def detect_description(mail: ParsedMail, body: BodyParts) -> ItemResult:
 
 def content_words(text: str) -> list[str]:
     """The words of `text` that carry content (see the module's definition)."""
-    words = _WORD.findall(_ADDRESS.sub(" ", text.lower()).replace("’", "'"))
+    lowered = text.lower()
+    if "@" in lowered or "http" in lowered or "www." in lowered:  # what an address needs
+        lowered = _ADDRESS.sub(" ", lowered)
+    words = _WORD.findall(lowered.replace("’", "'"))
     return [word for word in words if len(word) > 1 and word not in _NOT_CONTENT]
 
 

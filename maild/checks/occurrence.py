@@ -94,18 +94,23 @@ _MONTH_NAMES = "|".join(
     f"(?-i:{name})" if name == "May" else name
     for name in sorted(_MONTHS, key=len, reverse=True))
 _DAY = r"(?P<d>0?[1-9]|[12]\d|3[01])"
+# Each date pattern with a character every match of it has (None: no such character), so
+# that a sentence without it is not searched.
 _DATES = (
-    re.compile(r"\b(?P<y>20\d\d)-(?P<mo>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12]\d|3[01])\b"),
-    re.compile(rf"\b{_DAY}\.(?P<mo>0?[1-9]|1[0-2])\.(?P<y>20\d\d)\b"),
-    re.compile(rf"\b{_DAY}\.(?P<mo>0?[1-9]|1[0-2])(?=\s*(?:kl|at)\b)", re.IGNORECASE),
+    ("-", re.compile(r"\b(?P<y>20\d\d)-(?P<mo>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12]\d|3[01])\b")),
+    (".", re.compile(rf"\b{_DAY}\.(?P<mo>0?[1-9]|1[0-2])\.(?P<y>20\d\d)\b")),
+    (".", re.compile(rf"\b{_DAY}\.(?P<mo>0?[1-9]|1[0-2])(?=\s*(?:kl|at)\b)", re.IGNORECASE)),
     # 16/11 needs a year, a clock time after it, or "den/on/since" before it ("24/7" is not a date)
-    re.compile(rf"(?:(?<=\bden\s)|(?<=\bon\s)|(?<=\bsince\s)|(?<=\bsedan\s)|(?<=\bfrån\s)|"
-               rf"(?<=\bfrom\s)|(?<=\bthe\s)|\b(?=\d{{1,2}}/\d{{1,2}}(?:/|\s*(?:kl|at)\b)))"
-               rf"{_DAY}/(?P<mo>0?[1-9]|1[0-2])(?:/(?P<y>(?:20)?\d\d))?\b", re.IGNORECASE),
-    re.compile(rf"\b{_DAY}(?::?[ea]|st|nd|rd|th)?\.?\s+(?:of\s+)?(?P<mon>{_MONTH_NAMES})\b\.?"
-               rf"(?:\s+(?P<y>20\d\d)\b)?", re.IGNORECASE),
-    re.compile(rf"\b(?P<mon>{_MONTH_NAMES})\.?\s+{_DAY}(?:st|nd|rd|th)?\b(?:,?\s+(?P<y>20\d\d)\b)?",
-               re.IGNORECASE),
+    ("/", re.compile(
+        rf"(?:(?<=\bden\s)|(?<=\bon\s)|(?<=\bsince\s)|(?<=\bsedan\s)|(?<=\bfrån\s)|"
+        rf"(?<=\bfrom\s)|(?<=\bthe\s)|\b(?=\d{{1,2}}/\d{{1,2}}(?:/|\s*(?:kl|at)\b)))"
+        rf"{_DAY}/(?P<mo>0?[1-9]|1[0-2])(?:/(?P<y>(?:20)?\d\d))?\b", re.IGNORECASE)),
+    (None, re.compile(
+        rf"\b{_DAY}(?::?[ea]|st|nd|rd|th)?\.?\s+(?:of\s+)?(?P<mon>{_MONTH_NAMES})\b\.?"
+        rf"(?:\s+(?P<y>20\d\d)\b)?", re.IGNORECASE)),
+    (None, re.compile(
+        rf"\b(?P<mon>{_MONTH_NAMES})\.?\s+{_DAY}(?:st|nd|rd|th)?\b(?:,?\s+(?P<y>20\d\d)\b)?",
+        re.IGNORECASE)),
 )
 
 
@@ -161,7 +166,9 @@ def _later_than_sent(clock: str, sent: datetime | None) -> bool:
 
 def _past_dates(sentence: str, sent: datetime | None) -> list[re.Match[str]]:
     matches: list[re.Match[str]] = []
-    for pattern in _DATES:
+    for mark, pattern in _DATES:
+        if mark is not None and mark not in sentence:
+            continue
         for match in pattern.finditer(sentence):
             when = _date_of(match, sent)
             if when is not None and (sent is None or when <= sent.date()):

@@ -27,7 +27,9 @@ Detector = Callable[[ParsedMail, BodyParts], ItemResult]
 
 def clip(text: str, limit: int = EVIDENCE_LIMIT) -> str:
     """`text` on one line, at most `limit` characters (cut at a word, with an ellipsis)."""
-    text = _SPACE.sub(" ", text).strip()
+    if not text.isprintable() or "  " in text:  # a printable text has no space but " "
+        text = _SPACE.sub(" ", text)
+    text = text.strip()
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
