@@ -49,7 +49,8 @@ else:
     import run
     arrivals = [Arrival(run.make_message(index, False), "smtp", "kund@bench.example",
                         ["support@example.se"], "bench") for index in range(int(count))]
-with tempfile.TemporaryDirectory() as data:
+# A heartbeat thread may still be writing its last renewal when the program ends.
+with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
     runtime = open_runtime(load_config(env={}, overrides={"data_dir": data,
                                                           "rules_dir": rules}))
     for first in range(0, len(arrivals), 64):

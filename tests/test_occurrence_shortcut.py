@@ -63,3 +63,31 @@ def test_a_sentence_that_dates_nothing_is_passed_over() -> None:
     assert occurrence_in("Bokningssidan visar fel pris i kassan.", SENT) is None
     assert occurrence_in("Felet uppstod idag.", SENT) == "idag"
     assert occurrence_in("It failed on Monday.", SENT) == "on Monday"
+
+
+DATE_WORDS = ["den", "the", "on", "since", "sedan", "från", "of", "kl", "kl.", "at", "3", "12",
+              "17th", "2:a", "16/11", "16/11/26", "16.11", "16.11.2026", "2026-11-16",
+              "2026-13-01", "NOVEMBER", "november", "Nov.", "ſept.", "ſeptember", "sept",
+              "maj", "May", "may", "Dec", "oKt", "31", "29", "februari", "feb", "januari", "Jan",
+              "MARS", "march", "april", "June", "juni", "juli", "Jul.", "augusti", "Aug",
+              "October", "oktober", "DECEMBER", ",", ".", "-", "/", "felet", "hände",
+              "Chrome 131"]
+
+
+def every_date(sentence: str, sent: datetime | None) -> list[tuple[int, int]]:
+    """The spans of the past dates in `sentence`, every date pattern searched."""
+    o = occurrence
+    return [match.span() for _, pattern in o._DATES for match in pattern.finditer(sentence)
+            if (when := o._date_of(match, sent)) is not None
+            and (sent is None or when <= sent.date())]
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(DATE_WORDS), min_size=1, max_size=9).map(" ".join),
+       st.sampled_from([SENT, None]))
+def test_a_date_pattern_is_left_out_only_where_it_cannot_match(
+        sentence: str, sent: datetime | None) -> None:
+    """A pattern is searched only where the sentence has a digit and what the pattern needs:
+    its '-', '.' or '/', or a month's name in any case (a long s too, as the patterns read)."""
+    assert [match.span() for match in occurrence._past_dates(sentence, sent)] == every_date(
+        sentence, sent)

@@ -94,8 +94,13 @@ _MONTH_NAMES = "|".join(
     f"(?-i:{name})" if name == "May" else name
     for name in sorted(_MONTHS, key=len, reverse=True))
 _DAY = r"(?P<d>0?[1-9]|[12]\d|3[01])"
-# Each date pattern with a character every match of it has (None: no such character), so
-# that a sentence without it is not searched.
+# A month's name in a date has one of these stems, case-folded as the patterns ignore case
+# (to them "ſep", with a long s, is "sep").
+_MONTH_STEMS = ("jan", "feb", "mar", "apr", "maj", "may", "jun", "jul", "aug", "sep", "okt",
+                "oct", "nov", "dec")
+_MONTH = "month"
+# Each date pattern with what every match of it has: a character, or `_MONTH`, a month's name.
+# A sentence without it is not searched.
 _DATES = (
     ("-", re.compile(r"\b(?P<y>20\d\d)-(?P<mo>0[1-9]|1[0-2])-(?P<d>0[1-9]|[12]\d|3[01])\b")),
     (".", re.compile(rf"\b{_DAY}\.(?P<mo>0?[1-9]|1[0-2])\.(?P<y>20\d\d)\b")),
@@ -105,10 +110,10 @@ _DATES = (
         rf"(?:(?<=\bden\s)|(?<=\bon\s)|(?<=\bsince\s)|(?<=\bsedan\s)|(?<=\bfrån\s)|"
         rf"(?<=\bfrom\s)|(?<=\bthe\s)|\b(?=\d{{1,2}}/\d{{1,2}}(?:/|\s*(?:kl|at)\b)))"
         rf"{_DAY}/(?P<mo>0?[1-9]|1[0-2])(?:/(?P<y>(?:20)?\d\d))?\b", re.IGNORECASE)),
-    (None, re.compile(
+    (_MONTH, re.compile(
         rf"\b{_DAY}(?::?[ea]|st|nd|rd|th)?\.?\s+(?:of\s+)?(?P<mon>{_MONTH_NAMES})\b\.?"
         rf"(?:\s+(?P<y>20\d\d)\b)?", re.IGNORECASE)),
-    (None, re.compile(
+    (_MONTH, re.compile(
         rf"\b(?P<mon>{_MONTH_NAMES})\.?\s+{_DAY}(?:st|nd|rd|th)?\b(?:,?\s+(?P<y>20\d\d)\b)?",
         re.IGNORECASE)),
 )
@@ -166,8 +171,17 @@ def _later_than_sent(clock: str, sent: datetime | None) -> bool:
 
 def _past_dates(sentence: str, sent: datetime | None) -> list[re.Match[str]]:
     matches: list[re.Match[str]] = []
+    if _DIGIT.search(sentence) is None:
+        return matches  # every date has its day in digits
+    named: bool | None = None
     for mark, pattern in _DATES:
-        if mark is not None and mark not in sentence:
+        if mark == _MONTH:
+            if named is None:
+                folded = sentence.casefold()
+                named = any(stem in folded for stem in _MONTH_STEMS)
+            if not named:
+                continue
+        elif mark not in sentence:
             continue
         for match in pattern.finditer(sentence):
             when = _date_of(match, sent)
