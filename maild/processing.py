@@ -30,8 +30,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, case, or_, select, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    or_,
+    select,
+    update,
+)
 from sqlmodel import Session, col
 
 from maild.bytes_apart import (
@@ -85,6 +94,25 @@ _CLAIM = Prepared(_INBOUND.update().where(
     _INBOUND.c.id == bindparam("inbound_id"), _INBOUND.c.state == bindparam("old_state"),
     _INBOUND.c.attempts == bindparam("old_attempts")))
 # A batch's messages never tried before, claimed in one statement: those it returns.
+
+
+def _candidates(*, alone: bool, locking: bool) -> Prepared:
+    """The waiting messages a claim looks at, in id order: `alone`, the one `only_id` (if it
+    waits), else the first `size` after `after_id`; `locking`, skipping (and locking)
+    those another instance is claiming (PostgreSQL)."""
+    query = select(_INBOUND.c.id, _INBOUND.c.state, _INBOUND.c.attempts,
+                   _INBOUND.c.last_error).where(
+        or_(_INBOUND.c.state == InboundState.RECEIVED,
+            and_(_INBOUND.c.state == InboundState.PROCESSING,
+                 _INBOUND.c.claimed_until < bindparam("now"))),
+        _INBOUND.c.id == bindparam("only_id") if alone
+        else _INBOUND.c.id > bindparam("after_id"),
+    ).order_by(_INBOUND.c.id).limit(bindparam("size", type_=Integer))
+    return Prepared(query.with_for_update(skip_locked=True) if locking else query)
+
+
+_CANDIDATES = {(alone, locking): _candidates(alone=alone, locking=locking)
+               for alone in (False, True) for locking in (False, True)}
 _CLAIM_FRESH = Prepared(_INBOUND.update().where(
     _INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)),
     _INBOUND.c.state == InboundState.RECEIVED, _INBOUND.c.attempts == 0,
@@ -241,13 +269,6 @@ class Processor:
         """The domain of maild's Message-IDs and loop marker."""
         return self.mail_domain or rules.default_address.address.rpartition("@")[2]
 
-    def _claimable(self, now: datetime) -> ColumnElement[bool]:
-        return or_(
-            col(Inbound.state) == InboundState.RECEIVED,
-            and_(col(Inbound.state) == InboundState.PROCESSING,
-                 col(Inbound.claimed_until) < now),
-        )
-
     def claim(self, only_id: int | None = None, after_id: int = 0) -> int | None:
         """Claim the oldest waiting message after `after_id` (or `only_id`); None if none waits."""
         claimed = self.claim_batch(only_id=only_id, after_id=after_id, size=1)
@@ -267,21 +288,16 @@ class Processor:
         while True:
             now = self.clock()
             with write_turns(self.engine).turn(), Session(self.engine) as session:
-                query = select(col(Inbound.id), col(Inbound.state), col(Inbound.attempts),
-                               col(Inbound.last_error)).where(self._claimable(now))
-                if only_id is not None:
-                    query = query.where(col(Inbound.id) == only_id)
-                else:
-                    query = query.where(col(Inbound.id) > after_id)
-                query = query.order_by(col(Inbound.id)).limit(size)
-                if session.get_bind().dialect.name == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                rows = session.execute(query).all()
+                connection = session.connection()
+                candidates = _CANDIDATES[only_id is not None,
+                                         connection.dialect.name == "postgresql"]
+                rows = candidates.run(connection, {
+                    "now": now, "size": size, **({"only_id": only_id} if only_id is not None
+                                                 else {"after_id": after_id})}).rows
                 if not rows:
                     return []
                 claimed: list[int] = []
                 fresh: list[int] = []  # never tried: claimed together after the loop
-                connection = session.connection()
                 for inbound_id, state, attempts, last_error in rows:
                     if attempts >= self.max_attempts:
                         after_id = max(after_id, inbound_id)
