@@ -53,13 +53,15 @@ else:
 with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
     runtime = open_runtime(load_config(env={}, overrides={"data_dir": data,
                                                           "rules_dir": rules}))
+    stored = 0
     for first in range(0, len(arrivals), 64):
-        store_batch(runtime.engine, arrivals[first:first + 64])
+        stored += sum(1 for result in store_batch(runtime.engine, arrivals[first:first + 64])
+                      if not getattr(result, "duplicate", True))
     processor = runtime.processor()
     runtime.rules  # loaded before, in both runs
     if process == "1":
         counts = processor.run_pending()
-        assert counts["processed"] == len(arrivals), counts
+        assert counts["processed"] == stored, counts  # a message twice is stored once
     runtime.engine.dispose()
 '''
 
