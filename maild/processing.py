@@ -93,7 +93,6 @@ _UPDATE = Prepared(_BY_ID)
 _CLAIM = Prepared(_INBOUND.update().where(
     _INBOUND.c.id == bindparam("inbound_id"), _INBOUND.c.state == bindparam("old_state"),
     _INBOUND.c.attempts == bindparam("old_attempts")))
-# A batch's messages never tried before, claimed in one statement: those it returns.
 
 
 def _candidates(*, alone: bool, locking: bool) -> Prepared:
@@ -113,6 +112,7 @@ def _candidates(*, alone: bool, locking: bool) -> Prepared:
 
 _CANDIDATES = {(alone, locking): _candidates(alone=alone, locking=locking)
                for alone in (False, True) for locking in (False, True)}
+# A batch's messages never tried before, claimed in one statement: those it returns.
 _CLAIM_FRESH = Prepared(_INBOUND.update().where(
     _INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)),
     _INBOUND.c.state == InboundState.RECEIVED, _INBOUND.c.attempts == 0,
