@@ -13,11 +13,12 @@ import io
 import json
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, col, select
@@ -169,7 +170,11 @@ def test_softone_support_only_while_no_payment_is_overdue(tmp_path: Path,
         later += "+00:00"
     assert maild("sla", "check", "--now", later).stdout.startswith(
         "escalated 0, warned 0, response breaches 0")
-    month = shown["created_at"][:7]
+    # The report's months are the policy's local calendar (Stockholm): in the last hours of
+    # a month by UTC, the ticket is already in the next one there.
+    created = datetime.fromisoformat(shown["created_at"])
+    month = (created if created.tzinfo else created.replace(tzinfo=UTC)).astimezone(
+        ZoneInfo("Europe/Stockholm")).strftime("%Y-%m")
     report = json.loads(maild("sla", "report", "--month", month, "--format", "json").stdout)
     [line] = [row for row in report["customers"] if row["customer"] == "lindqvist-logistik"]
     assert (line["customer"], line["breaches"], line["no_commitment"]) == (
