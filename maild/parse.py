@@ -152,10 +152,9 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
 
 def _clean(text: str) -> str:
     """Unfold and drop control characters: a header value is one line of text."""
-    if text.isprintable():  # neither a line break, a tab nor another control character
-        return text.strip()[:_MAX_HEADER_VALUE]
-    text = _FOLDING.sub(" ", text)
-    return _CONTROL.sub("", text).strip()[:_MAX_HEADER_VALUE]
+    if not text.isprintable():  # a line break, a tab or another control character
+        text = _CONTROL.sub("", _FOLDING.sub(" ", text))
+    return text.strip()[:_MAX_HEADER_VALUE]
 
 
 def _addresses(values: tuple[str, ...], defects: list[str]) -> tuple[Address, ...]:

@@ -503,10 +503,10 @@ class Processor:
                             ) -> list[Outcome]:
         """`_transaction`'s one try: `guarded`, each message in a savepoint of its own;
         otherwise the first message that raises rolls the whole transaction back and raises
-        `_MessageFailed` (its batch's reads are given back to `read` for the next try)."""
+        `_MessageFailed`. The reads of the messages committed are let go of in `read`; the
+        others stay there for the next try or turn."""
         outcomes: list[Outcome] = []
         said: list[tuple[str, dict[str, Any]]] = []
-        taken: dict[int, _Read] = {}
         try:
             with Session(self.engine) as session:
                 # Acknowledgement accounting for the whole batch, before any write (see
@@ -515,26 +515,25 @@ class Processor:
                 # release. The claims' leases are the heartbeat's to renew.
                 hold_ack_accounting(session)
                 for inbound_id in inbound_ids:
-                    found = read.pop(inbound_id, None)
+                    found = read.get(inbound_id)
                     if guarded:
                         outcome, note = self._guarded_one(session, found, inbound_id, rules,
                                                           identity=identity, now=now)
                     else:
-                        if found is not None:
-                            taken[inbound_id] = found
                         try:
                             outcome, note = self._process_one(session, found, inbound_id,
                                                               rules, identity=identity, now=now)
                             session.flush()  # should an ORM object have been added after all
                         except Exception as error:
-                            read.update(taken)
-                            raise _MessageFailed(inbound_id, found.row.message_id if found
-                                                 is not None else None) from error
+                            message_id = found.row.message_id if found is not None else None
+                            raise _MessageFailed(inbound_id, message_id) from error
                     outcomes.append(outcome)
                     said.append(note)
                     if turns.wanted():
                         break
                 session.commit()
+            for outcome in outcomes:
+                read.pop(outcome.inbound_id, None)
         except _MessageFailed:
             raise  # rolled back as the session closed; the caller tries again, guarded
         except Exception:

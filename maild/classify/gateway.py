@@ -105,17 +105,14 @@ def gateway_bounce_signal(mail: ParsedMail, _envelope_sender: str | None = None)
         return None
     text = leading_text(mail, _EXPLANATION_LIMIT)
     opening = _FAILURE.match(text[:_OPENING_LIMIT].lstrip(_DECORATION))
-    # The subject and the body's returned headers are looked at only where they can
-    # decide: after a failure sentence at the top, or in mail from a role account.
-    role = role_sender(mail) if opening is None else None
+    role = role_sender(mail)
     if opening is None and role is None:
-        return None
+        return None  # a person's: neither its subject nor its body can make it a notice
     subject = _NOTICE_SUBJECT.search(mail.subject)
     returned = _returned_headers(text)
     if opening is not None and (subject is not None or returned):
         also = f"subject {mail.subject[:60]!r}" if subject else "the returned message's headers"
         return f"opens with a delivery-failure sentence {_quote(opening)} and has {also}"
-    role = role if opening is None else role_sender(mail)
     if role is None:
         return None
     if subject is not None:
