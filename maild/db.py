@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import configure_mappers
 
+from maild.json_columns import dump_json
 from maild.log import get_logger
 from maild.schema_head import schema_head
 
@@ -48,10 +49,11 @@ def make_engine(url: str, *, create_dir: bool = True) -> Engine:
         path = Path(url[len("sqlite:///"):])
         if create_dir:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 5})
+        engine = create_engine(url, connect_args={"timeout": 5}, json_serializer=dump_json)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                         json_serializer=dump_json)
 
 
 def _alembic_config() -> AlembicConfig:

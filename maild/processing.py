@@ -51,6 +51,7 @@ from maild.bytes_apart import (
 )
 from maild.cluster.heartbeat import ClaimHeartbeat
 from maild.envelope import Envelope, Identity, identity_of
+from maild.json_columns import SerializedJson
 from maild.log import get_logger
 from maild.models import Inbound, InboundState, table_of, utcnow
 from maild.parse import ParsedMail, UnparseableMail, parse_mail, parse_mail_pieces
@@ -622,9 +623,12 @@ class Processor:
                                  decision, rules=rules, numbering=self.numbering,
                                  domain=self.domain(rules), now=now)
         claimed = self._claims.get(inbound_id)
+        record: dict[str, Any] | SerializedJson = decision.to_json()
+        if applied.decision_json is not None and applied.decision == record:
+            record = applied.decision_json  # the ticket's, unchanged since: not serialised again
         written = (_PROCESSED if claimed is None else _PROCESSED_FENCED).run(connection, {
             "inbound_id": inbound_id, "claimed": claimed, "state": InboundState.PROCESSED,
-            "kind": decision.kind, "decision": decision.to_json(), "claimed_until": None,
+            "kind": decision.kind, "decision": record, "claimed_until": None,
             "processed_at": now, "last_error": None,
             "ticket_id": applied.ticket_id if applied.ticket_id is not None else row.ticket_id})
         if written.rowcount != 1:

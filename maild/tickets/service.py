@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from maild.bytes_apart import StoredOriginal, bytes_apart
+from maild.json_columns import SerializedJson, serialized
 from maild.models import (
     Outbox,
     OutboxState,
@@ -63,11 +64,17 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class Applied:
-    """What applying a decision created, and the ticket the message now belongs to."""
+    """What applying a decision created, and the ticket the message now belongs to.
+
+    A new ticket's decision record is given with the JSON text written for it, so that
+    the inbound message can be given the same text without serialising it again.
+    """
 
     ticket: str | None
     outbox_id: int | None
     ticket_id: int | None = None
+    decision: dict[str, Any] | None = None
+    decision_json: SerializedJson | None = None
 
 
 def _participants(mail: ParsedMail, rules: Rules, existing: Sequence[str],
@@ -119,6 +126,7 @@ def apply_decision(
                 numbering=numbering, domain=domain, now=now)
         except UnusableAddress as error:
             decision.ack, decision.ack_reason = False, f"no acknowledgement: {error}"
+    decision_record = decision.to_json()
     ticket = TicketRow(
         number=number,
         subject=mail.subject or "",
@@ -139,7 +147,7 @@ def apply_decision(
         missing=decision.missing,
         participants=_participants(mail, rules, [], decision),
         refers_to=decision.details.get("refers_to"),
-        decision=decision.to_json(),
+        decision=decision_record,
     )
     # A ticket that asks for missing information is written waiting on the customer; its
     # trail shows the change once it exists.
@@ -149,7 +157,8 @@ def apply_decision(
     ) if ticket.missing else None
     # The rows whose keys are read come first (the ticket's, the acknowledgement's); the
     # rest are sent in a pipeline (`maild.prepared.pipelined`), in the same order per table.
-    ticket_id = insert_ticket(session, ticket)
+    written = serialized(decision_record)
+    ticket_id = insert_ticket(session, ticket, decision_json=written)
     outbox_id: int | None = None
     if composed is not None:
         token = new_token()
@@ -182,7 +191,8 @@ def apply_decision(
         _deliver_to_team(session, ticket, inbound, mail, decision, rules=rules,
                          numbering=numbering, domain=domain, now=now, role="opening")
         save_ticket(session, ticket)
-    return Applied(ticket=number, outbox_id=outbox_id, ticket_id=ticket_id)
+    return Applied(ticket=number, outbox_id=outbox_id, ticket_id=ticket_id,
+                   decision=decision_record, decision_json=written)
 
 
 def _apply_followup(session: Session, inbound: StoredMessage, mail: ParsedMail,

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from maild.json_columns import SerializedJson
 from maild.models import Ticket, table_of
 from maild.prepared import Prepared
 from maild.tickets.rows import insert_statement
@@ -72,10 +73,16 @@ _BY_NUMBER = Prepared(select(*(_TICKET.c[name] for name in COLUMNS)).where(
 _UPDATE = Prepared(_TICKET.update().where(_TICKET.c.id == bindparam("ticket_id")))
 
 
-def insert_ticket(session: Session, ticket: TicketRow) -> int:
-    """Insert `ticket` in the session's transaction; sets and returns its id."""
+def insert_ticket(session: Session, ticket: TicketRow, *,
+                  decision_json: SerializedJson | None = None) -> int:
+    """Insert `ticket` in the session's transaction; sets and returns its id.
+
+    `decision_json`, when given, is `serialized(ticket.decision)`, written as it is.
+    """
     values = ticket.values()
     del values["id"]
+    if decision_json is not None:
+        values["decision"] = decision_json
     key = insert_statement(Ticket).run(session, values).inserted_key
     assert key is not None
     ticket.id = int(key)
