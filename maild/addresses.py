@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.header import decode_header
+from typing import NamedTuple
 
 from maild.classify.sender import MAX_DOMAIN, normalize_domain
 
@@ -56,8 +57,9 @@ class Address:
     address: str
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):
+    """One lexical token of an address header (a tuple: made for every word of a header)."""
+
     kind: str    # "atom", "quoted", "comment", "angle", "special", "space"
     raw: str     # as written (quoted strings with their quotes)
     text: str    # the content (quotes, brackets and escapes removed)
@@ -65,6 +67,56 @@ class _Token:
 
 def read_address_list(value: str) -> tuple[tuple[Address, ...], tuple[str, ...]]:
     """The mailboxes an address header names, in order, and what could not be read."""
+    simple = _simple_list(value)
+    return simple if simple is not None else _read_tokens(value)
+
+
+# A header with one of these has a quoted string, a comment, a group or a route: it goes
+# to the tokens at once (the pattern below refuses each of them anyway).
+_NOT_SIMPLE = frozenset('"();:')
+# One mailbox as most are written, `Name <address>` or a bare address, each word as
+# `_tokens` reads one (`_ATOM_RUN`).
+_NAMED_MAILBOX = re.compile(
+    r'\s*(?:([^()<>,;:"\s]+(?:\s+[^()<>,;:"\s]+)*)\s*)?<([^()<>,;:"\s]+)>\s*')
+_BARE_MAILBOX = re.compile(r'\s*([^()<>,;:"\s]+)\s*')
+
+
+def _simple_list(value: str) -> tuple[tuple[Address, ...], tuple[str, ...]] | None:
+    """`_read_tokens(value)` for a header as most are written (`Name <address>` or bare
+    addresses, separated by commas) that reads without a defect; None for any other.
+
+    Such a header splits at its commas as its tokens would (no angle address holds one),
+    and each mailbox is read as `_mailbox` reads its tokens.
+    """
+    if len(value) > MAX_HEADER_CHARS or not _NOT_SIMPLE.isdisjoint(value):
+        return None
+    pieces = value.split(",")
+    if len(pieces) > MAX_ADDRESSES:
+        return None
+    found: list[Address] = []
+    for piece in pieces:
+        if "<" in piece:
+            named = _NAMED_MAILBOX.fullmatch(piece)
+            if named is None:
+                return None
+            phrase, spec = named.group(1, 2)
+        else:
+            bare = _BARE_MAILBOX.fullmatch(piece)
+            if bare is None:
+                return None
+            phrase, spec = None, bare.group(1)
+        if "=?" in spec:  # an encoded word in the address: `_unencoded_spec` decides
+            return None
+        address = normalize_address(spec)
+        if address is None:
+            return None
+        found.append(Address(name=_decoded_name(_unquoted(" ".join(phrase.split())))
+                             if phrase else "", address=address))
+    return tuple(found), ()
+
+
+def _read_tokens(value: str) -> tuple[tuple[Address, ...], tuple[str, ...]]:
+    """`read_address_list`, token by token: every header, whatever it holds."""
     defects: list[str] = []
     if len(value) > MAX_HEADER_CHARS:
         defects.append(f"address header longer than {MAX_HEADER_CHARS} characters: cut")
@@ -338,10 +390,14 @@ def _phrase(tokens: list[_Token]) -> str:
                 words.append(" ")
             continue
         words.append(token.text)
-    name = "".join(words).strip()
-    # Outlook writes 'anna@customer.se' <anna@customer.se> when the name is an address.
+    return _unquoted("".join(words).strip())
+
+
+def _unquoted(name: str) -> str:
+    """A display name without the single quotes around it: Outlook writes
+    'anna@customer.se' <anna@customer.se> when the name is an address."""
     if len(name) >= 2 and name[0] == name[-1] == "'":
-        name = name[1:-1].strip()
+        return name[1:-1].strip()
     return name
 
 
