@@ -136,8 +136,8 @@ _NAMED_IN_FLIGHT = Prepared(select(_INBOUND.c.id).where(
 
 
 @contextmanager
-def _savepoint(session: Session) -> Iterator[None]:
-    """A savepoint around one message: rolled back alone if its processing raises.
+def _savepoint(session: Session, name: str = "maild_message") -> Iterator[None]:
+    """A savepoint around one message (or the next claim): rolled back alone if it raises.
 
     Written as SQL of its own, on the driver's cursor: SQLAlchemy compiles its savepoint
     statements anew each time, which costs more than the statements do. The session holds
@@ -145,16 +145,16 @@ def _savepoint(session: Session) -> Iterator[None]:
     savepoint.
     """
     connection = session.connection()
-    execute_sql(connection, "SAVEPOINT maild_message")
+    execute_sql(connection, f"SAVEPOINT {name}")
     try:
         yield
         session.flush()
     except BaseException:
-        execute_sql(connection, "ROLLBACK TO SAVEPOINT maild_message")
-        execute_sql(connection, "RELEASE SAVEPOINT maild_message")
+        execute_sql(connection, f"ROLLBACK TO SAVEPOINT {name}")
+        execute_sql(connection, f"RELEASE SAVEPOINT {name}")
         session.expunge_all()
         raise
-    execute_sql(connection, "RELEASE SAVEPOINT maild_message")
+    execute_sql(connection, f"RELEASE SAVEPOINT {name}")
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ class Processor:
         return claimed[0] if claimed else None
 
     def claim_batch(self, *, only_id: int | None = None, after_id: int = 0,
-                    size: int = 32) -> list[int]:
+                    size: int = 32, within: Session | None = None) -> list[int]:
         """Lease up to `size` waiting messages after `after_id` in id order, counting an attempt.
 
         The attempt is committed with the claim, so even a process that dies while it works
@@ -285,10 +285,20 @@ class Processor:
         its batch-mates one attempt at most, never their last. A message that has used up
         its attempts is quarantined instead of claimed. The messages never tried before are
         claimed with one statement.
+
+        `within`: the claim is made in that session's transaction, in the write turn its
+        caller holds, and committed with it; the caller hands the claimed messages to the
+        heartbeat once it has committed (`_hold_claimed`), or lets go of them
+        (`_forget_claimed`) if it has not.
         """
         while True:
             now = self.clock()
-            with write_turns(self.engine).turn(), Session(self.engine) as session:
+            with contextlib.ExitStack() as stack:
+                if within is None:
+                    stack.enter_context(write_turns(self.engine).turn())
+                    session = stack.enter_context(Session(self.engine))
+                else:
+                    session = within
                 connection = session.connection()
                 candidates = _CANDIDATES[only_id is not None,
                                          connection.dialect.name == "postgresql"]
@@ -334,11 +344,22 @@ class Processor:
                     for (inbound_id,) in taken:
                         self._claims[int(inbound_id)] = 1
                     claimed = sorted([*claimed, *(int(row[0]) for row in taken)])
-                session.commit()
-            if self.heartbeat is not None:
-                self.heartbeat.hold(claimed)
+                if within is None:
+                    session.commit()
+            if within is None:
+                self._hold_claimed(claimed)
             if claimed or only_id is not None:
                 return claimed
+
+    def _hold_claimed(self, inbound_ids: list[int]) -> None:
+        """Have the heartbeat renew the leases of messages whose claim is committed."""
+        if self.heartbeat is not None:
+            self.heartbeat.hold(inbound_ids)
+
+    def _forget_claimed(self, inbound_ids: list[int]) -> None:
+        """Let go of the fencing tokens of a claim that was rolled back."""
+        for inbound_id in inbound_ids:
+            self._claims.pop(inbound_id, None)
 
     def process(self, inbound_id: int) -> Outcome:
         """Run the pipeline on one claimed message and commit its ticket, or record the failure."""
@@ -357,15 +378,17 @@ class Processor:
         return self._process_batch(inbound_ids, rules)[0]
 
     def _process_batch(self, inbound_ids: list[int], rules: Rules | None = None,
-                       claim_next: Callable[[], list[int]] | None = None
+                       claim_next: Callable[[Session], list[int]] | None = None
                        ) -> tuple[list[Outcome], list[int]]:
-        """`process_batch`, and `claim_next()` (the next batch's claim, committed on its own)
-        in the write turn that commits the batch's last message.
+        """`process_batch`, and `claim_next(session)` (the next batch's claim) in the
+        transaction that commits the batch's last message, in a savepoint of its own.
 
         Where several processes take turns at one SQLite database, a process that claims as
         it leaves its turn reads its next batch while another holds the turn, instead of
         waiting a whole turn for its claim and then leaving the lock idle while it reads.
-        The log events of a turn's messages are written after the turn.
+        Committed with the batch, the claim costs no commit of its own: on SQLite its
+        messages' pages are written to the log once, not once for the claim and again for
+        the batch. The log events of a turn's messages are written after the turn.
         """
         rules = rules if rules is not None else self.rules()
         identity = identity_of(rules, self.mail_domain)
@@ -379,11 +402,9 @@ class Processor:
             notes: list[_Note] = []
             try:
                 with turns.turn():
-                    done = self._transaction(remaining, read, rules, identity, turns,
-                                             notes=notes)
-                    if (claim_next is not None and len(outcomes) + len(done) == len(inbound_ids)
-                            and not turns.wanted()):  # intake waits: it goes first
-                        following = self._claim_next(claim_next)
+                    done, following = self._transaction(remaining, read, rules, identity,
+                                                        turns, notes=notes,
+                                                        claim_next=claim_next)
             finally:
                 _log_outcomes(notes)
             outcomes += done
@@ -396,13 +417,18 @@ class Processor:
                 turns.let_urgent_go_first()
         return outcomes, following
 
-    @staticmethod
-    def _claim_next(claim_next: Callable[[], list[int]]) -> list[int]:
-        """`claim_next()`, or nothing if it fails: the batch is committed, and the pass's next
-        claim, in a turn of its own, meets the failure again where its caller hears of it."""
+    def _claim_next(self, claim_next: Callable[[Session], list[int]], session: Session
+                    ) -> list[int]:
+        """`claim_next(session)` in a savepoint, or nothing if it fails: the batch is still
+        committed, and the pass's next claim, in a turn of its own, meets the failure again
+        where its caller hears of it."""
+        held = set(self._claims)
         try:
-            return claim_next()
+            with _savepoint(session, "maild_claim"):
+                return claim_next(session)
         except Exception as error:
+            self._forget_claimed([inbound_id for inbound_id in self._claims
+                                  if inbound_id not in held])
             log.warning("processing.next_claim_failed",
                         error=f"{type(error).__name__}: {error}"[:500],
                         effect="claimed in a turn of its own instead")
@@ -474,9 +500,12 @@ class Processor:
             pause = min(pause * 2, 0.05)
 
     def _transaction(self, inbound_ids: list[int], read: dict[int, _Read], rules: Rules,
-                     identity: Identity, turns: WriteTurns, *, notes: list[_Note]
-                     ) -> list[Outcome]:
-        """Process `inbound_ids` in order in one transaction, until done or intake waits.
+                     identity: Identity, turns: WriteTurns, *, notes: list[_Note],
+                     claim_next: Callable[[Session], list[int]] | None = None
+                     ) -> tuple[list[Outcome], list[int]]:
+        """Process `inbound_ids` in order in one transaction, until done or intake waits;
+        the outcomes, and the messages `claim_next` claimed in the same transaction once
+        all were done (none while intake waits: it goes first).
 
         The messages are first processed without a savepoint each: a savepoint makes the
         database keep a copy of every page the message changes (on SQLite, dozens of pages
@@ -488,7 +517,8 @@ class Processor:
         now = self.clock()
         try:
             return self._in_one_transaction(inbound_ids, read, rules, identity, turns,
-                                            notes=notes, now=now, guarded=False)
+                                            notes=notes, now=now, guarded=False,
+                                            claim_next=claim_next)
         except _MessageFailed as failed:
             cause = failed.__cause__
             log.info("processing.batch_redone", inbound_id=failed.inbound_id,
@@ -496,18 +526,21 @@ class Processor:
                      error=f"{type(cause).__name__}: {cause}"[:500],
                      effect="the batch is processed again with a savepoint per message")
             return self._in_one_transaction(inbound_ids, read, rules, identity, turns,
-                                            notes=notes, now=now, guarded=True)
+                                            notes=notes, now=now, guarded=True,
+                                            claim_next=claim_next)
 
     def _in_one_transaction(self, inbound_ids: list[int], read: dict[int, _Read],
                             rules: Rules, identity: Identity, turns: WriteTurns, *,
-                            notes: list[_Note], now: datetime, guarded: bool
-                            ) -> list[Outcome]:
+                            notes: list[_Note], now: datetime, guarded: bool,
+                            claim_next: Callable[[Session], list[int]] | None
+                            ) -> tuple[list[Outcome], list[int]]:
         """`_transaction`'s one try: `guarded`, each message in a savepoint of its own;
         otherwise the first message that raises rolls the whole transaction back and raises
         `_MessageFailed`. The reads of the messages committed are let go of in `read`; the
         others stay there for the next try or turn."""
         outcomes: list[Outcome] = []
         said: list[tuple[str, dict[str, Any]]] = []
+        following: list[int] = []
         try:
             with Session(self.engine) as session:
                 # Acknowledgement accounting for the whole batch, before any write (see
@@ -532,20 +565,25 @@ class Processor:
                     said.append(note)
                     if turns.wanted():
                         break
+                else:
+                    if claim_next is not None and not turns.wanted():
+                        following = self._claim_next(claim_next, session)
                 session.commit()
             for outcome in outcomes:
                 read.pop(outcome.inbound_id, None)
         except _MessageFailed:
             raise  # rolled back as the session closed; the caller tries again, guarded
         except Exception:
+            self._forget_claimed(following)
             self.release(inbound_ids)
             raise
+        self._hold_claimed(following)
         for (event, fields), outcome in zip(said, outcomes, strict=True):
             level = ("info" if outcome.state == InboundState.PROCESSED
                      else "warning" if outcome.kind == "unparseable"
                      or outcome.state == "claim_lost" else "error")
             notes.append(_Note(outcome.inbound_id, level, event, fields))
-        return outcomes
+        return outcomes, following
 
     def _guarded_one(self, session: Session, found: _Read | None, inbound_id: int,
                      rules: Rules, *, identity: Identity, now: datetime
@@ -665,10 +703,10 @@ class Processor:
             return self.batch_size if limit is None else min(self.batch_size,
                                                              limit - done - ahead)
 
-        def claim_next() -> list[int]:
-            """The next batch, claimed in the turn that commits this one (`batch`); none if
-            the pass stops, or if the rules are broken now (the next batch's reading raises
-            that)."""
+        def claim_next(within: Session) -> list[int]:
+            """The next batch, claimed in the transaction that commits this one (`batch`);
+            none if the pass stops, or if the rules are broken now (the next batch's reading
+            raises that)."""
             nonlocal exhausted
             size = wanted(ahead=len(batch))
             if not size:
@@ -677,7 +715,7 @@ class Processor:
                 self.rules()
             except Exception:
                 return []
-            claimed = self.claim_batch(after_id=cursor, size=size)
+            claimed = self.claim_batch(after_id=cursor, size=size, within=within)
             exhausted = not claimed
             return claimed
 

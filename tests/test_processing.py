@@ -506,6 +506,29 @@ def test_a_next_claim_that_fails_is_made_again_in_a_turn_of_its_own(
     assert len(tickets(sqlite_runtime)) == 4
 
 
+def test_a_next_claim_that_fails_after_its_writes_is_rolled_back_alone(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim made in a batch's transaction fails once it has written: its savepoint is
+    rolled back, the batch is committed, and the messages are claimed again on their own,
+    each with one attempt counted."""
+    processor, held = _claims_during_turns(runtime, monkeypatch, count=4, size=2)
+    claim = processor.claim_batch
+
+    def fails_once_written(**kwargs: Any) -> list[int]:
+        claimed = claim(**kwargs)
+        if len(held) == 2:
+            held.append(True)
+            raise RuntimeError("the connection went away")
+        return claimed
+
+    monkeypatch.setattr(processor, "claim_batch", fails_once_written)
+    assert processor.run_pending()["processed"] == 4
+    assert True in held, "the failure happened"
+    assert len(tickets(runtime)) == 4
+    rows = [inbound(runtime, inbound_id) for inbound_id in range(1, 5)]
+    assert [(row.state, row.attempts) for row in rows] == [("processed", 1)] * 4
+
+
 def _store_three(runtime: Runtime) -> None:
     for index in range(3):
         store_inbound(runtime.engine, support_mail(subject=f"Fel {index}",
@@ -631,9 +654,8 @@ def test_a_row_sent_without_waiting_that_fails_fails_its_own_message(
     assert [ticket.subject for ticket in tickets(runtime)] == ["Vanligt"]
 
 
-def test_a_batch_in_which_no_message_fails_sets_no_savepoint(sqlite_runtime: Runtime) -> None:
-    """A savepoint makes SQLite copy every page its message changes to a temporary file, to
-    undo the message should it fail: a batch in which none fails is spared that work."""
+def _traced(runtime: Runtime) -> list[str]:
+    """The SQL statements of every connection `runtime` makes from here on (SQLite)."""
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -641,14 +663,40 @@ def test_a_batch_in_which_no_message_fails_sets_no_savepoint(sqlite_runtime: Run
     def trace(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.set_trace_callback(statements.append)
 
-    event.listen(sqlite_runtime.engine, "connect", trace)
-    sqlite_runtime.engine.dispose()  # every connection from here on is traced
+    event.listen(runtime.engine, "connect", trace)
+    runtime.engine.dispose()
+    return statements
+
+
+def test_a_batch_in_which_no_message_fails_sets_no_savepoint(sqlite_runtime: Runtime) -> None:
+    """A savepoint makes SQLite copy every page its message changes to a temporary file, to
+    undo the message should it fail: a batch in which none fails is spared that work."""
+    statements = _traced(sqlite_runtime)
     for number in range(3):
         store_inbound(sqlite_runtime.engine, support_mail(subject=f"Fel {number}"),
                       transport="smtp")
     assert sqlite_runtime.processor().run_pending()["processed"] == 3
     assert sum(statement.startswith("INSERT INTO ticket ") for statement in statements) == 3
-    assert [statement for statement in statements if "SAVEPOINT" in statement] == []
+    assert [statement for statement in statements if "SAVEPOINT maild_message" in statement] \
+        == []
+
+
+def test_the_next_claim_is_committed_with_the_batch_before_it(sqlite_runtime: Runtime) -> None:
+    """Five mails in batches of two: the pass's first claim is committed on its own, each
+    later one with the batch it follows (the last claim finds nothing), in a savepoint."""
+    for number in range(5):
+        store_inbound(sqlite_runtime.engine, support_mail(subject=f"Fel {number}"),
+                      transport="smtp")
+    statements = _traced(sqlite_runtime)
+    processor = sqlite_runtime.processor()
+    processor.batch_size = 2
+    assert processor.run_pending()["processed"] == 5
+    assert len(tickets(sqlite_runtime)) == 5
+    assert statements.count("COMMIT") == 4, "one commit a batch, and the first claim's"
+    assert statements.count("SAVEPOINT maild_claim") == 3
+    assert statements.count("RELEASE SAVEPOINT maild_claim") == 3
+    states = {inbound(sqlite_runtime, inbound_id).state for inbound_id in range(1, 6)}
+    assert states == {"processed"}
 
 
 def test_a_message_failing_mid_batch_leaves_its_batch_mates_committed_once(
