@@ -6,6 +6,7 @@ always come back time-zone aware.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -38,12 +39,40 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """`process_bind_param` and then SQLite's text form, as one function on SQLite.
+
+        SQLite stores a timestamp as text; SQLAlchemy builds it from a dict of the seven
+        fields, which costs more than the rest of a row's parameters on the processing
+        path. `datetime.isoformat` writes the same text.
+        """
+        composed = super().bind_processor(dialect)
+        stored = dialect.type_descriptor(self.impl_instance)
+        if dialect.name != "sqlite" or getattr(stored, "_storage_format", None) \
+                != _SQLITE_TIMESTAMP:
+            return composed
+        return _sqlite_utc_text
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# SQLAlchemy's text form of a SQLite timestamp (`sqlite.DATETIME`), which
+# `datetime.isoformat(" ", "microseconds")` writes too, up to its time zone.
+_SQLITE_TIMESTAMP = ("%(year)04d-%(month)02d-%(day)02d "
+                     "%(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d")
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 def utcnow() -> datetime:
