@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -292,3 +295,15 @@ def _long_line_by_line(lines: bytes) -> bool:
 def test_a_long_line_is_found_wherever_it_is(lengths: list[int], ended: bool) -> None:
     lines = b"\r\n".join(b"x" * length for length in lengths) + (b"\r\n" if ended else b"")
     assert wire.has_long_line(lines) == _long_line_by_line(lines)
+
+
+def test_the_date_header_names_the_time_of_the_zone_it_is_given_in() -> None:
+    """Written once per moment, the header still follows the zone: one instant in UTC and
+    in Stockholm compares equal, but each header names its own zone's time."""
+    utc = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    stockholm = utc.astimezone(ZoneInfo("Europe/Stockholm"))
+    assert utc == stockholm
+    for moment in (utc, stockholm, utc, stockholm):
+        assert wire.date(moment) == wire.token("Date", format_datetime(moment))
+    assert wire.date(utc).endswith("09:00:00 +0000")
+    assert wire.date(stockholm).endswith("10:00:00 +0100")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import format_datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -138,7 +137,7 @@ def compose_ack(
         wire.addresses("To", [("", recipient)]),
         wire.addresses("Reply-To", [("", support)]),
         wire.unstructured("Subject", subject),
-        wire.token("Date", format_datetime(now)),
+        wire.date(now),
         wire.message_ids("Message-ID", [message_id]),
         wire.message_ids("In-Reply-To", [original_message_id]),
         wire.message_ids("References", references),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from email.utils import format_datetime
 
 from maild.classify.machine import LOOP_HEADER
 from maild.respond import wire
@@ -31,7 +30,7 @@ def compose_reply(*, ticket: str, subject: str, text: str, recipient: str, sende
         wire.addresses("To", [("", recipient)]),
         wire.addresses("Reply-To", [("", sender)]),
         wire.unstructured("Subject", tagged_subject(ticket, subject, numbering)),
-        wire.token("Date", format_datetime(now)),
+        wire.date(now),
         wire.message_ids("Message-ID", [message_id]),
         wire.message_ids("In-Reply-To", [thread[-1]] if thread else []),
         wire.message_ids("References", references),

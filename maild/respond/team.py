@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import format_datetime
 from functools import lru_cache
 
 from maild.classify.loop import LOOP_HEADER
@@ -123,7 +122,7 @@ def compose_team_copies(*, ticket: Ticket | TicketRow, rules: Rules, raw: bytes,
             _to_field(address),
             wire.addresses("Reply-To", reply_to),
             wire.unstructured("Subject", subject),
-            wire.token("Date", format_datetime(now)),
+            wire.date(now),
             wire.message_ids("Message-ID", [message_id]),
             _AUTO_SUBMITTED,
             _loop_field(domain),

@@ -18,6 +18,9 @@ import binascii
 import re
 import secrets
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from functools import lru_cache
 
 from maild.parse import MAX_COMMENT_NESTING
 from maild.respond.address import mail_address
@@ -113,6 +116,21 @@ def token(name: str, value: str) -> str:
     """
     text = clean_text(value, LINE_LIMIT - len(name) - 2)
     return _fold(name, text.split(" ") if text.isascii() else _text_atoms(text))
+
+
+def date(moment: datetime) -> str:
+    """The `Date` header of a mail composed at `moment`, in `moment`'s own offset.
+
+    A batch composes all its mails at one moment: the header is written once for it.
+    """
+    return _date(moment, moment.utcoffset())
+
+
+@lru_cache(maxsize=8)
+def _date(moment: datetime, offset: timedelta | None) -> str:
+    # The offset is part of the key: one moment in two time zones compares equal, but
+    # its header names each zone's own time.
+    return token("Date", format_datetime(moment))
 
 
 def _phrase(display: str) -> list[str]:
