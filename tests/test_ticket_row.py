@@ -134,3 +134,19 @@ def test_a_decision_changed_after_its_ticket_was_written_is_serialised_again_for
     assert isinstance(on_ticket, dict) and isinstance(on_message, dict)
     assert "changed_after_the_ticket" not in on_ticket
     assert on_message["changed_after_the_ticket"] is True
+
+
+def test_a_new_ticket_is_written_once(sqlite_runtime: Runtime) -> None:
+    """Inserted whole, with nothing changed after: no UPDATE of the ticket follows (the row
+    it compares with is the one inserted, its decision a record, not the text written)."""
+    statements: list[str] = []
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    event.listen(sqlite_runtime.engine, "connect", trace)
+    sqlite_runtime.engine.dispose()
+    assert receive(sqlite_runtime, support_mail()).ticket is not None
+    assert sum(statement.startswith("INSERT INTO ticket ") for statement in statements) == 1
+    assert [statement for statement in statements if statement.startswith("UPDATE ticket ")] \
+        == []

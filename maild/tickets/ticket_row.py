@@ -80,13 +80,14 @@ def insert_ticket(session: Session, ticket: TicketRow, *,
     `decision_json`, when given, is `serialized(ticket.decision)`, written as it is.
     """
     values = ticket.values()
+    inserted = dict(values)  # what `save_ticket` compares with, once the id is known
     del values["id"]
     if decision_json is not None:
         values["decision"] = decision_json
     key = insert_statement(Ticket).run(session, values).inserted_key
     assert key is not None
-    ticket.id = int(key)
-    ticket._read = ticket.values()
+    ticket.id = inserted["id"] = int(key)
+    ticket._read = inserted
     return ticket.id
 
 
