@@ -49,6 +49,7 @@ _MAX_HEADER_VALUE = 16_384
 MAX_COMMENT_NESTING = 32
 _HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
 _FOLDING = re.compile(r"[\r\n\t]+\s*")
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")  # a line break that folds a header onto the next line
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no character of a one-line header value
 
 
@@ -207,7 +208,7 @@ def _raw_header_all(message: email.message.Message, name: str) -> tuple[str, ...
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 text = data.decode("latin-1")
-        values.append(re.sub(r"\r?\n(?=[ \t])", "", text))
+        values.append(_UNFOLD.sub("", text))
     return tuple(values)
 
 

@@ -29,6 +29,7 @@ from maild.parse import ParsedMail
 _DAEMON_LOCALPARTS = frozenset({
     "mailerdaemon", "maildaemon", "postmaster", "mdaemon", "noreplydmarcsupport",
 })
+_DAEMON_PUNCTUATION = str.maketrans("", "", "-_.")
 # Senders no person answers from; not enough alone: web forms send as no-reply or, from a
 # web server, as nobody@; newsletters and ticket systems use bounce@ as the envelope sender.
 _UNATTENDED_LOCALPART = re.compile(
@@ -109,7 +110,7 @@ _Check = Callable[[ParsedMail, str | None], str | None]
 
 def is_daemon_address(address: str) -> bool:
     """Whether `address` is a mail system's own account (MAILER-DAEMON, postmaster, ...)."""
-    local = re.sub(r"[-_.]", "", localpart(address))
+    local = localpart(address).translate(_DAEMON_PUNCTUATION)
     return bool(local) and local in _DAEMON_LOCALPARTS
 
 

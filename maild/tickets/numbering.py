@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, update
@@ -33,6 +33,13 @@ def luhn_digit(digits: str) -> int:
     return (10 - total % 10) % 10
 
 
+@lru_cache(maxsize=16)
+def _number_pattern(prefix: str) -> re.Pattern[str]:
+    """`TicketNumbering.pattern` of `prefix`, compiled once (it is asked for every message)."""
+    return re.compile(rf"(?<![\w-]){re.escape(prefix)}-(\d{{4}})-(\d{{5,9}})-(\d)(?![\w-])",
+                      re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class TicketNumbering:
     """Formats, recognises and validates the ticket numbers of one prefix."""
@@ -47,9 +54,7 @@ class TicketNumbering:
     @property
     def pattern(self) -> re.Pattern[str]:
         """A pattern matching anything shaped like a ticket number of this prefix."""
-        prefix = re.escape(self.prefix)
-        return re.compile(rf"(?<![\w-]){prefix}-(\d{{4}})-(\d{{5,9}})-(\d)(?![\w-])",
-                          re.IGNORECASE)
+        return _number_pattern(self.prefix)
 
     def is_valid(self, number: str) -> bool:
         """Whether `number` is shaped right and its check digit matches."""
