@@ -215,12 +215,21 @@ class Prepared:
         self.statement = statement
         self._plans: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...], _Plan]] = (
             weakref.WeakKeyDictionary())
+        # The dialect asked for last and its plans: a process runs with one database, and
+        # the weak dictionary's lookup costs more than the rest of finding a plan.
+        self._last: tuple[weakref.ref[Dialect], dict[tuple[str, ...], _Plan]] | None = None
 
     def plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         """The statement as compiled for `dialect` and parameter names `keys` (sorted)."""
-        plans = self._plans.get(dialect)
-        if plans is None:
-            plans = self._plans[dialect] = {}
+        last = self._last
+        if last is not None and last[0]() is dialect:
+            plans = last[1]
+        else:
+            found_plans = self._plans.get(dialect)
+            if found_plans is None:
+                found_plans = self._plans[dialect] = {}
+            plans = found_plans
+            self._last = (weakref.ref(dialect), plans)
         found = plans.get(keys)
         if found is None:
             found = plans[keys] = _plan(self.statement, dialect, keys)

@@ -356,3 +356,15 @@ def test_without_the_compiler_internals_it_reads_a_statement_goes_through_sqlalc
         row = Prepared(select(_TICKET.c.id, _TICKET.c.participants).where(
             _TICKET.c.number == bindparam("wanted"))).run(session, {"wanted": "MD-1"}).one()
         assert (row.id, row.participants) == (key, ["anna@kund.se", "bo@kund.se"])
+
+
+def test_a_statement_keeps_its_plans_for_each_database() -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement = Prepared(select(_TICKET.c.id).where(_TICKET.c.number == bindparam("n")))
+    lite, pg = sqlite.dialect(), postgresql.dialect()
+    first = statement.plan(lite, ("n",))
+    other = statement.plan(pg, ("n",))
+    assert other is not first and "?" in first.sql and "%(n)s" in other.sql
+    assert statement.plan(lite, ("n",)) is first and statement.plan(pg, ("n",)) is other
+    assert statement.plan(pg, ("n",)) is other and statement.plan(lite, ("n",)) is first
