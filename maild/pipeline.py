@@ -158,8 +158,8 @@ def decide_reading(
         policy = rules.policies.get(ticket.policy or "")
         askable = [*policy.required, *(c.item for c in policy.required_when)] if policy else []
         if askable and not details["staff"]:
-            details["supplied"] = [result.item for result in check_items(mail, askable)
-                                   if result.present]
+            results = check_items(mail, askable, no_machine_signal=True)  # `verdict` is None
+            details["supplied"] = [result.item for result in results if result.present]
         return decision
     if correlation.refused is not None:
         details["refers_to"] = correlation.refused.number

@@ -151,7 +151,8 @@ class Reading:
         # Support on hold is not given: a suspended customer is asked for nothing technical.
         required = required_items(policy, mail) if entitled.status != "suspended" else \
             RequiredItems((), {})
-        results = tuple(check_items(mail, required.items))
+        results = tuple(check_items(mail, required.items,
+                                    no_machine_signal=self.machine is None))
         due = deadlines(policy, priority, self.envelope.received_at, queue) \
             if entitled.committed else Deadlines()
         standing = sender_standing(sender, customer, routed.private, rules,

@@ -768,11 +768,11 @@ def test_a_reading_that_fails_ahead_fails_in_its_turn_and_is_recorded(
     real_check = reading_module.check_items
     calls: Counter[str] = Counter()
 
-    def fail_on_poison(mail: Any, items: Any) -> Any:
+    def fail_on_poison(mail: Any, items: Any, **kwargs: Any) -> Any:
         calls[mail.subject] += 1
         if mail.subject == "Giftigt":
             raise RuntimeError("injected failure in a check")
-        return real_check(mail, items)
+        return real_check(mail, items, **kwargs)
 
     monkeypatch.setattr(reading_module, "check_items", fail_on_poison)
     processor = runtime.processor()

@@ -93,10 +93,13 @@ ITEM_WORDS: dict[str, dict[str, str]] = {
 }
 
 
-def check_items(mail: ParsedMail, items: Sequence[str]) -> list[ItemResult]:
+def check_items(mail: ParsedMail, items: Sequence[str], *,
+                no_machine_signal: bool = False) -> list[ItemResult]:
     """Each of `items` present or missing in `mail`, in the order given.
 
-    Raises ValueError naming an unknown item (the known ones are `KNOWN_ITEMS`).
+    `no_machine_signal`: `classify_machine` found none in `mail` (the description check
+    then does not ask again). Raises ValueError naming an unknown item (the known ones
+    are `KNOWN_ITEMS`).
     """
     unknown = [item for item in items if item not in _DETECTORS]
     if unknown:
@@ -105,4 +108,5 @@ def check_items(mail: ParsedMail, items: Sequence[str]) -> list[ItemResult]:
     if not items:
         return []
     body = split_body(mail.text, mail.sender.name if mail.sender else "")
-    return [_DETECTORS[item](mail, body) for item in items]
+    return [detect_description(mail, body, no_machine_signal=no_machine_signal)
+            if item == "description" else _DETECTORS[item](mail, body) for item in items]

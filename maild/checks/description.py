@@ -26,7 +26,7 @@ from maild.checks.quoting import BodyParts
 from maild.checks.result import ItemResult, found, missing
 from maild.checks.sentences import split_sentences
 from maild.classify.autoreply import autoreply_signal
-from maild.classify.bounce import bounce_signal, null_sender_signal
+from maild.classify.bounce import bounce_signal, is_daemon_address, null_sender_signal
 from maild.classify.complaint import complaint_signal
 from maild.parse import ParsedMail
 
@@ -103,9 +103,14 @@ last next ago
 _NOT_CONTENT = _FUNCTION_WORDS | _COURTESY_WORDS | _ATTACHMENT_WORDS | _TIME_WORDS
 
 
-def detect_description(mail: ParsedMail, body: BodyParts) -> ItemResult:
-    """Present when the new text (no greeting, signature or quotes) has enough content words."""
-    if _machine_written(mail):
+def detect_description(mail: ParsedMail, body: BodyParts, *,
+                       no_machine_signal: bool = False) -> ItemResult:
+    """Present when the new text (no greeting, signature or quotes) has enough content words.
+
+    `no_machine_signal`: `classify_machine` found none in `mail` for its envelope sender,
+    so only what the Return-Path header adds is asked again (the same answer).
+    """
+    if _machine_written(mail, no_machine_signal):
         return missing(ITEM)
     sentences = [_drop_thanks(s) for s in split_sentences(_without_greeting(body.new))]
     words = [word for sentence in sentences for word in content_words(sentence)]
@@ -124,10 +129,18 @@ def content_words(text: str) -> list[str]:
     return [word for word in words if len(word) > 1 and word not in _NOT_CONTENT]
 
 
-def _machine_written(mail: ParsedMail) -> bool:
-    """An auto-reply, a delivery report or a complaint (list mail can be a person's)."""
+def _machine_written(mail: ParsedMail, no_machine_signal: bool = False) -> bool:
+    """An auto-reply, a delivery report or a complaint (list mail can be a person's).
+
+    With `no_machine_signal` the auto-reply and complaint checks found nothing already,
+    nor did the bounce checks for an envelope sender that was neither `<>` nor a mail
+    system's account (that would have been a signal): of the bounce checks only those of
+    the envelope sender can see anything else, and the Return-Path is read as one.
+    """
     return_path = mail.header("Return-Path")
     envelope = return_path.strip().strip("<>").strip() if return_path is not None else None
+    if no_machine_signal:
+        return envelope == "" or (envelope is not None and is_daemon_address(envelope))
     return any(signal is not None for signal in (
         autoreply_signal(mail), bounce_signal(mail, envelope), complaint_signal(mail),
         null_sender_signal(envelope)))
