@@ -43,8 +43,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         """`process_bind_param` and then SQLite's text form, as one function on SQLite.
 
         SQLite stores a timestamp as text; SQLAlchemy builds it from a dict of the seven
-        fields, which costs more than the rest of a row's parameters on the processing
-        path. `datetime.isoformat` writes the same text.
+        fields after `process_bind_param`'s conversion, which costs more than the rest of
+        a row's parameters on the processing path. `_sqlite_utc_text` writes the same
+        text from the fields in order, once per moment.
         """
         composed = super().bind_processor(dialect)
         stored = dialect.type_descriptor(self.impl_instance)
@@ -61,18 +62,41 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-# SQLAlchemy's text form of a SQLite timestamp (`sqlite.DATETIME`), which
-# `datetime.isoformat(" ", "microseconds")` writes too, up to its time zone.
+# SQLAlchemy's text form of a SQLite timestamp (`sqlite.DATETIME`).
 _SQLITE_TIMESTAMP = ("%(year)04d-%(month)02d-%(day)02d "
                      "%(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d")
 
 
-def _sqlite_utc_text(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+class _UTCText:
+    """A UTC timestamp's text on SQLite, `None` for None; refuses a naive datetime.
+
+    It remembers the last few moments written: most timestamps of a batch are its one
+    `now` or a message's arrival, and formatting one costs more than the rest of its
+    row's parameters. Holding those moments keeps their identities from being reused,
+    and a datetime never changes.
+    """
+
+    __slots__ = ("_recent",)
+    REMEMBERED = 4
+
+    def __init__(self) -> None:
+        self._recent: tuple[tuple[datetime, str], ...] = ()
+
+    def __call__(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        recent = self._recent
+        for moment, text in recent:
+            if moment is value:
+                return text
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+        self._recent = ((value, text), *recent[:self.REMEMBERED - 1])
+        return text
+
+
+_sqlite_utc_text = _UTCText()
 
 
 def utcnow() -> datetime:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from maild.intake import store_inbound
-from maild.models import Inbound, UTCDateTime, _sqlite_utc_text, table_of
+from maild.models import Inbound, UTCDateTime, _sqlite_utc_text, _UTCText, table_of
 from maild.runtime import Runtime
 from tests.mailmaker import support_mail
 
@@ -37,6 +37,28 @@ def _as_sqlalchemy_writes_it(value: datetime | None) -> object:
 @given(MOMENTS)
 def test_a_moment_is_written_as_sqlalchemy_writes_it(moment: datetime) -> None:
     assert _sqlite_utc_text(moment) == _as_sqlalchemy_writes_it(moment)
+
+
+@settings(max_examples=500)
+@given(st.lists(MOMENTS, min_size=1, max_size=8), st.lists(st.integers(0, 7), max_size=40))
+def test_moments_written_again_and_again_are_each_written_as_sqlalchemy_writes_them(
+        moments: list[datetime], order: list[int]) -> None:
+    """The writer remembers the moments it wrote last; each text is still its own moment's,
+    also for equal moments in other zones and for more moments than it remembers."""
+    write = _UTCText()
+    for index in order:
+        moment = moments[index % len(moments)]
+        assert write(moment) == _as_sqlalchemy_writes_it(moment)
+        assert write(moment.replace(tzinfo=None).replace(tzinfo=moment.tzinfo)) \
+            == _as_sqlalchemy_writes_it(moment)
+
+
+def test_a_naive_moment_is_refused_after_its_aware_twin_was_written() -> None:
+    write = _UTCText()
+    aware = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+    assert write(aware) == "2026-11-16 09:00:00.000000"
+    with pytest.raises(ValueError, match="naive datetime"):
+        write(aware.replace(tzinfo=None))
 
 
 def test_no_moment_and_a_naive_moment_are_what_they_were() -> None:
