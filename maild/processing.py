@@ -386,9 +386,8 @@ class Processor:
         Where several processes take turns at one SQLite database, a process that claims as
         it leaves its turn reads its next batch while another holds the turn, instead of
         waiting a whole turn for its claim and then leaving the lock idle while it reads.
-        Committed with the batch, the claim costs no commit of its own: on SQLite its
-        messages' pages are written to the log once, not once for the claim and again for
-        the batch. The log events of a turn's messages are written after the turn.
+        Committed with the batch, the claim costs no commit (no sync to disk) of its own.
+        The log events of a turn's messages are written after the turn.
         """
         rules = rules if rules is not None else self.rules()
         identity = identity_of(rules, self.mail_domain)
@@ -565,7 +564,7 @@ class Processor:
                     said.append(note)
                     if turns.wanted():
                         break
-                else:
+                else:  # every message done, and intake does not wait: claim the next ones
                     if claim_next is not None and not turns.wanted():
                         following = self._claim_next(claim_next, session)
                 session.commit()
