@@ -222,14 +222,9 @@ class Prepared:
     def plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         """The statement as compiled for `dialect` and parameter names `keys` (sorted)."""
         last = self._last
-        if last is not None and last[0]() is dialect:
-            plans = last[1]
-        else:
-            found_plans = self._plans.get(dialect)
-            if found_plans is None:
-                found_plans = self._plans[dialect] = {}
-            plans = found_plans
-            self._last = (weakref.ref(dialect), plans)
+        if last is None or last[0]() is not dialect:
+            last = self._last = (weakref.ref(dialect), self._plans.setdefault(dialect, {}))
+        plans = last[1]
         found = plans.get(keys)
         if found is None:
             found = plans[keys] = _plan(self.statement, dialect, keys)

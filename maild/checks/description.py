@@ -140,7 +140,8 @@ def _machine_written(mail: ParsedMail, no_machine_signal: bool = False) -> bool:
     return_path = mail.header("Return-Path")
     envelope = return_path.strip().strip("<>").strip() if return_path is not None else None
     if no_machine_signal:
-        return envelope == "" or (envelope is not None and is_daemon_address(envelope))
+        return null_sender_signal(envelope) is not None or (
+            envelope is not None and is_daemon_address(envelope))
     return any(signal is not None for signal in (
         autoreply_signal(mail), bounce_signal(mail, envelope), complaint_signal(mail),
         null_sender_signal(envelope)))
