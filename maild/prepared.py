@@ -94,6 +94,8 @@ class _Plan:
     row: Any = tuple  # a named tuple of the result columns
     insert: bool = False
     lastrowid: bool = False  # the new primary key is the cursor's lastrowid
+    # ... and exactly that value, as SQLAlchemy's getter would return it (`_key_is_lastrowid`)
+    key_is_lastrowid: bool = False
     implicit_key: bool = False  # the new primary key comes back in a RETURNING row
     # Result processors by the driver's type codes of the columns.
     readers: dict[tuple[Any, ...], tuple[Callable[[Any], Any] | None, ...]] = field(
@@ -183,7 +185,28 @@ def _direct_plan(compiled: SQLCompiler) -> _Plan:
         result_types=tuple(entry[3] for entry in result_columns),
         row=namedtuple("Row", names, rename=True) if names else tuple,
         insert=bool(compiled.isinsert), lastrowid=bool(compiled.postfetch_lastrowid),
+        key_is_lastrowid=_key_is_lastrowid(compiled),
         implicit_key=bool(compiled.isinsert and compiled.implicit_returning))
+
+
+def _key_is_lastrowid(compiled: SQLCompiler) -> bool:
+    """Whether the new primary key of the INSERT `compiled` is the cursor's lastrowid as it is.
+
+    So it is when the table's key is its one autoincrement column, whose type converts
+    nothing it reads, and the statement gives it no value: SQLAlchemy's getter
+    (`_inserted_primary_key_from_lastrowid_getter`) then returns a row of that lastrowid
+    alone, at the price of a generator and a `Row`, once for every ticket, event and
+    outbox row inserted.
+    """
+    if not (compiled.isinsert and compiled.postfetch_lastrowid):
+        return False
+    assert compiled.compile_state is not None
+    table = compiled.compile_state.statement.table
+    column = table._autoincrement_column
+    keys = list(table.primary_key)
+    return (column is not None and len(keys) == 1 and keys[0] is column
+            and column.type._cached_result_processor(compiled.dialect, None) is None
+            and compiled._within_exec_param_key_getter(column) not in compiled.binds)
 
 
 _SESSION_CONNECTION = "maild.prepared.connection"
@@ -252,6 +275,8 @@ class Prepared:
         if not plan.insert:
             return Ran(rows, rowcount)
         # The new primary key as `CursorResult.inserted_primary_key` has it.
+        if plan.key_is_lastrowid and lastrowid is not None:
+            return Ran(rows, rowcount, lastrowid)
         compiled = plan.compiled
         if plan.lastrowid:
             key = compiled._inserted_primary_key_from_lastrowid_getter(lastrowid, parameters)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -343,6 +344,42 @@ def test_an_insert_gives_its_primary_key_as_sqlalchemy_gives_it(engine: Engine) 
         theirs = connection.execute(suppression.insert(),
                                     {"address": "b@kund.se", **bounced}).inserted_primary_key
         assert (ran.inserted_key, theirs[0]) == ("a@kund.se", "b@kund.se")
+
+
+def test_a_primary_key_given_to_an_insert_is_the_one_it_gives_back(engine: Engine) -> None:
+    with Session(engine) as session:
+        connection = session.connection()
+        ran = Prepared(_TICKET.insert()).run(session, {**_ticket("MD-1"), "id": 500})
+        theirs = connection.execute(_TICKET.insert(),
+                                    {**_ticket("MD-2"), "id": 700}).inserted_primary_key
+        after = Prepared(_TICKET.insert()).run(session, _ticket("MD-3")).inserted_key
+        assert (ran.inserted_key, theirs[0]) == (500, 700)
+        assert after == connection.execute(
+            select(_TICKET.c.id).where(_TICKET.c.number == "MD-3")).scalar_one()
+
+
+def test_a_new_rows_lastrowid_is_its_key_without_sqlalchemys_getter(
+        tmp_path: Path) -> None:
+    """Where the key is the table's one autoincrement column and no value is given for it,
+    the cursor's lastrowid is the key, as SQLAlchemy's getter (refused here) would say."""
+    engine = open_database(f"sqlite:///{tmp_path / 'maild.db'}")
+
+    def refused(*_: object) -> None:
+        raise AssertionError("SQLAlchemy's lastrowid getter was asked")
+
+    try:
+        with Session(engine) as session:
+            insert = Prepared(_TICKET.insert())
+            plan = insert.plan(engine.dialect, tuple(sorted(_ticket("MD-1"))))
+            plan.compiled.__dict__["_inserted_primary_key_from_lastrowid_getter"] = refused
+            keys = [insert.run(session, _ticket(f"MD-{n}")).inserted_key for n in (1, 2)]
+            numbers = session.connection().execute(
+                select(_TICKET.c.id, _TICKET.c.number).order_by(_TICKET.c.id)).all()
+            assert [tuple(row) for row in numbers] == [(keys[0], "MD-1"), (keys[1], "MD-2")]
+            with_id = insert.plan(engine.dialect, tuple(sorted({**_ticket("MD-3"), "id": 9})))
+            assert (plan.key_is_lastrowid, with_id.key_is_lastrowid) == (True, False)
+    finally:
+        engine.dispose()
 
 
 def test_without_the_compiler_internals_it_reads_a_statement_goes_through_sqlalchemy(
