@@ -104,10 +104,15 @@ class ParsedMail:
     @cached_property
     def _by_name(self) -> dict[str, list[str]]:
         """The decoded values of each header, by lower-case name, in order (built once)."""
-        index: dict[str, list[str]] = {}
-        for key, value in self.headers:
-            index.setdefault(key.lower(), []).append(value)
-        return index
+        return _header_index(self.headers)
+
+
+def _header_index(headers: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    """The values of `headers` by lower-case name, each name's in order."""
+    index: dict[str, list[str]] = {}
+    for key, value in headers:
+        index.setdefault(key.lower(), []).append(value)
+    return index
 
 
 def decode_header_value(value: Any) -> str:
@@ -483,11 +488,7 @@ def _parse(readable: Iterable[bytes], flattened: bool, whole: Callable[[], bytes
                 f"standard library ({type(fallback_error).__name__}: {fallback_error})"
             ) from fallback_error
     headers = _read_headers(message)
-    parsed_headers = ParsedMail(
-        message_id=None, in_reply_to=(), references=(), subject="", sender=None,
-        reply_to=(), to=(), cc=(), date=None, text="", html=None, attachments=(),
-        headers=headers, content_type="",
-    )
+    by_name = _header_index(headers)
     if not text.strip() and html:
         text = html_to_text(html)
     # A NUL is no character of any text, and PostgreSQL stores none.
@@ -498,21 +499,22 @@ def _parse(readable: Iterable[bytes], flattened: bool, whole: Callable[[], bytes
     reply_to, to, cc = (_addresses(_raw_header_all(message, name), defects)
                         for name in ("Reply-To", "To", "Cc"))
     date: datetime | None = None
-    date_header = parsed_headers.header("Date")
+    date_header = _first(by_name, "date")
     if date_header:
         try:
             date = parsedate_to_datetime(date_header)
         except (TypeError, ValueError, IndexError):
             defects.append("InvalidDateHeader")
-    message_id_header = parsed_headers.header("Message-ID")
+    message_id_header = _first(by_name, "message-id")
     message_ids = _message_ids(message_id_header)
     if not message_ids and message_id_header and len(message_id_header) > MAX_MESSAGE_ID:
         defects.append("MessageIdTooLong")
-    return ParsedMail(
+    part_types, returned = _walk_parts(message)
+    mail = ParsedMail(
         message_id=message_ids[0] if message_ids else None,
-        in_reply_to=_message_ids(parsed_headers.header("In-Reply-To")),
-        references=_message_ids(" ".join(parsed_headers.header_all("References"))),
-        subject=parsed_headers.header("Subject") or "",
+        in_reply_to=_message_ids(_first(by_name, "in-reply-to")),
+        references=_message_ids(" ".join(by_name.get("references", ()))),
+        subject=_first(by_name, "subject") or "",
         sender=senders[0] if senders else None,
         reply_to=reply_to,
         to=to,
@@ -522,12 +524,23 @@ def _parse(readable: Iterable[bytes], flattened: bool, whole: Callable[[], bytes
         html=html,
         attachments=attachments,
         headers=headers,
-        content_type=message.get_content_type(),
+        # `walk` yields the message itself first
+        content_type=part_types[0] if part_types else message.get_content_type(),
         defects=tuple(dict.fromkeys(defects)),
         parser=parser,
-        part_types=_part_types(message),
-        **_returned_message(message),
+        part_types=part_types,
+        **returned,
     )
+    # The index of its headers is the one just read from (`ParsedMail.header` builds it
+    # from the same headers).
+    vars(mail)["_by_name"] = by_name
+    return mail
+
+
+def _first(by_name: dict[str, list[str]], name: str) -> str | None:
+    """The first value of the lower-case header `name` in `by_name`, or None."""
+    values = by_name.get(name)
+    return values[0] if values else None
 
 
 _REPORT_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status",
@@ -535,34 +548,42 @@ _REPORT_TYPES = frozenset({"message/delivery-status", "message/global-delivery-s
 _MAX_REPORT_TEXT = 32 * 1024
 
 
-def _returned_message(message: email.message.Message) -> dict[str, Any]:
-    """What a bounce carries of the message it returns: report text and Message-IDs."""
+def _walk_parts(message: email.message.Message, limit: int = 200
+                ) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The content type of every MIME part (the first `limit`, nested ones included), and
+    what a bounce carries of the message it returns (report text and Message-IDs), read in
+    one walk of the parts."""
+    types: list[str] = []
     texts: list[str] = []
     ids: list[str] = []
+    returning = True  # the returned message is still being read
     with contextlib.suppress(Exception):  # a broken structure yields what was read
         for part in message.walk():
             content_type = part.get_content_type()
-            if content_type in _REPORT_TYPES:
-                text = part.as_string()[:_MAX_REPORT_TEXT]
-                texts.append(text)
-                ids += _MSGID.findall(" ".join(re.findall(r"(?im)^message-id:\s*(.*)$", text)))
-            elif content_type in ("message/rfc822", "message/global"):
-                payload = part.get_payload()
-                inner = payload[0] if isinstance(payload, list) and payload else None
-                if isinstance(inner, email.message.Message):
-                    ids += _message_ids(decode_header_value(inner.get("Message-ID", "")))
-            if sum(len(text) for text in texts) > _MAX_REPORT_TEXT:
+            if len(types) < limit:
+                types.append(content_type)
+            if returning:
+                try:
+                    returning = _read_returned(part, content_type, texts, ids)
+                except Exception:  # what was read of it stands
+                    returning = False
+            if not returning and len(types) >= limit:
                 break
-    return {"report_text": "\n".join(texts)[:_MAX_REPORT_TEXT],
-            "embedded_message_ids": tuple(dict.fromkeys(ids))}
+    return tuple(types), {"report_text": "\n".join(texts)[:_MAX_REPORT_TEXT],
+                          "embedded_message_ids": tuple(dict.fromkeys(ids))}
 
 
-def _part_types(message: email.message.Message, limit: int = 200) -> tuple[str, ...]:
-    """The content type of every MIME part (the first `limit`), nested ones included."""
-    types: list[str] = []
-    with contextlib.suppress(Exception):  # a broken structure still yields what was read
-        for part in message.walk():
-            types.append(part.get_content_type())
-            if len(types) >= limit:
-                break
-    return tuple(types)
+def _read_returned(part: email.message.Message, content_type: str, texts: list[str],
+                   ids: list[str]) -> bool:
+    """Add what `part` carries of a returned message to `texts` and `ids`; whether to read on
+    (until `_MAX_REPORT_TEXT` characters of report)."""
+    if content_type in _REPORT_TYPES:
+        text = part.as_string()[:_MAX_REPORT_TEXT]
+        texts.append(text)
+        ids += _MSGID.findall(" ".join(re.findall(r"(?im)^message-id:\s*(.*)$", text)))
+    elif content_type in ("message/rfc822", "message/global"):
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(inner, email.message.Message):
+            ids += _message_ids(decode_header_value(inner.get("Message-ID", "")))
+    return sum(len(text) for text in texts) <= _MAX_REPORT_TEXT

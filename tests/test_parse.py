@@ -140,3 +140,37 @@ def test_attachment_sizes_are_exact_without_decoding_and_broken_base64_still_get
               b"Content-Transfer-Encoding: base64\r\n\r\n@@@not base64 at all===\r\n--b--\r\n")
     [attachment] = parse_mail(broken).attachments
     assert attachment.filename == "x.bin" and attachment.size >= 0
+
+
+def _bounce_after_parts(count: int) -> bytes:
+    """A bounce whose report and returned message come after `count` text parts."""
+    parts = [b"Content-Type: text/plain\r\n\r\npart %d\r\n" % index for index in range(count)]
+    parts.append(b"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.kund.se\r\n"
+                 b"\r\nFinal-Recipient: rfc822; bo@kund.se\r\nAction: failed\r\n"
+                 b"Status: 5.1.1\r\n")
+    parts.append(b"Content-Type: message/rfc822\r\n\r\nFrom: support@example.se\r\n"
+                 b"Message-ID: <MD-2026-00042-7.ack@example.se>\r\nSubject: Re\r\n\r\nHej\r\n")
+    body = b"".join(b"--b\r\n" + part for part in parts) + b"--b--\r\n"
+    return (b"From: MAILER-DAEMON@mx.kund.se\r\nTo: support@example.se\r\n"
+            b"Subject: Undelivered Mail\r\nDate: Mon, 16 Nov 2026 10:00:00 +0100\r\n"
+            b"Message-ID: <bounce-1@mx.kund.se>\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n"
+            b"\r\n") + body
+
+
+@pytest.mark.parametrize("count", [1, 198, 250])
+def test_a_bounce_is_read_past_the_part_types_kept(count: int) -> None:
+    """The first 200 part types are kept, while the report and the returned message are
+    read however many parts come before them; the headers answer as written."""
+    mail = parse_mail(_bounce_after_parts(count))
+    # The report's two blocks are parts of their own (text/plain), as is the returned body.
+    types = ["multipart/report", *["text/plain"] * count, "message/delivery-status",
+             "text/plain", "text/plain", "message/rfc822", "text/plain"]
+    assert mail.part_types == tuple(types[:200])
+    assert mail.content_type == "multipart/report"
+    assert "Status: 5.1.1" in mail.report_text
+    assert mail.embedded_message_ids == ("MD-2026-00042-7.ack@example.se",)
+    assert (mail.message_id, mail.subject) == ("bounce-1@mx.kund.se", "Undelivered Mail")
+    assert (mail.header("message-ID"), mail.header_all("x-none")) == (
+        "<bounce-1@mx.kund.se>", ())
+    assert mail.date is not None and mail.date.utcoffset() is not None
