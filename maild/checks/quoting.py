@@ -55,6 +55,8 @@ _ATTRIBUTION_VERB = re.compile(
     r"написал|написала)\b", re.IGNORECASE)
 _ATTRIBUTION_OPENER = re.compile(r"^(?:on|den|am|le|el|il|op|w\s+dniu|\d)\b", re.IGNORECASE)
 _ATTRIBUTION_MAX = 400
+_ATTRIBUTION_LINES = 3  # an attribution takes three lines at most
+_DIGIT_OR_AT = re.compile(r"[\d@]")  # an attribution has a date or an address
 
 _CLOSING_PHRASES = (
     r"med\s+vänlig(?:a)?\s+hälsning(?:ar)?|vänlig(?:a)?\s+hälsning(?:ar)?|"
@@ -115,8 +117,9 @@ def split_body(text: str, sender_name: str = "") -> BodyParts:
     checks and the priority all read the same body of one message.
     """
     lines = _normalise(text[:TEXT_LIMIT]).split("\n")
-    cut = _block_start(lines)
-    own, quoted = _drop_quoted_lines(lines[:cut])
+    attributions: dict[int, int] = {}
+    cut = _block_start(lines, attributions)
+    own, quoted = _drop_quoted_lines(lines[:cut], attributions)
     quoted.extend(lines[cut:])
     start = _signature_start(own, sender_name)
     return BodyParts(
@@ -144,19 +147,19 @@ def _is_quote(line: str) -> bool:
 def _attribution_at(lines: list[str], index: int) -> int:
     """How many lines (1-3) from `index` form an attribution ("On ... wrote:"), else 0."""
     joined = ""
-    for count in range(1, 4):
+    for count in range(1, _ATTRIBUTION_LINES + 1):
         if index + count > len(lines):
             return 0
         line = lines[index + count - 1].strip()
         if not line or _is_quote(line):
             return 0
-        if count == 1 and not (re.search(r"[\d@]", line) or _ATTRIBUTION_OPENER.match(line)):
+        if count == 1 and not (_DIGIT_OR_AT.search(line) or _ATTRIBUTION_OPENER.match(line)):
             return 0  # an attribution opens with its date, its writer or "On"/"Den"/"Am"
         joined = f"{joined} {line}".strip()
         if len(joined) > _ATTRIBUTION_MAX:
             return 0
         verb = _ATTRIBUTION_VERB.search(joined)
-        if verb is None or not re.search(r"[\d@]", joined):
+        if verb is None or not _DIGIT_OR_AT.search(joined):
             continue
         if joined.endswith(":") or not joined[verb.end():].strip(" :"):
             return count
@@ -176,8 +179,11 @@ def _next_content(lines: list[str], index: int) -> str:
     return ""
 
 
-def _block_start(lines: list[str]) -> int:
-    """The index where an earlier message (reply or forward header) starts, else len(lines)."""
+def _block_start(lines: list[str], attributions: dict[int, int]) -> int:
+    """The index where an earlier message (reply or forward header) starts, else len(lines).
+
+    The attributions it looks for are kept in `attributions`, by index.
+    """
     for index, raw in enumerate(lines):
         line = raw.strip()
         if not line or _is_quote(raw):
@@ -190,18 +196,26 @@ def _block_start(lines: list[str]) -> int:
                 _HEADER_SENT.match(following.strip())
                 for following in lines[index + 1:index + 1 + _LOOKAHEAD]):
             return index
-        count = _attribution_at(lines, index)
+        count = attributions[index] = _attribution_at(lines, index)
         if count and not _is_quote(_next_content(lines, index + count)) and (
                 _is_attribution_block(lines, index, count)):
             return index
     return len(lines)
 
 
-def _drop_quoted_lines(lines: list[str]) -> tuple[list[str], list[str]]:
-    """The sender's own lines and the `>` quoted ones (with their attribution lines)."""
+def _drop_quoted_lines(lines: list[str], attributions: dict[int, int]) -> tuple[
+        list[str], list[str]]:
+    """The sender's own lines and the `>` quoted ones (with their attribution lines).
+
+    `attributions` holds what `_attribution_at` found at some indexes of a list that
+    begins with `lines`: the same answer where the attribution's three lines at most
+    lie within `lines`.
+    """
     quoted_at = [_is_quote(line) for line in lines]
+    whole = len(lines) - _ATTRIBUTION_LINES
     for index in range(len(lines)):
-        count = _attribution_at(lines, index)
+        known = attributions.get(index) if index <= whole else None
+        count = _attribution_at(lines, index) if known is None else known
         if count and _is_quote(_next_content(lines, index + count)):
             for offset in range(count):
                 quoted_at[index + offset] = True
