@@ -12,6 +12,8 @@ from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
 from maild.models import Outbox, Ticket, TicketEvent
@@ -19,6 +21,7 @@ from maild.parse import parse_mail
 from maild.routing.load import load_rules
 from maild.runtime import Runtime
 from maild.sla.monitor import run_monitor
+from maild.trust import authresults
 from maild.trust.authresults import parse_authentication_results
 from maild.trust.evidence import believed_results
 from maild.trust.verdict import assess
@@ -247,3 +250,20 @@ def test_events_are_recorded_only_for_the_real_staff(sqlite_runtime: Runtime) ->
         kinds = [event.kind for event in session.exec(
             select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket.id))]
     assert "response" not in kinds
+
+
+@settings(max_examples=4000, deadline=None)
+@given(st.lists(st.sampled_from(
+    [*'ab=.;;  ()()"\\\t', "\u00a0", "\u2003", "\n", "dkim", "pass", "(p=reject)"]),
+    max_size=40).map("".join))
+def test_a_value_is_split_as_the_character_reader_splits_it(value: str) -> None:
+    """The split of values without quotes or nested comments is the character reader's."""
+    try:
+        expected: object = authresults._read_segments(value)
+    except authresults._Unreadable:
+        expected = "unreadable"
+    try:
+        found: object = authresults._segments(value)
+    except authresults._Unreadable:
+        found = "unreadable"
+    assert found == expected

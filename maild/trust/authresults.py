@@ -55,8 +55,24 @@ class _Unreadable(Exception):
     """The value breaks the grammar in a way the parser does not guess around."""
 
 
+# A comment with no parenthesis or backslash in it: what MTAs write, "(p=reject)".
+_FLAT_COMMENT = re.compile(r"\([^()\\]*\)")
+
+
 def _segments(value: str) -> list[list[str]]:
     """The value split at `;` into whitespace-separated items, comments removed."""
+    if '"' not in value:
+        # No quoted string, and every comment flat: a comment ends an item as a space does,
+        # a backslash or ")" outside one is a character, and the rest splits as
+        # `_read_segments` reads it.
+        flat = _FLAT_COMMENT.sub(" ", value)
+        if "(" not in flat:
+            return [_join_equals(segment.split()) for segment in flat.split(";")]
+    return _read_segments(value)
+
+
+def _read_segments(value: str) -> list[list[str]]:
+    """`_segments` of any value, a character at a time: quotes, escapes, nested comments."""
     segments: list[list[str]] = [[]]
     item: list[str] = []
     depth = 0
