@@ -38,8 +38,13 @@ message needed more often than the corpus has it is used again with an X-Bench-C
 header, so that it is a new message to both systems. Follow-ups and auto-replies
 come after the mail they answer; the rest is in a fixed shuffled order (seed 15).
 
-Prints a table of both rates and their ratio; the last line is one JSON object.
-Usage: python bench/vs_helpdesk.py [--messages N]
+On a shared machine either system's rate moves by a quarter from one run to the next,
+so the set is run in --rounds rounds (default 3): in each, django-helpdesk once, then
+maild once for each --workers count, every run on a fresh database. Each round gives
+its own ratios, of runs minutes apart at most; the table shows the median of each rate
+and of each ratio (the lower middle one of an even number of rounds).
+Prints that table and every round's figures; the last line is one JSON object.
+Usage: python bench/vs_helpdesk.py [--messages N] [--workers 1,2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -426,6 +432,7 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path, workers: int = 1) -> d
     assert not done.failures, done.failures
     runtime.engine.dispose()
     return {
+        "workers": workers,
         "messages": len(sources),
         "seconds": seconds,
         "per_s": len(sources) / seconds if seconds else 0.0,
@@ -436,6 +443,11 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path, workers: int = 1) -> d
     }
 
 
+def _median(values: list[Any], key: Callable[[Any], float]) -> Any:
+    """The value whose `key` is the median (the lower middle one of an even number)."""
+    return sorted(values, key=key)[(len(values) - 1) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES,
@@ -443,7 +455,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", metavar="LIST",
                         help="maild's runs: the processes of each (`maild ingest --workers`), "
                              "comma-separated (default 1,2); the ratio is the first's")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of one run of each system; every figure is the median "
+                             "of the rounds' (default 3)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     counts = [int(count) for count in args.workers.split(",")]
     messages, mix = build_messages(args.messages)
     with tempfile.TemporaryDirectory(prefix="maild-vs-helpdesk-") as directory:
@@ -456,12 +473,25 @@ def main() -> None:
         warm_up.mkdir()
         for number, raw in enumerate(warm_up_messages(), start=1):
             (warm_up / f"{number:06d}.eml").write_bytes(raw)
-        helpdesk = run_helpdesk(folder, warm_up)
-        runs = {count: run_maild(folder, warm_up, workdir, count) for count in counts}
+        helpdesks: list[dict[str, Any]] = []
+        rounds: dict[int, list[dict[str, Any]]] = {count: [] for count in counts}
+        for number in range(args.rounds):
+            helpdesks.append(run_helpdesk(folder, warm_up))
+            round_dir = workdir / f"round-{number}"
+            round_dir.mkdir()
+            for count in counts:
+                rounds[count].append(run_maild(folder, warm_up, round_dir, count))
+    helpdesk = _median(helpdesks, lambda run: run["per_s"])
+    runs = {count: _median(each, lambda run: run["per_s"]) for count, each in rounds.items()}
     maild = runs[counts[0]]
+    # Each round's ratios, of a maild run and the django-helpdesk run just before it.
+    round_ratios = {count: [run["per_s"] / base["per_s"] if base["per_s"] else 0.0
+                            for run, base in zip(each, helpdesks, strict=True)]
+                    for count, each in rounds.items()}
+    ratios = {count: _median(each, float) for count, each in round_ratios.items()}
 
     def ratio_of(run: dict[str, Any]) -> float | None:
-        return run["per_s"] / helpdesk["per_s"] if helpdesk["per_s"] else None
+        return ratios[run["workers"]] if helpdesk["per_s"] else None
 
     ratio = ratio_of(maild)
     print(f"{'':26} {'messages':>9} {'seconds':>9} {'msgs/s':>8} {'vs helpdesk':>12}")
@@ -484,6 +514,12 @@ def main() -> None:
           f"e-mails built {helpdesk['emails_sent']}"
           + (f", errors {helpdesk['errors']}" if helpdesk["errors"] else ""))
     print("both: SQLite file database, WAL, synchronous=FULL; messages read before the clock")
+    print(f"medians of {args.rounds} round(s); each round's msgs/s (django-helpdesk, then "
+          "maild by processes) and ratios:")
+    for number, base in enumerate(helpdesks):
+        print(f"  round {number + 1}: django-helpdesk {base['per_s']:.1f}; " + "; ".join(
+            f"maild {count} process(es) {each[number]['per_s']:.1f} "
+            f"({round_ratios[count][number]:.2f}x)" for count, each in rounds.items()))
     print(json.dumps({
         "maild_per_s": round(maild["per_s"], 1),
         "helpdesk_per_s": round(helpdesk["per_s"], 1),
@@ -492,6 +528,12 @@ def main() -> None:
                                   for count, run in runs.items()},
         "vs_helpdesk_processes": {str(count): round(value, 2) for count, run in runs.items()
                                   if (value := ratio_of(run)) is not None},
+        "rounds": args.rounds,
+        "helpdesk_rounds_per_s": [round(run["per_s"], 1) for run in helpdesks],
+        "maild_rounds_per_s": {str(count): [round(run["per_s"], 1) for run in each]
+                               for count, each in rounds.items()},
+        "vs_helpdesk_rounds": {str(count): [round(value, 2) for value in each]
+                               for count, each in round_ratios.items()},
         "messages": len(messages),
         "mix": mix,
         "helpdesk_version": helpdesk["django_helpdesk"],
