@@ -347,7 +347,8 @@ def main() -> None:
     print(f"peak RSS {peak_rss_mb:.0f} MB; {args.messages} messages per measurement, "
           "4 SMTP clients, SQLite (WAL, synchronous=FULL); c: processing in one process, "
           "c2: in two (`maild ingest --workers 2`), d: mail-parser in one")
-    print(f"medians of {args.rounds} round(s); each round's ratios:")
+    print(f"medians of {args.rounds} round(s), each figure's own (a rate and the ratio beside "
+          "it may come from different rounds); each round's ratios:")
     for kind, measured in rounds.items():
         print(f"  {kind:10} " + "; ".join(
             f"{name} " + ", ".join(f"{each[over] / each[under]:.2f}" for each in measured)

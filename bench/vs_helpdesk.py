@@ -514,7 +514,8 @@ def main() -> None:
           f"e-mails built {helpdesk['emails_sent']}"
           + (f", errors {helpdesk['errors']}" if helpdesk["errors"] else ""))
     print("both: SQLite file database, WAL, synchronous=FULL; messages read before the clock")
-    print(f"medians of {args.rounds} round(s); each round's msgs/s (django-helpdesk, then "
+    print(f"medians of {args.rounds} round(s), each figure's own (a rate and the ratio beside "
+          "it may come from different rounds); each round's msgs/s (django-helpdesk, then "
           "maild by processes) and ratios:")
     for number, base in enumerate(helpdesks):
         print(f"  round {number + 1}: django-helpdesk {base['per_s']:.1f}; " + "; ".join(
