@@ -53,6 +53,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -444,7 +445,8 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path, workers: int = 1) -> d
 
 
 def _median(values: list[Any], key: Callable[[Any], float]) -> Any:
-    """The value whose `key` is the median (the lower middle one of an even number)."""
+    """The value whose `key` is the median (the lower middle one of an even number, as
+    `statistics.median_low` takes it)."""
     return sorted(values, key=key)[(len(values) - 1) // 2]
 
 
@@ -488,7 +490,7 @@ def main() -> None:
     round_ratios = {count: [run["per_s"] / base["per_s"] if base["per_s"] else 0.0
                             for run, base in zip(each, helpdesks, strict=True)]
                     for count, each in rounds.items()}
-    ratios = {count: _median(each, float) for count, each in round_ratios.items()}
+    ratios = {count: statistics.median_low(each) for count, each in round_ratios.items()}
 
     def ratio_of(run: dict[str, Any]) -> float | None:
         return ratios[run["workers"]] if helpdesk["per_s"] else None

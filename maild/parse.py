@@ -94,8 +94,7 @@ class ParsedMail:
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), decoded, or None."""
-        values = self._by_name.get(name.lower())
-        return values[0] if values else None
+        return _first(self._by_name, name.lower())
 
     def header_all(self, name: str) -> tuple[str, ...]:
         """Every value of header `name` (case-insensitive), decoded, in order."""
