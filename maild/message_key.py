@@ -25,8 +25,15 @@ TRACE_HEADERS = frozenset({
 _TRACE_PREFIXES = ("x-spam-", "x-ms-exchange-organization-", "x-forefront-")
 # How much of a message is read at a time to compute its key.
 BLOCK_SIZE = 64 * 1024
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+# Where a line may begin a trace header: every line whose name (stripped, lowercased) is
+# one, and some that only begin like one, which `_is_trace` then tells apart.
+_TRACE_LINE = re.compile(
+    rb"^[ \t\r\x0b\x0c]*(?:" + b"|".join(
+        re.escape(name.encode()) for name in sorted({*TRACE_HEADERS, *_TRACE_PREFIXES})) + rb")",
+    re.IGNORECASE | re.MULTILINE)
 
 
 def _is_trace(name: bytes) -> bool:
@@ -42,33 +49,60 @@ def idempotency_key(raw: bytes, *, block_size: int = BLOCK_SIZE) -> str:
     dropped. The body is read `block_size` bytes at a time, so no copy of the whole
     message is made; the digest is the same as folding the whole body at once.
     """
-    match = _HEADER_END.search(raw)
+    head_end, body_start = _header_end(raw)
     digest = hashlib.sha256()
-    _fold_head(digest, raw, match.start() if match else len(raw))
+    _fold_head(digest, raw, head_end)
     digest.update(b"\n\n")
-    if match:
-        _fold_body(digest, raw, match.end(), block_size)
+    if body_start is not None:
+        _fold_body(digest, raw, body_start, block_size)
     return digest.hexdigest()
 
 
+def _header_end(raw: bytes) -> tuple[int, int | None]:
+    """Where the header block ends and the body begins: the first empty line, which is
+    the first LF followed by LF or CRLF (with the CR before that LF, if any, in neither).
+    Without an empty line, the whole message is header block and there is no body."""
+    blank = raw.find(b"\n\n")
+    crlf_blank = raw.find(b"\n\r\n", 0, None if blank < 0 else blank + 2)  # one before it
+    if crlf_blank >= 0:
+        newline, body_start = crlf_blank, crlf_blank + 3
+    elif blank >= 0:
+        newline, body_start = blank, blank + 2
+    else:
+        return len(raw), None
+    return (newline - 1 if newline and raw[newline - 1] == 0x0D else newline), body_start
+
+
 def _fold_head(digest: _Hash, raw: bytes, end: int) -> None:
-    """Digest the lines of `raw[:end]` (split at CRLF or LF) that are not of a trace header."""
-    skipping = False
-    first = True
-    start = 0
-    while start <= end:
-        newline = raw.find(b"\n", start, end)
-        stop = end if newline < 0 else newline
-        cut = stop - 1 if newline >= 0 and stop > start and raw[stop - 1] == 0x0D else stop
-        line = raw[start:cut]
-        if line[:1] not in (b" ", b"\t"):
-            skipping = _is_trace(line.split(b":", 1)[0])
-        if not skipping:
-            digest.update(line if first else b"\n" + line)
-            first = False
-        if newline < 0:
-            return
-        start = newline + 1
+    """Digest the lines of `raw[:end]` (split at CRLF or LF) that are not of a trace header.
+
+    A trace header's lines are cut out as slices: only the lines that `_TRACE_LINE`
+    finds are read one by one, so a header block costs a few C-level passes however
+    many headers it has.
+    """
+    head = raw[:end].replace(b"\r\n", b"\n")  # what splitting at CRLF or LF leaves
+    kept: list[bytes] = []  # runs of kept lines, each without its last LF
+    kept_from = 0
+    for found in _TRACE_LINE.finditer(head):
+        start = found.start()
+        if start < kept_from:  # a line of a trace header already cut
+            continue
+        line_end = head.find(b"\n", start)
+        if line_end < 0:
+            line_end = len(head)
+        line = head[start:line_end]
+        if line[:1] in (b" ", b"\t") or not _is_trace(line.split(b":", 1)[0]):
+            continue  # a continuation line, or a header whose name only begins like one
+        while head[line_end + 1:line_end + 2] in (b" ", b"\t"):  # its continuation lines
+            line_end = head.find(b"\n", line_end + 1)
+            if line_end < 0:
+                line_end = len(head)
+        if start > kept_from:
+            kept.append(head[kept_from:start - 1])
+        kept_from = line_end + 1
+    if kept_from <= len(head):
+        kept.append(head[kept_from:])
+    digest.update(b"\n".join(kept))
 
 
 def _fold_body(digest: _Hash, raw: bytes, start: int, block_size: int) -> None:
@@ -109,10 +143,22 @@ def _end_of_text(raw: bytes, start: int, end: int, block_size: int) -> int:
     return start
 
 
+def _message_id_header(raw: bytes, end: int) -> re.Match[bytes] | None:
+    """`_MESSAGE_ID`'s first match in `raw[:end]`, found by looking for its name first:
+    a search for a pattern that ignores case tries it at every byte."""
+    lowered = raw[:end].lower()
+    at = lowered.find(b"message-id:")
+    while at >= 0:
+        if at == 0 or lowered[at - 1] == 0x0A:
+            return _MESSAGE_ID.match(raw, at, end)
+        at = lowered.find(b"message-id:", at + 1)
+    return None
+
+
 def raw_message_id(raw: bytes) -> str | None:
     """The Message-ID found in the raw header block, without brackets, or None."""
-    match = _HEADER_END.search(raw)
-    found = _MESSAGE_ID.search(raw, 0, match.start() if match else len(raw))
+    head_end, _ = _header_end(raw)
+    found = _message_id_header(raw, head_end)
     if not found:
         return None
     value = re.sub(rb"\s+", b" ", found.group(1)).decode("utf-8", "replace").strip()

@@ -15,9 +15,17 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maild.message_key import _HEADER_END, _MESSAGE_ID, _is_trace, idempotency_key, raw_message_id
+from maild.message_key import (
+    _MESSAGE_ID,
+    _header_end,
+    _is_trace,
+    idempotency_key,
+    raw_message_id,
+)
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
+# Where the header block ends, as the key was first written to find it.
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 def whole_message_key(raw: bytes) -> str:
@@ -62,7 +70,11 @@ PIECES = [b"\r", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n", b" ", b"\t", b"\x0b", b"\
           b"   \t ", b"\x1c", b"\x85", b"\xa0", b"\x00", b"a", b"xyz", b":", b"=", b"<",
           b"Received: from relay", b"received", b"X-Spam-Score: 5", b"x-ms-exchange-organization-a",
           b"Subject: hej", b"Message-ID: <m1@x>", b"message-id:\r\n\t<m2@y>", b" folded",
-          b"\tfolded", b"From: a@b"]
+          b"\tfolded", b"From: a@b",
+          # names that begin like a trace header's and are not, and trace headers after
+          # whitespace that is not a continuation's, in any case
+          b"Received-Foo: no", b"X-SPAM", b"x-spam-", b"ARC-Seal: i=1", b"\x0bReceived: x",
+          b"\rreturn-path: <a@b>", b"\x0c DELIVERED-TO: c", b"Envelope-To", b"x-envelope-fromage"]
 messages = st.one_of(
     st.lists(st.sampled_from(PIECES), max_size=60).map(b"".join),
     st.binary(max_size=200),
@@ -77,7 +89,14 @@ def test_the_key_read_in_blocks_is_the_key_of_the_whole_message(raw: bytes,
     assert idempotency_key(raw, block_size=block_size) == whole_message_key(raw)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=3000, deadline=None)
+@given(raw=messages)
+def test_the_header_block_ends_where_the_first_pattern_found_its_end(raw: bytes) -> None:
+    match = _HEADER_END.search(raw)
+    assert _header_end(raw) == ((match.start(), match.end()) if match else (len(raw), None))
+
+
+@settings(max_examples=3000, deadline=None)
 @given(raw=messages)
 def test_the_message_id_is_found_as_in_a_copy_of_the_header_block(raw: bytes) -> None:
     assert raw_message_id(raw) == whole_head_message_id(raw)
