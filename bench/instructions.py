@@ -3,17 +3,19 @@
 Wall-clock rates on a shared development machine move by ±10% from run to run, more
 than most single changes to processing gain. valgrind's callgrind counts the
 instructions executed instead, the same to within 0.2% from run to run, whatever
-else the machine is doing. The script runs a small program twice under callgrind:
-it stores the messages in a fresh SQLite database and loads the rules, then once it
-processes them (`run_pending`) and once it does not; the difference divided by the
-number of messages is what processing one costs. With --path intake, it counts what
-storing one costs instead, as the daemon's intake writer stores them (batches of two,
-about what four SMTP clients give it): a run that stores them against one that does
-not. Mail: `small` is bench/run.py's
-small support mail, `mixed` bench/vs_helpdesk.py's mixed mailbox (scaled to
---messages). With --against REV the same is counted for a git revision of maild
-(its own code, this tree's bench and rules) and the change is printed.
-Needs valgrind (Debian's package); a run of 200 messages takes a minute or two.
+else the machine is doing. The script runs a small program twice under callgrind.
+Both runs first store and process bench/vs_helpdesk.py's warm-up thread (three mails),
+so that what a running daemon has done once (modules imported, templates and
+statements compiled) is in both; then they store the messages in the same SQLite
+database and load the rules, and once the program processes them (`run_pending`) and
+once it does not: the difference divided by the number of messages is what processing
+one costs. With --path intake, it counts what storing one costs instead, as the
+daemon's intake writer stores them (batches of two, about what four SMTP clients give
+it, on a connection it keeps): a run that stores them against one that does not.
+Mail: `small` is bench/run.py's small support mail, `mixed` bench/vs_helpdesk.py's
+mixed mailbox (scaled to --messages). With --against REV the same is counted for a
+git revision of maild (its own code, this tree's bench and rules) and the change is
+printed. Needs valgrind (Debian's package); a run of 200 messages takes a few minutes.
 Usage: python bench/instructions.py [--path processing|intake] [--mail small|mixed]
                                     [--messages 200] [--against REV]
 """
@@ -44,8 +46,10 @@ from maild.log import configure_logging
 from maild.runtime import open_runtime
 
 configure_logging("error", "json")
+import vs_helpdesk
+warm_up = [Arrival(raw, "smtp", "eva.berg@bergstromsbygg.se", ["support@example.se"], "bench")
+           for raw in vs_helpdesk.warm_up_messages()]
 if kind == "mixed":
-    import vs_helpdesk
     from maild.commands.intake import envelope_sender_of
     mails, _ = vs_helpdesk.build_messages(int(count))
     arrivals = [Arrival(mail.raw, "file", envelope_sender_of(mail.raw),
@@ -58,6 +62,9 @@ else:
 with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
     runtime = open_runtime(load_config(env={}, overrides={"data_dir": data,
                                                           "rules_dir": rules}))
+    store_batch(runtime.engine, warm_up)
+    warmed = runtime.processor().run_pending()
+    assert warmed["processed"] == len(warm_up), warmed
     stored, size = 0, int(batch)
     with runtime.engine.connect() as writer:  # as the intake writer keeps its connection
         for first in range(0, len(arrivals) if stage != "none" else 0, size):
