@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -100,6 +100,21 @@ class _Plan:
     # Result processors by the driver's type codes of the columns.
     readers: dict[tuple[Any, ...], tuple[Callable[[Any], Any] | None, ...]] = field(
         default_factory=dict)
+    # The IN-list parameters whose expansions are kept (`_lists_kept`); None: none are.
+    lists: tuple[str, ...] | None = None
+    # The expanded SQL for each tuple of those lists' lengths, as SQLAlchemy rendered it.
+    expansions: dict[tuple[int, ...], _Expansion] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Expansion:
+    """A statement's IN lists expanded for one set of lengths: SQLAlchemy renders the
+    same SQL and element names for every list of those lengths, so they are rendered once."""
+
+    sql: str
+    order: tuple[str, ...] | None  # the positional parameters' names, in order
+    processors: Mapping[str, Callable[[Any], Any]]
+    elements: tuple[tuple[str, tuple[str, ...]], ...]  # each list's name, its elements' names
 
 
 # One positional parameter: (bind key, bind name, required, its own value, processor) or,
@@ -186,7 +201,22 @@ def _direct_plan(compiled: SQLCompiler) -> _Plan:
         row=namedtuple("Row", names, rename=True) if names else tuple,
         insert=bool(compiled.isinsert), lastrowid=bool(compiled.postfetch_lastrowid),
         key_is_lastrowid=_key_is_lastrowid(compiled),
-        implicit_key=bool(compiled.isinsert and compiled.implicit_returning))
+        implicit_key=bool(compiled.isinsert and compiled.implicit_returning),
+        lists=_lists_kept(compiled) if expanding else None)
+
+
+def _lists_kept(compiled: SQLCompiler) -> tuple[str, ...] | None:
+    """The names of the IN-list parameters of `compiled` whose expansion depends on their
+    lengths alone; None if any of its rendered parameters' depends on more (a literal
+    value rendered into the SQL, a list of tuples, numbered parameters)."""
+    if compiled.literal_execute_params or compiled._numeric_binds:
+        return None
+    names = []
+    for parameter in compiled.post_compile_params:
+        if parameter.literal_execute or parameter.type._is_tuple_type:
+            return None
+        names.append(compiled.bind_names[parameter])
+    return tuple(names)
 
 
 def _key_is_lastrowid(compiled: SQLCompiler) -> bool:
@@ -388,15 +418,43 @@ def _bound(plan: _Plan, parameters: Mapping[str, Any]) -> tuple[str, Any]:
     sql, processors = plan.sql, plan.processors
     order: Sequence[str] | None = compiled.positiontup
     if plan.expanding:
-        expanded = compiled._process_parameters_for_postcompile(values)
-        sql, order = expanded.statement, expanded.positiontup
-        processors = {**processors, **expanded.processors}
+        expansion = _expansion(plan, values)
+        sql, order, processors = expansion.sql, expansion.order, expansion.processors
     if compiled.positional:
         return sql, tuple(processors[key](values[key]) if key in processors
                           else values[key] for key in order or ())
     escaped = plan.escaped
     return sql, {escaped.get(key, key): processors[key](value) if key in processors
                  else value for key, value in values.items()}
+
+
+def _expansion(plan: _Plan, values: MutableMapping[str, Any]) -> _Expansion:
+    """`plan`'s SQL with the IN lists in `values` expanded, their elements put in `values`
+    under their own names (SQLAlchemy's `_process_parameters_for_postcompile`); kept for
+    the lists' lengths where `plan.lists` says it may be, and taken from there next time."""
+    lengths: tuple[int, ...] | None = None
+    if plan.lists is not None and all(
+            isinstance(values.get(name), (list, tuple)) for name in plan.lists):
+        lengths = tuple(len(values[name]) for name in plan.lists)
+        kept = plan.expansions.get(lengths)
+        if kept is not None:
+            for name, names in kept.elements:
+                values.update(zip(names, values.pop(name), strict=True))
+            return kept
+    given = {name: list(values[name]) for name in plan.lists or ()}
+    expanded = plan.compiled._process_parameters_for_postcompile(values)
+    made = _Expansion(
+        sql=expanded.statement,
+        order=tuple(expanded.positiontup) if expanded.positiontup is not None else None,
+        processors={**plan.processors, **expanded.processors},
+        elements=tuple((name, tuple(expanded.parameter_expansion.get(name, ())))
+                       for name in plan.lists or ()))
+    # Kept only if the elements went where the names say (so they do in this release).
+    if lengths is not None and all(
+            [values.get(element) for element in names] == given[name]
+            and len(names) == len(given[name]) for name, names in made.elements):
+        plan.expansions[lengths] = made
+    return made
 
 
 def _read(plan: _Plan, cursor: Any, dialect: Dialect) -> list[Any]:

@@ -4,12 +4,13 @@ and PostgreSQL, in the caller's transaction, and fail as SQLAlchemy fails."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, bindparam, event, func, select
+from sqlalchemy import Connection, Engine, bindparam, event, func, select, tuple_
 from sqlalchemy.exc import IntegrityError, NoResultFound, StatementError
 from sqlmodel import Session
 
@@ -24,7 +25,7 @@ from maild.models import (
     TicketMessage,
     table_of,
 )
-from maild.prepared import Prepared, connection_of, execute_sql, pipelined
+from maild.prepared import Prepared, _bound, connection_of, execute_sql, pipelined
 from maild.runtime import Runtime
 from tests.mailmaker import support_mail
 from tests.pipeline_helpers import tickets
@@ -316,6 +317,50 @@ def test_an_in_list_is_expanded_as_sqlalchemy_expands_it(engine: Engine) -> None
                 tuple(row) for row in connection.execute(query, wanted)]
         assert [row.number for row in statement.run(
             session, {"numbers": ["MD-2", "MD-3"], "private": True}).rows] == ["MD-2", "MD-3"]
+
+
+def test_in_lists_of_lengths_seen_before_are_expanded_as_sqlalchemy_expands_them(
+        engine: Engine) -> None:
+    """The expansion kept for a set of lengths gives each list's own elements, every time."""
+    query = select(_TICKET.c.number).where(
+        _TICKET.c.number.in_(bindparam("numbers", expanding=True)),
+        _TICKET.c.queue.in_(bindparam("queues", expanding=True)),
+        _TICKET.c.private == bindparam("private")).order_by(_TICKET.c.number)
+    statement = Prepared(query)
+    with Session(engine) as session:
+        connection = session.connection()
+        for index in range(1, 6):
+            connection.execute(_TICKET.insert(), {**_ticket(f"MD-{index}"),
+                                                  "queue": f"q{index % 2}"})
+        asked = [(["MD-1", "MD-2", "MD-3"], ["q1"]), (["MD-4", "MD-5", "MD-2"], ["q0"]),
+                 ([], ["q1"]), (["MD-3"], ["q0", "q1"]), (["MD-5"], ["q1", "q0"]),
+                 (["MD-2", "MD-4", "MD-1"], ["q0"]), ([], []), (("MD-1", "MD-3"), ("q1",))]
+        plan = statement.plan(connection.dialect, ("numbers", "private", "queues"))
+        rendered_each_time = replace(plan, lists=None, expansions={})
+        for numbers, queues in asked * 2:
+            wanted = {"numbers": numbers, "queues": queues, "private": True}
+            assert [row.number for row in statement.run(session, wanted).rows] == [
+                row.number for row in connection.execute(query, wanted)], wanted
+            # the same SQL and the same parameters in the same places, IN order included
+            assert _bound(plan, wanted) == _bound(rendered_each_time, wanted), wanted
+        assert plan.lists is not None
+        assert {tuple(sorted(zip(plan.lists, lengths, strict=True)))
+                for lengths in plan.expansions} == {
+            (("numbers", numbers), ("queues", queues))
+            for numbers, queues in ((3, 1), (0, 1), (1, 2), (0, 0), (2, 1))}
+
+
+def test_a_list_of_tuples_is_expanded_by_sqlalchemy_every_time(engine: Engine) -> None:
+    query = select(_TICKET.c.number).where(
+        tuple_(_TICKET.c.number, _TICKET.c.queue).in_(bindparam("pairs", expanding=True)))
+    statement = Prepared(query)
+    with Session(engine) as session:
+        connection = session.connection()
+        connection.execute(_TICKET.insert(), {**_ticket("MD-7"), "queue": "q7"})
+        for pairs in ([("MD-7", "q7")], [("MD-7", "q1")], [("MD-7", "q7")]):
+            assert [row.number for row in statement.run(session, {"pairs": pairs}).rows] == [
+                row.number for row in connection.execute(query, {"pairs": pairs})]
+        assert not statement.plan(connection.dialect, ("pairs",)).expansions
 
 
 def test_a_connection_without_a_transaction_begins_one_as_sqlalchemy_does(
