@@ -51,7 +51,7 @@ def idempotency_key(raw: bytes, *, block_size: int = BLOCK_SIZE) -> str:
     """
     head_end, body_start = _header_end(raw)
     digest = hashlib.sha256()
-    _fold_head(digest, raw, head_end)
+    _fold_head(digest, raw, head_end, block_size)
     digest.update(b"\n\n")
     if body_start is not None:
         _fold_body(digest, raw, body_start, block_size)
@@ -73,15 +73,42 @@ def _header_end(raw: bytes) -> tuple[int, int | None]:
     return (newline - 1 if newline and raw[newline - 1] == 0x0D else newline), body_start
 
 
-def _fold_head(digest: _Hash, raw: bytes, end: int) -> None:
+def _fold_head(digest: _Hash, raw: bytes, end: int, block_size: int) -> None:
     """Digest the lines of `raw[:end]` (split at CRLF or LF) that are not of a trace header.
 
-    A trace header's lines are cut out as slices: only the lines that `_TRACE_LINE`
-    finds are read one by one, so a header block costs a few C-level passes however
-    many headers it has.
+    The header block is read in blocks of whole headers (a block ends at the first line
+    break after `block_size` bytes that no continuation line follows), so a header
+    block of any size is never copied whole. In a block, trace headers are cut out as
+    slices: only the lines that `_TRACE_LINE` finds are read one by one.
     """
-    head = raw[:end].replace(b"\r\n", b"\n")  # what splitting at CRLF or LF leaves
-    kept: list[bytes] = []  # runs of kept lines, each without its last LF
+    first = True
+    start = 0
+    while True:
+        stop = _head_block_end(raw, start, end, block_size)
+        cut = stop - 1 if stop < end and stop > start and raw[stop - 1] == 0x0D else stop
+        for run in _kept_runs(raw[start:cut].replace(b"\r\n", b"\n")):
+            digest.update(run if first else b"\n" + run)
+            first = False
+        if stop >= end:
+            return
+        start = stop + 1
+
+
+def _head_block_end(raw: bytes, start: int, end: int, block_size: int) -> int:
+    """Where the block of whole headers from `start` ends: the LF after which a header
+    begins, `block_size` bytes on at least, or `end`."""
+    if end - start <= block_size:
+        return end
+    at = raw.find(b"\n", start + block_size - 1, end)
+    while 0 <= at < end - 1 and raw[at + 1] in (0x20, 0x09):  # a continuation line follows
+        at = raw.find(b"\n", at + 1, end)
+    return end if at < 0 else at
+
+
+def _kept_runs(head: bytes) -> list[bytes]:
+    """The runs of lines of `head` (split at LF) left when trace headers are cut out, each
+    without its last LF: joined by LF, they are the kept lines joined by LF."""
+    kept: list[bytes] = []
     kept_from = 0
     for found in _TRACE_LINE.finditer(head):
         start = found.start()
@@ -102,7 +129,7 @@ def _fold_head(digest: _Hash, raw: bytes, end: int) -> None:
         kept_from = line_end + 1
     if kept_from <= len(head):
         kept.append(head[kept_from:])
-    digest.update(b"\n".join(kept))
+    return kept
 
 
 def _fold_body(digest: _Hash, raw: bytes, start: int, block_size: int) -> None:
@@ -144,14 +171,19 @@ def _end_of_text(raw: bytes, start: int, end: int, block_size: int) -> int:
 
 
 def _message_id_header(raw: bytes, end: int) -> re.Match[bytes] | None:
-    """`_MESSAGE_ID`'s first match in `raw[:end]`, found by looking for its name first:
-    a search for a pattern that ignores case tries it at every byte."""
-    lowered = raw[:end].lower()
-    at = lowered.find(b"message-id:")
-    while at >= 0:
-        if at == 0 or lowered[at - 1] == 0x0A:
+    """`_MESSAGE_ID`'s first match in `raw[:end]`, found by looking at the lines that begin
+    with an M first: a search for a pattern that ignores case tries it at every byte."""
+    if raw[:11].lower() == b"message-id:" and end >= 11:
+        return _MESSAGE_ID.match(raw, 0, end)
+    lower, upper = raw.find(b"\nm", 0, end), raw.find(b"\nM", 0, end)
+    while lower >= 0 or upper >= 0:
+        at = (upper if lower < 0 else lower if upper < 0 else min(lower, upper)) + 1
+        if at + 11 <= end and raw[at:at + 11].lower() == b"message-id:":
             return _MESSAGE_ID.match(raw, at, end)
-        at = lowered.find(b"message-id:", at + 1)
+        if at - 1 == lower:
+            lower = raw.find(b"\nm", at, end)
+        else:
+            upper = raw.find(b"\nM", at, end)
     return None
 
 

@@ -74,7 +74,9 @@ PIECES = [b"\r", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n", b" ", b"\t", b"\x0b", b"\
           # names that begin like a trace header's and are not, and trace headers after
           # whitespace that is not a continuation's, in any case
           b"Received-Foo: no", b"X-SPAM", b"x-spam-", b"ARC-Seal: i=1", b"\x0bReceived: x",
-          b"\rreturn-path: <a@b>", b"\x0c DELIVERED-TO: c", b"Envelope-To", b"x-envelope-fromage"]
+          b"\rreturn-path: <a@b>", b"\x0c DELIVERED-TO: c", b"Envelope-To", b"x-envelope-fromage",
+          # lines that begin with an M, as a Message-ID's does, and are not one
+          b"mime-version: 1.0", b"MIME-Version: 1.0", b"message-ids: <m4@z>", b"Message-Id: <m5@z>"]
 messages = st.one_of(
     st.lists(st.sampled_from(PIECES), max_size=60).map(b"".join),
     st.binary(max_size=200),
