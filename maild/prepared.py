@@ -441,7 +441,8 @@ def _expansion(plan: _Plan, values: MutableMapping[str, Any]) -> _Expansion:
             for name, names in kept.elements:
                 values.update(zip(names, values.pop(name), strict=True))
             return kept
-    given = {name: list(values[name]) for name in plan.lists or ()}
+    # A list given as another iterable (lengths is None) is left for SQLAlchemy to read once.
+    given = {name: list(values[name]) for name in plan.lists or ()} if lengths is not None else {}
     expanded = plan.compiled._process_parameters_for_postcompile(values)
     made = _Expansion(
         sql=expanded.statement,

@@ -350,6 +350,21 @@ def test_in_lists_of_lengths_seen_before_are_expanded_as_sqlalchemy_expands_them
             for numbers, queues in ((3, 1), (0, 1), (1, 2), (0, 0), (2, 1))}
 
 
+def test_an_in_list_given_as_a_generator_is_read_once_as_sqlalchemy_reads_it(
+        engine: Engine) -> None:
+    query = select(_TICKET.c.number).where(
+        _TICKET.c.number.in_(bindparam("numbers", expanding=True))).order_by(_TICKET.c.number)
+    statement = Prepared(query)
+    with Session(engine) as session:
+        connection = session.connection()
+        for number in ("MD-8", "MD-9"):
+            connection.execute(_TICKET.insert(), _ticket(number))
+        for _ in range(2):
+            assert [row.number for row in statement.run(
+                session, {"numbers": (number for number in ("MD-9", "MD-8"))}).rows] == [
+                "MD-8", "MD-9"]
+
+
 def test_a_list_of_tuples_is_expanded_by_sqlalchemy_every_time(engine: Engine) -> None:
     query = select(_TICKET.c.number).where(
         tuple_(_TICKET.c.number, _TICKET.c.queue).in_(bindparam("pairs", expanding=True)))
