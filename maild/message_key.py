@@ -173,18 +173,14 @@ def _end_of_text(raw: bytes, start: int, end: int, block_size: int) -> int:
 def _message_id_header(raw: bytes, end: int) -> re.Match[bytes] | None:
     """`_MESSAGE_ID`'s first match in `raw[:end]`, found by looking at the lines that begin
     with an M first: a search for a pattern that ignores case tries it at every byte."""
-    if raw[:11].lower() == b"message-id:" and end >= 11:
-        return _MESSAGE_ID.match(raw, 0, end)
-    lower, upper = raw.find(b"\nm", 0, end), raw.find(b"\nM", 0, end)
-    while lower >= 0 or upper >= 0:
-        at = (upper if lower < 0 else lower if upper < 0 else min(lower, upper)) + 1
+    at = 0  # the start of a line that may be the Message-ID's
+    while True:
         if at + 11 <= end and raw[at:at + 11].lower() == b"message-id:":
             return _MESSAGE_ID.match(raw, at, end)
-        if at - 1 == lower:
-            lower = raw.find(b"\nm", at, end)
-        else:
-            upper = raw.find(b"\nM", at, end)
-    return None
+        lower, upper = raw.find(b"\nm", at, end), raw.find(b"\nM", at, end)
+        if lower < 0 and upper < 0:
+            return None
+        at = (upper if lower < 0 else lower if upper < 0 else min(lower, upper)) + 1
 
 
 def raw_message_id(raw: bytes) -> str | None:
