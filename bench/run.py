@@ -51,7 +51,7 @@ from aiosmtpd.smtp import SMTP
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vs_helpdesk import warm_up_messages  # noqa: E402
+from vs_helpdesk import warm_up  # noqa: E402
 
 from maild.config import load_config  # noqa: E402
 from maild.group_commit import GroupCommitter  # noqa: E402
@@ -210,11 +210,7 @@ def measure(kind: str, count: int, workdir: Path) -> dict[str, float]:
 
     # A thread of three mails processed first, so that (c) measures a processor whose
     # statements are compiled and code imported, as a running daemon's are
-    warm_up = [Arrival(raw, "smtp", "eva.berg@bergstromsbygg.se", ["support@example.se"],
-                       "bench") for raw in warm_up_messages()]
-    store_batch(runtime.engine, warm_up)
-    warmed = runtime.processor().run_pending()
-    assert warmed["processed"] == len(warm_up), warmed
+    warm_up(runtime)
 
     # (b) maild's accept path, as the daemon runs it: DATA → group commit → 250
     committer = GroupCommitter(runtime.engine)

@@ -64,12 +64,15 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.mailmaker import authenticated_headers  # noqa: E402
+
+if TYPE_CHECKING:
+    from maild.runtime import Runtime
 
 HELPDESK_VERSION = "2.6.1"
 SUPPORT_ADDRESS = "support@example.se"
@@ -295,6 +298,18 @@ def warm_up_messages() -> list[bytes]:
             out_of_office(10**6, first, sender, rng).raw]
 
 
+def warm_up(runtime: Runtime) -> None:
+    """Store and process the warm-up thread in `runtime`'s database, as mail the daemon
+    received over SMTP: its code imported, templates and statements compiled."""
+    from maild.intake import Arrival, store_batch
+
+    arrivals = [Arrival(raw, "smtp", "eva.berg@bergstromsbygg.se", [SUPPORT_ADDRESS], "bench")
+                for raw in warm_up_messages()]
+    store_batch(runtime.engine, arrivals)
+    warmed = runtime.processor().run_pending()
+    assert warmed["processed"] == len(arrivals), warmed
+
+
 def scaled_mix(total: int) -> dict[str, int]:
     """BASE_MIX scaled to `total` messages; generated first mails take up the rounding."""
     mix = {kind: round(count * total / DEFAULT_MESSAGES) for kind, count in BASE_MIX.items()}
@@ -395,7 +410,7 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path, workers: int = 1) -> d
     from maild.config import load_config
     from maild.intake import Arrival, Stored, store_batch, store_inbound
     from maild.log import configure_logging
-    from maild.runtime import Runtime, open_runtime
+    from maild.runtime import open_runtime
     from maild.workers.side_by_side import SideBySide
 
     configure_logging("error", "json")
@@ -409,11 +424,11 @@ def run_maild(folder: Path, warm_up: Path, workdir: Path, workers: int = 1) -> d
                                  envelope_sender=envelope_sender_of(raw),
                                  recipients=[SUPPORT_ADDRESS], source=label).duplicate
 
-    first = runtime_in(f"maild-warm-up-{workers}")
+    warming = runtime_in(f"maild-warm-up-{workers}")
     for path in sorted(warm_up.iterdir()):
-        store(first, str(path), path.read_bytes())
-    first.processor().run_pending()
-    first.engine.dispose()
+        store(warming, str(path), path.read_bytes())
+    warming.processor().run_pending()
+    warming.engine.dispose()
 
     runtime = runtime_in(f"maild-{workers}")
     sources = [(str(path), path.read_bytes()) for path in sorted(folder.iterdir())]
