@@ -106,6 +106,10 @@ class _Plan:
     expansions: dict[tuple[int, ...], _Expansion] = field(default_factory=dict)
 
 
+# The most IN-list expansions one plan keeps; lengths seen after that are rendered each time.
+EXPANSIONS_KEPT = 256
+
+
 @dataclass(frozen=True)
 class _Expansion:
     """A statement's IN lists expanded for one set of lengths: SQLAlchemy renders the
@@ -450,10 +454,11 @@ def _expansion(plan: _Plan, values: MutableMapping[str, Any]) -> _Expansion:
         processors={**plan.processors, **expanded.processors},
         elements=tuple((name, tuple(expanded.parameter_expansion.get(name, ())))
                        for name in plan.lists or ()))
-    # Kept only if the elements went where the names say (so they do in this release).
-    if lengths is not None and all(
+    # Kept only if the elements went where the names say (so they do in this release), and
+    # for a bounded number of lengths: a plan's lists are a batch's or a mail's at most.
+    if lengths is not None and len(plan.expansions) < EXPANSIONS_KEPT and all(
             [values.get(element) for element in names] == given[name]
-            and len(names) == len(given[name]) for name, names in made.elements):
+            for name, names in made.elements):
         plan.expansions[lengths] = made
     return made
 

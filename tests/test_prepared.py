@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, event, func, select, tuple
 from sqlalchemy.exc import IntegrityError, NoResultFound, StatementError
 from sqlmodel import Session
 
+from maild import prepared
 from maild.db import open_database
 from maild.intake import store_inbound
 from maild.models import (
@@ -363,6 +364,23 @@ def test_an_in_list_given_as_a_generator_is_read_once_as_sqlalchemy_reads_it(
             assert [row.number for row in statement.run(
                 session, {"numbers": (number for number in ("MD-9", "MD-8"))}).rows] == [
                 "MD-8", "MD-9"]
+
+
+def test_a_plan_keeps_expansions_for_a_bounded_number_of_lengths(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepared, "EXPANSIONS_KEPT", 3)
+    query = select(_TICKET.c.number).where(
+        _TICKET.c.number.in_(bindparam("numbers", expanding=True))).order_by(_TICKET.c.number)
+    statement = Prepared(query)
+    with Session(engine) as session:
+        connection = session.connection()
+        connection.execute(_TICKET.insert(), _ticket("MD-6"))
+        for length in range(1, 8):
+            numbers = ["MD-6", *(f"none-{index}" for index in range(length - 1))]
+            assert [row.number for row in statement.run(
+                session, {"numbers": numbers}).rows] == ["MD-6"]
+        plan = statement.plan(connection.dialect, ("numbers",))
+        assert sorted(plan.expansions) == [(1,), (2,), (3,)]
 
 
 def test_a_list_of_tuples_is_expanded_by_sqlalchemy_every_time(engine: Engine) -> None:
