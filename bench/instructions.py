@@ -15,9 +15,18 @@ it, on a connection it keeps): a run that stores them against one that does not.
 Mail: `small` is bench/run.py's small support mail, `mixed` bench/vs_helpdesk.py's
 mixed mailbox (scaled to --messages). With --against REV the same is counted for a
 git revision of maild (its own code, this tree's bench and rules) and the change is
-printed. Needs valgrind (Debian's package); a run of 200 messages takes a few minutes.
-Usage: python bench/instructions.py [--path processing|intake] [--mail small|mixed]
-                                    [--messages 200] [--against REV]
+printed. With --path ingest, it counts what `maild ingest` costs a message, as
+bench/vs_helpdesk.py runs it: stored 64 to a commit, then processed, against a run that
+stores and processes none. With --helpdesk (which implies --path ingest), the same
+messages also go through django-helpdesk's ingestion (bench/helpdesk_driver.py in the
+environment bench/vs_helpdesk.py makes for it, its warm-up thread first in both runs),
+counted against the driver given no message, and the ratio of the two is printed: the
+instructions each system executes for one message, which the machine's speed does not
+move (the time each waits for its disk is not among them).
+Needs valgrind (Debian's package); a run of 200 messages takes a few minutes, and
+django-helpdesk's about ten.
+Usage: python bench/instructions.py [--path processing|intake|ingest] [--mail small|mixed]
+                                    [--messages 200] [--against REV] [--helpdesk]
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +88,8 @@ with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
 
 
 # Each path: the stage counted, the stage it is counted against, the batch stored.
-PATHS = {"processing": ("process", "store", 64), "intake": ("store", "none", 2)}
+PATHS = {"processing": ("process", "store", 64), "intake": ("store", "none", 2),
+         "ingest": ("process", "none", 64)}
 
 
 def _run(tree: Path, kind: str, messages: int, stage: str, batch: int, *, under: list[str]
@@ -117,15 +128,80 @@ def per_message(tree: Path, kind: str, messages: int, path: str = "processing") 
             - collected(tree, kind, messages, against, batch)) / messages
 
 
+def _bench_modules() -> tuple[Any, Any]:
+    """bench/run.py and bench/vs_helpdesk.py, imported from this tree."""
+    if str(ROOT / "bench") not in sys.path:
+        sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+    import run
+    import vs_helpdesk
+
+    return run, vs_helpdesk
+
+
+def _write_mail(folder: Path, kind: str, messages: int) -> None:
+    """The messages the program stores for `kind`, one file each, in the program's order."""
+    run, vs_helpdesk = _bench_modules()
+    folder.mkdir()
+    made = ([mail.raw for mail in vs_helpdesk.build_messages(messages)[0]] if kind == "mixed"
+            else [run.make_message(index, False) for index in range(messages)])
+    for number, raw in enumerate(made, start=1):
+        (folder / f"{number:06d}.eml").write_bytes(raw)
+
+
+def helpdesk_per_message(kind: str, messages: int) -> float:
+    """Instructions that django-helpdesk's ingestion executes for one of the messages."""
+    _, vs_helpdesk = _bench_modules()
+    python = vs_helpdesk.helpdesk_python()
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        _write_mail(work / "mail", kind, messages)
+        (work / "none").mkdir()
+        (work / "warm-up").mkdir()
+        for number, raw in enumerate(vs_helpdesk.warm_up_messages(), start=1):
+            (work / "warm-up" / f"{number:06d}.eml").write_bytes(raw)
+
+        def counted(folder: Path, under: list[str]) -> int:
+            """The driver run once on `folder` (under valgrind if `under`); its count."""
+            with tempfile.TemporaryDirectory() as out:
+                tool = [*under, f"--callgrind-out-file={out}/out"] if under else []
+                result = subprocess.run(
+                    [*tool, str(python), str(ROOT / "bench" / "helpdesk_driver.py"),
+                     str(folder), "--address", "support@example.se",
+                     "--warm-up", str(work / "warm-up")],
+                    capture_output=True, text=True, cwd=directory, check=False,
+                    env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
+            if result.returncode != 0:
+                sys.exit(f"django-helpdesk's run failed ({result.returncode}):\n"
+                         f"{result.stderr[-2000:]}")
+            if not under:
+                return 0
+            found = re.search(r"Collected : (\d+)", result.stderr)
+            if found is None:
+                sys.exit(f"valgrind counted nothing:\n{result.stderr[-2000:]}")
+            return int(found.group(1))
+
+        counted(work / "mail", [])  # compiles the driver's imports to bytecode first
+        valgrind = ["valgrind", "--tool=callgrind"]
+        return (counted(work / "mail", valgrind) - counted(work / "none", valgrind)) / messages
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--path", choices=tuple(PATHS), default="processing",
-                        help="what is counted: processing a stored message (default), or "
-                             "storing one as the intake writer does")
+    parser.add_argument("--path", choices=tuple(PATHS),
+                        help="what is counted: processing a stored message (the default), "
+                             "storing one as the intake writer does, or both as `maild "
+                             "ingest` does")
     parser.add_argument("--mail", choices=("small", "mixed"), default="small")
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--against", metavar="REV", help="a git revision to compare with")
+    parser.add_argument("--helpdesk", action="store_true",
+                        help="count django-helpdesk's ingestion of the same messages too "
+                             "(implies --path ingest)")
     args = parser.parse_args()
+    if args.path is None:
+        args.path = "ingest" if args.helpdesk else "processing"
+    elif args.helpdesk and args.path != "ingest":
+        parser.error("--helpdesk compares django-helpdesk with maild's --path ingest")
     now = per_message(ROOT, args.mail, args.messages, args.path)
     result: dict[str, object] = {"path": args.path, "mail": args.mail, "messages": args.messages,
                                  "instructions_per_message": round(now)}
@@ -140,6 +216,13 @@ def main() -> None:
         print(f"{args.against}: {before / 1e6:.2f} M instructions a message")
     print(f"this tree: {now / 1e6:.2f} M instructions a message ({args.path}, {args.mail} "
           f"mail, {args.messages} messages)")
+    if args.helpdesk:
+        helpdesk = helpdesk_per_message(args.mail, args.messages)
+        result.update(helpdesk_instructions_per_message=round(helpdesk),
+                      vs_helpdesk=round(helpdesk / now, 2))
+        version = _bench_modules()[1].HELPDESK_VERSION
+        print(f"django-helpdesk {version}: {helpdesk / 1e6:.2f} M instructions a message; "
+              f"maild executes {helpdesk / now:.2f} times fewer")
     print(json.dumps(result))
 
 
