@@ -316,7 +316,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    configure_logging("error", "json")
+    configure_logging("error", "json", once=True)  # as `maild run` does: loggers kept
     rounds: dict[str, list[dict[str, float]]] = {"small": [], "attachment": []}
     with tempfile.TemporaryDirectory() as directory:
         for number in range(args.rounds):
