@@ -25,7 +25,10 @@ instructions each system executes for one message, which the machine's speed doe
 move (the time each waits for its disk is not among them).
 Needs valgrind (Debian's package); a run of 200 messages takes a few minutes, and
 django-helpdesk's about ten.
-Usage: python bench/instructions.py [--path processing|intake|ingest] [--mail small|mixed]
+With --path parse, it counts bare mail-parser's parse of a message (bench/run.py's d), the
+part of any of these that is mail-parser's own (a message it gives up on, as it does on
+some of the mixed mailbox's malformed mail, counts what it did until then).
+Usage: python bench/instructions.py [--path processing|intake|ingest|parse] [--mail small|mixed]
                                     [--messages 200] [--against REV] [--helpdesk]
 """
 
@@ -72,7 +75,14 @@ with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
                                                           "rules_dir": rules}))
     vs_helpdesk.warm_up(runtime)
     stored, size = 0, int(batch)
-    if stage != "none":
+    if stage == "parse":  # bench/run.py's (d): bare mail-parser, nothing stored
+        import mailparser
+        for arrival in arrivals:
+            try:  # it gives up on some malformed mail, which counts what it did until then
+                mailparser.parse_from_bytes(arrival.raw)
+            except Exception:
+                pass
+    elif stage != "none":
         with runtime.engine.connect() as writer:  # as the intake writer keeps its connection
             for first in range(0, len(arrivals), size):
                 stored += sum(1 for result in store_batch(
@@ -89,7 +99,7 @@ with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as data:
 
 # Each path: the stage counted, the stage it is counted against, the batch stored.
 PATHS = {"processing": ("process", "store", 64), "intake": ("store", "none", 2),
-         "ingest": ("process", "none", 64)}
+         "ingest": ("process", "none", 64), "parse": ("parse", "none", 64)}
 
 
 def _run(tree: Path, kind: str, messages: int, stage: str, batch: int, *, under: list[str]
@@ -189,8 +199,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--path", choices=tuple(PATHS),
                         help="what is counted: processing a stored message (the default), "
-                             "storing one as the intake writer does, or both as `maild "
-                             "ingest` does")
+                             "storing one as the intake writer does, both as `maild "
+                             "ingest` does, or parsing one with bare mail-parser")
     parser.add_argument("--mail", choices=("small", "mixed"), default="small")
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--against", metavar="REV", help="a git revision to compare with")
