@@ -23,11 +23,11 @@ environment bench/vs_helpdesk.py makes for it, its warm-up thread first in both 
 counted against the driver given no message, and the ratio of the two is printed: the
 instructions each system executes for one message, which the machine's speed does not
 move (the time each waits for its disk is not among them).
-Needs valgrind (Debian's package); a run of 200 messages takes a few minutes, and
-django-helpdesk's about ten.
 With --path parse, it counts bare mail-parser's parse of a message (bench/run.py's d), the
 part of any of these that is mail-parser's own (a message it gives up on, as it does on
 some of the mixed mailbox's malformed mail, counts what it did until then).
+Needs valgrind (Debian's package); a run of 200 messages takes a few minutes, and
+django-helpdesk's about five more.
 Usage: python bench/instructions.py [--path processing|intake|ingest|parse] [--mail small|mixed]
                                     [--messages 200] [--against REV] [--helpdesk]
 """
@@ -102,28 +102,28 @@ PATHS = {"processing": ("process", "store", 64), "intake": ("store", "none", 2),
          "ingest": ("process", "none", 64), "parse": ("parse", "none", 64)}
 
 
-def _run(tree: Path, kind: str, messages: int, stage: str, batch: int, *, under: list[str]
-         ) -> str:
-    """The program run once on `tree`'s maild (under `under`, a tool, or none); its stderr."""
-    result = subprocess.run(
-        [*under, sys.executable, "-c", _PROGRAM, str(tree), str(ROOT / "bench"),
-         str(ROOT / "rules"), kind, str(messages), stage, str(batch)],
-        capture_output=True, text=True, cwd=tree, check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
-    if result.returncode != 0:
-        sys.exit(f"the program failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return result.stderr
-
-
-def collected(tree: Path, kind: str, messages: int, stage: str, batch: int) -> int:
-    """The instructions callgrind counts for one run of the program on `tree`'s maild."""
+def counted(command: list[str], cwd: Path | str, what: str, *, valgrind: bool = True) -> int:
+    """The instructions callgrind counts for one run of `command` (run plainly, and 0
+    returned, without `valgrind`); exits with its stderr's end if it fails."""
     with tempfile.TemporaryDirectory() as directory:
-        stderr = _run(tree, kind, messages, stage, batch, under=[
-            "valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/out"])
-    found = re.search(r"Collected : (\d+)", stderr)
+        tool = (["valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/out"]
+                if valgrind else [])
+        result = subprocess.run([*tool, *command], capture_output=True, text=True, cwd=cwd,
+                                check=False, env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
+    if result.returncode != 0:
+        sys.exit(f"{what} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    if not valgrind:
+        return 0
+    found = re.search(r"Collected : (\d+)", result.stderr)
     if found is None:
-        sys.exit(f"valgrind counted nothing:\n{stderr[-2000:]}")
+        sys.exit(f"valgrind counted nothing:\n{result.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def _program(tree: Path, kind: str, messages: int, stage: str, batch: int) -> list[str]:
+    """The command that runs the program on `tree`'s maild."""
+    return [sys.executable, "-c", _PROGRAM, str(tree), str(ROOT / "bench"), str(ROOT / "rules"),
+            kind, str(messages), stage, str(batch)]
 
 
 def per_message(tree: Path, kind: str, messages: int, path: str = "processing") -> float:
@@ -133,9 +133,13 @@ def per_message(tree: Path, kind: str, messages: int, path: str = "processing") 
     counted run pays for compiling what only the counted stage imports.
     """
     stage, against, batch = PATHS[path]
-    _run(tree, kind, messages, stage, batch, under=[])
-    return (collected(tree, kind, messages, stage, batch)
-            - collected(tree, kind, messages, against, batch)) / messages
+
+    def program(run_stage: str, *, valgrind: bool = True) -> int:
+        return counted(_program(tree, kind, messages, run_stage, batch), tree, "the program",
+                       valgrind=valgrind)
+
+    program(stage, valgrind=False)
+    return (program(stage) - program(against)) / messages
 
 
 def _bench_modules() -> tuple[Any, Any]:
@@ -170,29 +174,16 @@ def helpdesk_per_message(kind: str, messages: int) -> float:
         for number, raw in enumerate(vs_helpdesk.warm_up_messages(), start=1):
             (work / "warm-up" / f"{number:06d}.eml").write_bytes(raw)
 
-        def counted(folder: Path, under: list[str]) -> int:
-            """The driver run once on `folder` (under valgrind if `under`); its count."""
-            with tempfile.TemporaryDirectory() as out:
-                tool = [*under, f"--callgrind-out-file={out}/out"] if under else []
-                result = subprocess.run(
-                    [*tool, str(python), str(ROOT / "bench" / "helpdesk_driver.py"),
-                     str(folder), "--address", "support@example.se",
-                     "--warm-up", str(work / "warm-up")],
-                    capture_output=True, text=True, cwd=directory, check=False,
-                    env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
-            if result.returncode != 0:
-                sys.exit(f"django-helpdesk's run failed ({result.returncode}):\n"
-                         f"{result.stderr[-2000:]}")
-            if not under:
-                return 0
-            found = re.search(r"Collected : (\d+)", result.stderr)
-            if found is None:
-                sys.exit(f"valgrind counted nothing:\n{result.stderr[-2000:]}")
-            return int(found.group(1))
+        def driver(folder: Path) -> list[str]:
+            """The command that runs django-helpdesk's ingestion of `folder`."""
+            return [str(python), str(ROOT / "bench" / "helpdesk_driver.py"), str(folder),
+                    "--address", "support@example.se", "--warm-up", str(work / "warm-up")]
 
-        counted(work / "mail", [])  # compiles the driver's imports to bytecode first
-        valgrind = ["valgrind", "--tool=callgrind"]
-        return (counted(work / "mail", valgrind) - counted(work / "none", valgrind)) / messages
+        what = "django-helpdesk's run"
+        # The first run compiles the driver's imports to bytecode.
+        counted(driver(work / "mail"), work, what, valgrind=False)
+        return (counted(driver(work / "mail"), work, what)
+                - counted(driver(work / "none"), work, what)) / messages
 
 
 def main() -> None:
