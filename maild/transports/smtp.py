@@ -4,6 +4,8 @@ The handler follows aiosmtpd's hook protocol. RCPT accepts only the support
 addresses of the rules in force (with +tag sub-addresses), so maild is never a
 relay. DATA stores the raw bytes off the event loop and answers `250` only once
 they are committed; a storage failure answers `451` and the client retries.
+DATA's content is read a block at a time (`maild.transports.smtp_data`), with
+aiosmtpd's result, where aiosmtpd reads it a line at a time.
 LMTP answers once per recipient, as RFC 2033 requires.
 
 Connections are limited in all and per client address (`ConnectionLimits`), so
@@ -23,16 +25,17 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from maild.db import StorageError
 from maild.intake import Stored
 from maild.log import get_logger
 from maild.routing.model import Rules
 from maild.transports.smtp_address import plain_path
+from maild.transports.smtp_data import Refusal, read_data
 from maild.transports.stamp import date_now
 
 log = get_logger("maild.smtp")
@@ -44,6 +47,12 @@ COMMAND_LIMITS = {"*": 100, "MAIL": 1000, "RCPT": 10000, "DATA": 1000, "RSET": 1
 _SIZE_PARAMETER = re.compile(r"\bSIZE=(\d+)", re.IGNORECASE)
 StoreFunction = Callable[[bytes, str | None, list[str], str, str], Awaitable[Stored]]
 
+
+# What _MaildSession is mixed into, as the type checker sees it (SMTP or LMTP at run time).
+if TYPE_CHECKING:
+    _Server = SMTP
+else:
+    _Server = object
 
 # How often a refused connection or a failing accept() is logged, at most.
 REFUSAL_LOG_INTERVAL = 60.0
@@ -115,7 +124,7 @@ class AcceptErrorLog:
             self.failures = 0
 
 
-class _MaildSession:
+class _MaildSession(_Server):
     """aiosmtpd's server with maild's replies: size limits, AUTH, STARTTLS, connection limits.
 
     A size refusal gets RFC 3463 enhanced status 5.3.4 and is logged once, with the
@@ -124,6 +133,7 @@ class _MaildSession:
     """
 
     data_size_limit: int | None
+    line_length_limit: int
     local_part_limit: int
     hostname: str
     session: Session | None
@@ -136,17 +146,17 @@ class _MaildSession:
 
     def data_received(self, data: bytes) -> None:
         self._bytes_in += len(data)
-        super().data_received(data)  # type: ignore[misc]
+        super().data_received(data)
 
     async def smtp_MAIL(self, arg: str) -> None:
         self._mail_arguments = arg or ""
-        await super().smtp_MAIL(arg)  # type: ignore[misc]
+        await super().smtp_MAIL(arg)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """The path of MAIL or RCPT: a plain one read at once, any other by aiosmtpd."""
         plain = plain_path(arg)
         if plain is None:
-            return super()._getaddr(arg)  # type: ignore[misc, no-any-return]
+            return super()._getaddr(arg)
         address, rest = plain
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
             return None, None
@@ -159,7 +169,7 @@ class _MaildSession:
             self._log_refusal(data_sent="Too much mail data" in status)
             status = (f"552 5.3.4 Message too big for this system (at most "
                       f"{self.data_size_limit} bytes)")
-        await super().push(status)  # type: ignore[misc]
+        await super().push(status)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Admit the connection within the limits, or answer 421 and close it at once."""
@@ -174,7 +184,7 @@ class _MaildSession:
                 transport.close()
                 return
             self._client = client
-        super().connection_made(transport)  # type: ignore[misc]
+        super().connection_made(transport)
 
     def _log_refusal(self, *, data_sent: bool) -> None:
         size: int | None
@@ -195,7 +205,49 @@ class _MaildSession:
         if self.limits is not None and self._client is not None:
             self.limits.release(self._client)
             self._client = None
-        super().connection_lost(error)  # type: ignore[misc]
+        super().connection_lost(error)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, its content read a block at a time (`maild.transports.smtp_data`).
+
+        The checks before 354, the replies to a refused content and the handler's call
+        are aiosmtpd's own; maild reads DATA as bytes (`decode_data=False`), and a server
+        that decodes it is left to aiosmtpd entirely.
+        """
+        if self._decode_data:
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            read = await read_data(self._reader, line_limit=self.line_length_limit,
+                                   size_limit=self.data_size_limit)
+        except asyncio.CancelledError:
+            session = self.session
+            log.info("smtp.data_interrupted", peer=_peer(session) if session else "unknown",
+                     received=self._bytes_in - self._data_started_at)
+            self._writer.close()
+            raise
+        if read.refusal is not None:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)"
+                            if read.refusal is Refusal.LINE_TOO_LONG
+                            else "552 Error: Too much mail data")
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.content = self.envelope.original_content = read.content
+        status = (await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks
+                  else MISSING)
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
 
     async def smtp_AUTH(self, arg: str) -> None:
         """maild takes no authentication: AUTH is a command it does not implement."""
@@ -206,7 +258,7 @@ class _MaildSession:
         if getattr(self, "_tls_protocol", None) is not None:
             await self.push("503 5.5.1 TLS already active")
             return
-        await super().smtp_STARTTLS(arg)  # type: ignore[misc]
+        await super().smtp_STARTTLS(arg)
 
 
 class MaildSMTP(_MaildSession, SMTP):
