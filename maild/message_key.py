@@ -25,6 +25,8 @@ TRACE_HEADERS = frozenset({
 _TRACE_PREFIXES = ("x-spam-", "x-ms-exchange-organization-", "x-forefront-")
 # How much of a message is read at a time to compute its key.
 BLOCK_SIZE = 64 * 1024
+# How far the end of the header block is first looked for (most header blocks are shorter).
+HEAD_WINDOW = 4096
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -58,18 +60,28 @@ def idempotency_key(raw: bytes, *, block_size: int = BLOCK_SIZE) -> str:
     return digest.hexdigest()
 
 
-def _header_end(raw: bytes) -> tuple[int, int | None]:
+def _header_end(raw: bytes, window: int = HEAD_WINDOW) -> tuple[int, int | None]:
     """Where the header block ends and the body begins: the first empty line, which is
     the first LF followed by LF or CRLF (with the CR before that LF, if any, in neither).
-    Without an empty line, the whole message is header block and there is no body."""
-    blank = raw.find(b"\n\n")
-    crlf_blank = raw.find(b"\n\r\n", 0, None if blank < 0 else blank + 2)  # one before it
-    if crlf_blank >= 0:
-        newline, body_start = crlf_blank, crlf_blank + 3
-    elif blank >= 0:
-        newline, body_start = blank, blank + 2
-    else:
-        return len(raw), None
+    Without an empty line, the whole message is header block and there is no body.
+
+    Both are looked for in the first `window` bytes, then in eight times as many, and so
+    on: a message has only one of the two kinds of line end, and the search for the
+    other would otherwise read all of it.
+    """
+    while True:
+        limit = min(window, len(raw))
+        blank = raw.find(b"\n\n", 0, limit)
+        crlf_blank = raw.find(b"\n\r\n", 0, limit if blank < 0 else blank + 2)  # before it
+        if crlf_blank >= 0:
+            newline, body_start = crlf_blank, crlf_blank + 3
+            break
+        if blank >= 0:
+            newline, body_start = blank, blank + 2
+            break
+        if limit == len(raw):
+            return len(raw), None
+        window *= 8
     return (newline - 1 if newline and raw[newline - 1] == 0x0D else newline), body_start
 
 

@@ -95,7 +95,9 @@ def test_the_key_read_in_blocks_is_the_key_of_the_whole_message(raw: bytes,
 @given(raw=messages)
 def test_the_header_block_ends_where_the_first_pattern_found_its_end(raw: bytes) -> None:
     match = _HEADER_END.search(raw)
-    assert _header_end(raw) == ((match.start(), match.end()) if match else (len(raw), None))
+    expected = (match.start(), match.end()) if match else (len(raw), None)
+    for window in (1, 2, 3, 4, 5, 7, 4096):  # searched first in `window` bytes, then more
+        assert _header_end(raw, window) == expected, window
 
 
 @settings(max_examples=3000, deadline=None)
