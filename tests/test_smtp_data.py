@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from maild.transports.smtp import MaildSMTP
-from maild.transports.smtp_data import DataRead, Refusal, read_data
+from maild.transports.smtp_data import (
+    DataRead,
+    Refusal,
+    _has_dot_after_crlf,
+    _lines_at_most,
+    _unstuffed,
+    read_data,
+)
 
 SIZE_LIMIT = 4000
 
@@ -149,6 +156,31 @@ def test_data_is_read_as_aiosmtpd_reads_it(servers: dict[str, _Server], lines: l
     pieces = _cut(_ended(b"".join(lines)), cuts)
     seen = _both(servers, pieces)
     assert seen["maild"] == seen["aiosmtpd"]
+
+
+_BYTES = st.lists(st.sampled_from([b".", b"\r", b"\n", b"\r\n", b"a", b"bb", b"c" * 7]),
+                  max_size=60).map(b"".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(content=_BYTES, longest=st.integers(min_value=0, max_value=12))
+def test_the_quick_line_length_check_agrees_with_splitting_the_lines(content: bytes,
+                                                                     longest: int) -> None:
+    text = content + b"\r\n" + b"rest"  # a line, then the beginning of the next
+    end = len(content) + 2
+    assert _lines_at_most(text, end, longest) == (
+        max(map(len, content.split(b"\r\n"))) <= longest)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(content=_BYTES, looked_at=st.sampled_from([0, 1, 2, 3, 64]))
+def test_dots_are_unstuffed_as_aiosmtpd_unstuffs_each_line(content: bytes,
+                                                           looked_at: int) -> None:
+    lines = content.split(b"\r\n")
+    assert _has_dot_after_crlf(content, looked_at) == any(
+        line.startswith(b".") for line in lines[1:])
+    assert _unstuffed(content) == b"\r\n".join(
+        line[1:] if line.startswith(b".") else line for line in lines)
 
 
 @pytest.mark.parametrize("flood", [b"t" * 65536, b"s" * 998 + b"\r\n"])

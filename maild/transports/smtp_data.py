@@ -62,13 +62,12 @@ class _Limits:
         if end < 0:
             self.line = text
             return Refusal.LINE_TOO_LONG if len(text) > self.line_limit + 1 else None
-        complete = text[:end].split(_CRLF)
         # Lines of at most line_limit - 2 bytes, all within the size: nothing to refuse.
         within_size = self.size_limit is None or self.lines_start + end + 2 <= self.size_limit
-        if within_size and max(map(len, complete)) <= self.line_limit - 2:
+        if within_size and _lines_at_most(text, end + 2, self.line_limit - 2):
             refusal = None
         else:
-            refusal = self._first_refusal(complete)
+            refusal = self._first_refusal(text[:end].split(_CRLF))
         self.lines_start += end + 2
         self.line = text[end + 2:]
         if refusal is None and len(self.line) > self.line_limit + 1:
@@ -86,6 +85,19 @@ class _Limits:
             if len(line) + 2 > self.line_limit:
                 return Refusal.LINE_TOO_LONG
         return None
+
+
+def _lines_at_most(text: bytes, end: int, longest: int) -> bool:
+    """Whether every line of `text[:end]` (which ends with a CRLF) has at most `longest`
+    bytes before its CRLF. Looks for the last CRLF within reach of each line's start, so
+    that the search takes a step of about `longest` bytes, not one a line."""
+    start = 0
+    while start < end:
+        found = text.rfind(_CRLF, start, min(start + longest + 2, end))
+        if found < 0:
+            return False
+        start = found + 2
+    return True
 
 
 async def read_data(reader: asyncio.StreamReader, *, line_limit: int,
@@ -131,6 +143,23 @@ async def read_data(reader: asyncio.StreamReader, *, line_limit: int,
 
 def _unstuffed(content: bytes) -> bytes:
     """`content` with the leading dot of each line removed (RFC 5321 4.5.2)."""
-    if b"\r\n." in content:
+    if _has_dot_after_crlf(content):
         content = content.replace(b"\r\n.", _CRLF)
     return content[1:] if content.startswith(b".") else content
+
+
+def _has_dot_after_crlf(content: bytes, looked_at: int = 64) -> bool:
+    """Whether a line of `content` after its first begins with a dot.
+
+    The first `looked_at` dots are looked at one by one (a search for one byte is many
+    times quicker than one for three, and most mail has few dots, base64 none); content
+    with more is searched for CRLF and dot at once.
+    """
+    at = content.find(b".", 2)
+    for _ in range(looked_at):
+        if at < 0:
+            return False
+        if content[at - 2:at] == _CRLF:
+            return True
+        at = content.find(b".", at + 1)
+    return at >= 0 and b"\r\n." in content
