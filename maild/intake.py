@@ -26,8 +26,9 @@ from maild.bytes_apart import bytes_apart, row_raw
 from maild.db import StorageError
 from maild.log import get_logger
 from maild.message_key import TRACE_HEADERS, idempotency_key, raw_message_id
-from maild.models import Inbound, InboundRaw, InboundState, utcnow
+from maild.models import Inbound, InboundRaw, InboundState, table_of, utcnow
 from maild.prepared import Prepared
+from maild.sqlite_blobs import LARGE_BYTES, insert_with_blob
 from maild.write_turns import write_turns
 
 log = get_logger("maild.intake")
@@ -79,7 +80,7 @@ def store_inbound(
                 if bytes_apart(dialect):
                     session.flush()
                     assert row.id is not None
-                    session.add(InboundRaw(inbound_id=row.id, raw=raw))
+                    _insert_raw(session.connection(), row.id, raw)
                 session.commit()
             except IntegrityError:
                 # Another process stored the same message a moment ago.
@@ -181,7 +182,7 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival], *,
                    for row in insert_new.run(writing, values).rows}
             if bytes_apart(engine.dialect.name):
                 for key, inbound_id in ids.items():
-                    _INSERT_RAW.run(writing, {"inbound_id": inbound_id, "raw": raw_of[key]})
+                    _insert_raw(writing, inbound_id, raw_of[key])
             stored_before = {key for key in fresh if key not in ids}
             known: dict[str, Sequence[str]] = {key: [] for key in fresh}
             if stored_before:
@@ -212,6 +213,16 @@ def store_batch(engine: Engine, arrivals: Sequence[Arrival], *,
         log.warning("inbound.batch_failed", count=len(arrivals),
                     error=f"{type(error).__name__}: {getattr(error, 'orig', None) or error}")
         return [_store_one(engine, arrival) for arrival in arrivals]
+
+
+def _insert_raw(connection: Connection, inbound_id: int, raw: bytes) -> None:
+    """The message's bytes in its `inbound_raw` row (SQLite): a large message written a
+    piece at a time, so that SQLite holds no copy of it besides (`maild.sqlite_blobs`)."""
+    if len(raw) >= LARGE_BYTES:
+        insert_with_blob(connection, table_of(InboundRaw), "raw", [raw],
+                         {"inbound_id": inbound_id})
+    else:
+        _INSERT_RAW.run(connection, {"inbound_id": inbound_id, "raw": raw})
 
 
 @contextmanager

@@ -16,6 +16,8 @@ from typing import Any, cast
 from sqlalchemy import Connection, Insert, Table, bindparam, func
 
 PIECE = 64 * 1024
+# Bytes of this size and more are written into SQLite a piece at a time.
+LARGE_BYTES = 256 * 1024
 _WRITE_PIECE = 1024 * 1024
 
 

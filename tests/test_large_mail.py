@@ -8,20 +8,24 @@ it byte for byte, and the ticket be what parsing the whole bytes gives.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from email import message_from_bytes
 from email.policy import default
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
 
 import maild.processing as processing_module
+from maild.intake import Arrival, Stored, store_batch, store_inbound
 from maild.models import InboundRaw, Outbox, table_of, utcnow
 from maild.parse import parse_mail
 from maild.processing import BATCH_RAW_LIMIT
 from maild.runtime import Runtime
-from maild.sqlite_blobs import blob_pieces, insert_with_blob
+from maild.sqlite_blobs import LARGE_BYTES, blob_pieces, insert_with_blob
 from tests.mailmaker import authenticated_message
-from tests.pipeline_helpers import filled, receive, tickets
+from tests.pipeline_helpers import filled, receive, stored_bytes, tickets
 
 PAYLOAD = os.urandom(600_000)
 
@@ -90,3 +94,111 @@ def test_sqlite_blobs_are_read_and_written_exactly(sqlite_runtime: Runtime) -> N
         written = connection.execute(select(outbox.c.raw).where(outbox.c.id == row_id)).scalar()
     assert written == b"first\r\n" + raw + b"last"
 
+
+
+def test_a_large_mail_is_stored_byte_for_byte_by_every_way_in(runtime: Runtime) -> None:
+    one, two = (_large_mail(os.urandom(1_500_000)) for _ in range(2))
+    assert min(len(one), len(two)) >= LARGE_BYTES  # written a piece at a time on SQLite
+    first = store_inbound(runtime.engine, one, transport="smtp")
+    [second, copy] = store_batch(runtime.engine, [Arrival(two, "smtp"), Arrival(two, "lmtp")])
+    assert isinstance(second, Stored) and isinstance(copy, Stored) and copy.duplicate
+    assert stored_bytes(runtime, first.inbound_id) == one
+    assert stored_bytes(runtime, second.inbound_id) == two
+
+
+_STORE_PEAK = """
+import sys
+from pathlib import Path
+from maild.config import load_config
+from maild.intake import Arrival, store_batch, store_inbound
+from maild.runtime import open_runtime
+
+def kib(field):
+    return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text()
+                .splitlines() if line.startswith(field + ":"))
+
+runtime = open_runtime(load_config(env={}, overrides={"data_dir": sys.argv[1]}))
+store_inbound(runtime.engine, b"Subject: warm\\r\\n\\r\\nup\\r\\n", transport="smtp")
+raw = b"Subject: large\\r\\n\\r\\n" + b"QUJD" * 5_000_000
+Path("/proc/self/clear_refs").write_text("5")
+before = kib("VmRSS")
+if sys.argv[2] == "batch":
+    store_batch(runtime.engine, [Arrival(raw, "smtp")])
+else:
+    store_inbound(runtime.engine, raw, transport="smtp")
+print((kib("VmHWM") - before) * 1024 / len(raw))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's /proc only")
+@pytest.mark.parametrize("way", ["batch", "one"])
+def test_storing_a_large_mail_on_sqlite_holds_no_copy_of_it(tmp_path: Path, way: str) -> None:
+    """SQLite copied a bound blob and built its record from the copy: twice the message."""
+    done = subprocess.run([sys.executable, "-c", _STORE_PEAK, str(tmp_path), way],
+                          check=False, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    added = float(done.stdout.splitlines()[-1])  # after the log lines
+    assert added < 0.5, f"peak RSS added: {added:.2f} of the message's size"
+
+
+# Sends a 20 MB mail of 78-byte lines to the port given; prints its size.
+_SMTP_CLIENT = """
+import smtplib, sys
+line = b"QUJD" * 19 + b"\\r\\n"
+raw = b"From: a@kund.se\\r\\nSubject: stor\\r\\n\\r\\n" + line * 256_000
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as smtp:
+    smtp.sendmail("a@kund.se", ["support@example.se"], raw)
+print(len(raw))
+"""
+
+_SMTP_PEAK = """
+import asyncio, subprocess, sys, threading
+from pathlib import Path
+from maild.config import load_config
+from maild.group_commit import GroupCommitter
+from maild.routing.reload import LiveRules
+from maild.runtime import open_runtime
+from maild.transports.smtp import IntakeHandler, make_server_factory
+
+def kib(field):
+    return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text()
+                .splitlines() if line.startswith(field + ":"))
+
+config = load_config(env={}, overrides={"data_dir": sys.argv[1], "rules_dir": sys.argv[2]})
+runtime = open_runtime(config)
+live = LiveRules(config.rules_dir)
+committer = GroupCommitter(runtime.engine)
+handler = IntakeHandler(store=committer.store, rules=lambda: live.current, hostname="test",
+                        protocol="smtp")
+loop = asyncio.new_event_loop()
+threading.Thread(target=loop.run_forever, daemon=True).start()
+
+async def start():
+    committer.start()
+    server = await loop.create_server(make_server_factory(
+        handler, hostname="test", max_size=config.max_message_size, timeout=60, tls=None),
+        "127.0.0.1", 0)
+    return server.sockets[0].getsockname()[1]
+
+port = asyncio.run_coroutine_threadsafe(start(), loop).result()
+send = sys.argv[3]
+subprocess.run([sys.executable, "-c", send, str(port)], check=True, capture_output=True)
+Path("/proc/self/clear_refs").write_text("5")
+before = kib("VmRSS")
+done = subprocess.run([sys.executable, "-c", send, str(port)], check=True,
+                      capture_output=True, text=True)
+print((kib("VmHWM") - before) * 1024 / int(done.stdout))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's /proc only")
+def test_a_large_mail_over_smtp_takes_less_than_three_times_its_size(tmp_path: Path) -> None:
+    """Read a line at a time and stored whole, a 20 MB mail took four times its size."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", _SMTP_PEAK, str(tmp_path), str(root / "rules"),
+                           _SMTP_CLIENT], check=False, capture_output=True, text=True,
+                          timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr
+    added = float(done.stdout.splitlines()[-1])  # after the log lines
+    assert added < 3, f"peak RSS added: {added:.2f} of the message's size"

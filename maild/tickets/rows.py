@@ -19,7 +19,7 @@ from sqlmodel import Session, SQLModel
 from maild.bytes_apart import StoredOriginal, bytes_apart
 from maild.models import Outbox, OutboxRaw, table_of
 from maild.prepared import Prepared
-from maild.sqlite_blobs import in_pieces, insert_with_blob
+from maild.sqlite_blobs import LARGE_BYTES, in_pieces, insert_with_blob
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a result row of any columns
 
@@ -41,10 +41,6 @@ def send_row(session: Session, model: type[SQLModel], **values: Any) -> None:
     """`insert_row` for a row whose key nobody reads: sent without waiting where the
     caller's block is `pipelined`."""
     insert_statement(model).send(session, values)
-
-
-# Bytes of this size and more are written into SQLite a piece at a time.
-LARGE_BYTES = 256 * 1024
 
 
 def insert_row_with_parts(session: Session, model: type[SQLModel], column: str,
