@@ -244,6 +244,7 @@ class _MaildSession(_Server):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         self.envelope.content = self.envelope.original_content = read.content
+        del read  # the handler may let go of the content (IntakeHandler does)
         status = (await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks
                   else MISSING)
         self._set_post_data_state()  # type: ignore[no-untyped-call]
@@ -338,8 +339,10 @@ class IntakeHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Store the message durably, then answer 250 (per recipient under LMTP), or 451."""
         queue_id = secrets.token_hex(6)
-        content = envelope.original_content or b""
-        raw = self.received_header(session, envelope, queue_id) + content
+        raw = self.received_header(session, envelope, queue_id) + (
+            envelope.original_content or b"")
+        # From here only `raw` holds the message: a large one is not held twice while stored.
+        envelope.content = envelope.original_content = None
         recipients = list(envelope.rcpt_tos)
         self.in_flight.start()
         try:
