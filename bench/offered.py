@@ -75,18 +75,21 @@ print(json.dumps({"seconds": time.perf_counter() - start, "latencies": latencies
 """
 
 
-# bench/run.py's null handler or durable floor, served alone on a given port until SIGTERM.
+# bench/run.py's null handler or durable floor, served alone on a given port until SIGTERM:
+# as there, the null handler on aiosmtpd's server and the floor on maild's.
 _BASELINE_SERVER = """
 import asyncio, signal, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from aiosmtpd.smtp import SMTP
 from run import DurableFloorHandler, NullHandler
+from maild.transports.smtp import MaildSMTP
 kind, port, directory = sys.argv[1], int(sys.argv[2]), Path(sys.argv[4])
 handler = NullHandler() if kind == "null" else DurableFloorHandler(directory / "floor.mbox")
+server_class = SMTP if kind == "null" else MaildSMTP
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(handler), "127.0.0.1", port)
+    server = await loop.create_server(lambda: server_class(handler), "127.0.0.1", port)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
