@@ -24,6 +24,8 @@ from maild.parse import parse_mail
 from maild.processing import BATCH_RAW_LIMIT
 from maild.runtime import Runtime
 from maild.sqlite_blobs import LARGE_BYTES, blob_pieces, insert_with_blob
+from maild.transports import pipe as pipe_module
+from maild.transports.pipe import store_sqlite
 from tests.mailmaker import authenticated_message
 from tests.pipeline_helpers import filled, receive, stored_bytes, tickets
 
@@ -106,12 +108,24 @@ def test_a_large_mail_is_stored_byte_for_byte_by_every_way_in(runtime: Runtime) 
     assert stored_bytes(runtime, second.inbound_id) == two
 
 
+def test_the_mta_pipe_stores_a_large_mail_byte_for_byte(sqlite_runtime: Runtime) -> None:
+    raw = _large_mail(os.urandom(2_500_000))  # more than one piece of a MB
+    database = sqlite_runtime.engine.url.database
+    assert database is not None
+    stored = store_sqlite(Path(database), raw, sender="anna.lind@bergstromsbygg.se",
+                          recipients=["support@example.se"])
+    assert stored is not None and not stored.duplicate
+    assert stored_bytes(sqlite_runtime, stored.inbound_id) == raw
+    assert pipe_module.LARGE_BYTES == LARGE_BYTES  # the same size as the other ways in
+
+
 _STORE_PEAK = """
 import sys
 from pathlib import Path
 from maild.config import load_config
 from maild.intake import Arrival, store_batch, store_inbound
 from maild.runtime import open_runtime
+from maild.transports.pipe import store_sqlite
 
 def kib(field):
     return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text()
@@ -124,6 +138,8 @@ Path("/proc/self/clear_refs").write_text("5")
 before = kib("VmRSS")
 if sys.argv[2] == "batch":
     store_batch(runtime.engine, [Arrival(raw, "smtp")])
+elif sys.argv[2] == "pipe":
+    store_sqlite(Path(runtime.engine.url.database), raw, sender=None, recipients=[])
 else:
     store_inbound(runtime.engine, raw, transport="smtp")
 print((kib("VmHWM") - before) * 1024 / len(raw))
@@ -131,7 +147,7 @@ print((kib("VmHWM") - before) * 1024 / len(raw))
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's /proc only")
-@pytest.mark.parametrize("way", ["batch", "one"])
+@pytest.mark.parametrize("way", ["batch", "one", "pipe"])
 def test_storing_a_large_mail_on_sqlite_holds_no_copy_of_it(tmp_path: Path, way: str) -> None:
     """SQLite copied a bound blob and built its record from the copy: twice the message."""
     done = subprocess.run([sys.executable, "-c", _STORE_PEAK, str(tmp_path), way],

@@ -61,6 +61,28 @@ def _schema_is_current(connection: sqlite3.Connection) -> bool:
     return row is not None and row[0] == schema_head()
 
 
+# Messages of this size and more are written a piece at a time, as `maild.sqlite_blobs`
+# writes them (its LARGE_BYTES, which this module cannot import without SQLAlchemy).
+LARGE_BYTES = 256 * 1024
+_WRITE_PIECE = 1024 * 1024
+
+
+def _insert_raw(connection: sqlite3.Connection, inbound_id: int | None, raw: bytes) -> None:
+    """`raw` in the `inbound_raw` row of `inbound_id`. Bound whole, a large message would be
+    copied by SQLite, which builds its record from the copy: inserted as zeros, then
+    written in pieces, it is not."""
+    if len(raw) < LARGE_BYTES or inbound_id is None:
+        connection.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)",
+                           (inbound_id, raw))
+        return
+    connection.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, zeroblob(?))",
+                       (inbound_id, len(raw)))
+    view = memoryview(raw)
+    with connection.blobopen("inbound_raw", "raw", inbound_id) as blob:
+        for start in range(0, len(raw), _WRITE_PIECE):
+            blob.write(view[start:start + _WRITE_PIECE])
+
+
 def store_sqlite(path: Path, raw: bytes, *, sender: str | None,
                  recipients: Sequence[str]) -> PipeStored | None:
     """Commit `raw` to the SQLite database at `path`; None when the full path must do it.
@@ -99,8 +121,7 @@ def store_sqlite(path: Path, raw: bytes, *, sender: str | None,
                 (_timestamp(datetime.now(UTC)), sender[:512] if sender is not None else None,
                  json.dumps(wanted), len(raw), key, raw_message_id(raw)))
             # The bytes apart from the row, as `maild.bytes_apart` keeps them on SQLite.
-            connection.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)",
-                               (cursor.lastrowid, raw))
+            _insert_raw(connection, cursor.lastrowid, raw)
             connection.execute("COMMIT")
         except (sqlite3.IntegrityError, sqlite3.OperationalError) as error:
             if connection.in_transaction:
