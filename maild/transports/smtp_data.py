@@ -45,9 +45,9 @@ class _Limits:
     """Checks the content's lines as they come, in order, against both limits.
 
     A line of more than `line_limit` bytes before its CRLF is refused as too long before
-    its bytes count towards the size, as aiosmtpd's reader refuses it; any other line
-    counts first, so a line that both passes the size and is longer than `line_limit`
-    with its CRLF is refused as too much data.
+    its bytes count towards the size, as aiosmtpd's reader refuses it. Any other line
+    counts first: one that takes the content over the size is refused as too much data,
+    even if, with its CRLF, it is also longer than `line_limit`.
     """
 
     line_limit: int
