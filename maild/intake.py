@@ -28,7 +28,8 @@ from maild.log import get_logger
 from maild.message_key import TRACE_HEADERS, idempotency_key, raw_message_id
 from maild.models import Inbound, InboundRaw, InboundState, table_of, utcnow
 from maild.prepared import Prepared
-from maild.sqlite_blobs import LARGE_BYTES, insert_with_blob
+from maild.sqlite_blobs import insert_with_blob
+from maild.sqlite_pieces import LARGE_BYTES
 from maild.write_turns import write_turns
 
 log = get_logger("maild.intake")

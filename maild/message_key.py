@@ -66,8 +66,8 @@ def _header_end(raw: bytes, window: int = HEAD_WINDOW) -> tuple[int, int | None]
     Without an empty line, the whole message is header block and there is no body.
 
     Both are looked for in the first `window` bytes, then in eight times as many, and so
-    on: a message has only one of the two kinds of line end, and the search for the
-    other would otherwise read all of it.
+    on: most messages have one kind of line end throughout, and the search for a blank
+    line of the other kind would otherwise read all of it.
     """
     while True:
         limit = min(window, len(raw))

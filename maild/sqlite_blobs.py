@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Connection, Insert, Table, bindparam, func
+from sqlalchemy.exc import DBAPIError
+
+from maild.sqlite_pieces import write_pieces
 
 PIECE = 64 * 1024
-# Bytes of this size and more are written into SQLite a piece at a time.
-LARGE_BYTES = 256 * 1024
-_WRITE_PIECE = 1024 * 1024
 
 
 def in_pieces(connection: Connection) -> bool:
@@ -50,7 +50,9 @@ def insert_with_blob(connection: Connection, table: Table, column: str,
 
     The row is inserted with zeros in `column` (SQLite then builds the record in
     memory, but no copy of the bytes besides), and the parts are written into it
-    after, a piece at a time: they are never joined into one copy.
+    after, a piece at a time: they are never joined into one copy. A failed write
+    raises SQLAlchemy's error for it (`OperationalError` for a full disk), as a
+    failed statement would.
     """
     statement = _INSERTS.get((table.name, column))
     if statement is None:
@@ -61,9 +63,10 @@ def insert_with_blob(connection: Connection, table: Table, column: str,
     key = result.inserted_primary_key
     assert key is not None
     row_id = int(key[0])
-    with _sqlite(connection).blobopen(table.name, column, row_id) as blob:
-        for part in parts:
-            view = memoryview(part)
-            for start in range(0, len(part), _WRITE_PIECE):
-                blob.write(view[start:start + _WRITE_PIECE])
+    try:
+        write_pieces(_sqlite(connection), table.name, column, row_id, parts)
+    except sqlite3.Error as error:
+        # As SQLAlchemy raises it from a statement, so that callers meet one kind of error.
+        raise DBAPIError.instance(f"blob write into {table.name}.{column}", None, error,
+                                  sqlite3.Error) from error
     return row_id

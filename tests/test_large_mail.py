@@ -8,8 +8,10 @@ it byte for byte, and the ticket be what parsing the whole bytes gives.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -18,14 +20,17 @@ import pytest
 from sqlmodel import Session, col, select
 
 import maild.processing as processing_module
+import maild.sqlite_blobs as sqlite_blobs_module
+import maild.transports.pipe as pipe_module
+from maild.db import StorageError
 from maild.intake import Arrival, Stored, store_batch, store_inbound
 from maild.models import InboundRaw, Outbox, table_of, utcnow
 from maild.parse import parse_mail
 from maild.processing import BATCH_RAW_LIMIT
 from maild.runtime import Runtime
-from maild.sqlite_blobs import LARGE_BYTES, blob_pieces, insert_with_blob
-from maild.transports import pipe as pipe_module
-from maild.transports.pipe import store_sqlite
+from maild.sqlite_blobs import blob_pieces, insert_with_blob
+from maild.sqlite_pieces import LARGE_BYTES, write_pieces
+from maild.transports.pipe import PipeStoreError, store_sqlite
 from tests.mailmaker import authenticated_message
 from tests.pipeline_helpers import filled, receive, stored_bytes, tickets
 
@@ -116,7 +121,6 @@ def test_the_mta_pipe_stores_a_large_mail_byte_for_byte(sqlite_runtime: Runtime)
                           recipients=["support@example.se"])
     assert stored is not None and not stored.duplicate
     assert stored_bytes(sqlite_runtime, stored.inbound_id) == raw
-    assert pipe_module.LARGE_BYTES == LARGE_BYTES  # the same size as the other ways in
 
 
 _STORE_PEAK = """
@@ -125,7 +129,7 @@ from pathlib import Path
 from maild.config import load_config
 from maild.intake import Arrival, store_batch, store_inbound
 from maild.runtime import open_runtime
-from maild.transports.pipe import store_sqlite
+from maild.transports.pipe import PipeStoreError, store_sqlite
 
 def kib(field):
     return next(int(line.split()[1]) for line in Path("/proc/self/status").read_text()
@@ -218,3 +222,33 @@ def test_a_large_mail_over_smtp_takes_less_than_three_times_its_size(tmp_path: P
     assert done.returncode == 0, done.stderr
     added = float(done.stdout.splitlines()[-1])  # after the log lines
     assert added < 3, f"peak RSS added: {added:.2f} of the message's size"
+
+
+def _failing_midway(connection: sqlite3.Connection, table: str, column: str, row_id: int,
+                    parts: Sequence[bytes]) -> None:
+    """Writes the first MB of the message, then fails as a full disk would."""
+    write_pieces(connection, table, column, row_id, [parts[0][:1024 * 1024]])
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+def _stored_rows(runtime: Runtime) -> int:
+    with runtime.engine.begin() as connection:
+        return len(connection.execute(select(table_of(InboundRaw).c.inbound_id)).all())
+
+
+def test_a_large_mail_whose_writing_fails_midway_is_refused_whole_and_stored_on_retry(
+        sqlite_runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _large_mail(os.urandom(2_500_000))
+    database = sqlite_runtime.engine.url.database
+    assert database is not None
+    monkeypatch.setattr(sqlite_blobs_module, "write_pieces", _failing_midway)
+    monkeypatch.setattr(pipe_module, "write_pieces", _failing_midway)
+    [refused] = store_batch(sqlite_runtime.engine, [Arrival(raw, "smtp")])
+    assert isinstance(refused, StorageError) and "disk is full" in str(refused)
+    with pytest.raises(PipeStoreError, match="disk is full"):
+        store_sqlite(Path(database), raw, sender=None, recipients=[])
+    assert _stored_rows(sqlite_runtime) == 0  # no row of zeros, no half-written message
+    monkeypatch.undo()
+    [stored] = store_batch(sqlite_runtime.engine, [Arrival(raw, "smtp")])
+    assert isinstance(stored, Stored) and not stored.duplicate
+    assert stored_bytes(sqlite_runtime, stored.inbound_id) == raw

@@ -19,7 +19,8 @@ from sqlmodel import Session, SQLModel
 from maild.bytes_apart import StoredOriginal, bytes_apart
 from maild.models import Outbox, OutboxRaw, table_of
 from maild.prepared import Prepared
-from maild.sqlite_blobs import LARGE_BYTES, in_pieces, insert_with_blob
+from maild.sqlite_blobs import in_pieces, insert_with_blob
+from maild.sqlite_pieces import LARGE_BYTES
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a result row of any columns
 

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from maild.message_key import idempotency_key, raw_message_id
 from maild.schema_head import schema_head
+from maild.sqlite_pieces import LARGE_BYTES, write_pieces
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -61,26 +62,16 @@ def _schema_is_current(connection: sqlite3.Connection) -> bool:
     return row is not None and row[0] == schema_head()
 
 
-# Messages of this size and more are written a piece at a time, as `maild.sqlite_blobs`
-# writes them (its LARGE_BYTES, which this module cannot import without SQLAlchemy).
-LARGE_BYTES = 256 * 1024
-_WRITE_PIECE = 1024 * 1024
-
-
-def _insert_raw(connection: sqlite3.Connection, inbound_id: int | None, raw: bytes) -> None:
-    """`raw` in the `inbound_raw` row of `inbound_id`. Bound whole, a large message would be
-    copied by SQLite, which builds its record from the copy: inserted as zeros, then
-    written in pieces, it is not."""
-    if len(raw) < LARGE_BYTES or inbound_id is None:
+def _insert_raw(connection: sqlite3.Connection, inbound_id: int, raw: bytes) -> None:
+    """`raw` in the `inbound_raw` row of `inbound_id`: a large message inserted as zeros and
+    written in pieces (`maild.sqlite_pieces`), so that SQLite holds no copy of it."""
+    if len(raw) < LARGE_BYTES:
         connection.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)",
                            (inbound_id, raw))
         return
     connection.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, zeroblob(?))",
                        (inbound_id, len(raw)))
-    view = memoryview(raw)
-    with connection.blobopen("inbound_raw", "raw", inbound_id) as blob:
-        for start in range(0, len(raw), _WRITE_PIECE):
-            blob.write(view[start:start + _WRITE_PIECE])
+    write_pieces(connection, "inbound_raw", "raw", inbound_id, [raw])
 
 
 def store_sqlite(path: Path, raw: bytes, *, sender: str | None,
@@ -120,8 +111,10 @@ def store_sqlite(path: Path, raw: bytes, *, sender: str | None,
                 "duplicates) VALUES (?, 'pipe', NULL, ?, ?, x'', ?, ?, ?, 'received', 0, 0)",
                 (_timestamp(datetime.now(UTC)), sender[:512] if sender is not None else None,
                  json.dumps(wanted), len(raw), key, raw_message_id(raw)))
+            inbound_id = cursor.lastrowid
+            assert inbound_id is not None
             # The bytes apart from the row, as `maild.bytes_apart` keeps them on SQLite.
-            _insert_raw(connection, cursor.lastrowid, raw)
+            _insert_raw(connection, inbound_id, raw)
             connection.execute("COMMIT")
         except (sqlite3.IntegrityError, sqlite3.OperationalError) as error:
             if connection.in_transaction:
@@ -133,8 +126,7 @@ def store_sqlite(path: Path, raw: bytes, *, sender: str | None,
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        assert cursor.lastrowid is not None
-        return PipeStored(inbound_id=int(cursor.lastrowid), duplicate=False)
+        return PipeStored(inbound_id=inbound_id, duplicate=False)
     except sqlite3.Error as error:
         raise PipeStoreError(f"{path}: {error}") from error
     finally:
