@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
@@ -36,6 +36,7 @@ from maild.log import get_logger
 from maild.routing.model import Rules
 from maild.transports.smtp_address import plain_path
 from maild.transports.smtp_data import Refusal, read_data
+from maild.transports.smtp_idle import IdleDeadline
 from maild.transports.stamp import date_now
 
 log = get_logger("maild.smtp")
@@ -46,13 +47,6 @@ COMMAND_LIMITS = {"*": 100, "MAIL": 1000, "RCPT": 10000, "DATA": 1000, "RSET": 1
 
 _SIZE_PARAMETER = re.compile(r"\bSIZE=(\d+)", re.IGNORECASE)
 StoreFunction = Callable[[bytes, str | None, list[str], str, str], Awaitable[Stored]]
-
-
-# What _MaildSession is mixed into, as the type checker sees it (SMTP or LMTP at run time).
-if TYPE_CHECKING:
-    _Server = SMTP
-else:
-    _Server = object
 
 # How often a refused connection or a failing accept() is logged, at most.
 REFUSAL_LOG_INTERVAL = 60.0
@@ -124,8 +118,10 @@ class AcceptErrorLog:
             self.failures = 0
 
 
-class _MaildSession(_Server):
+class _MaildSession(IdleDeadline):
     """aiosmtpd's server with maild's replies: size limits, AUTH, STARTTLS, connection limits.
+
+    Mixed into SMTP or LMTP; its idle timeout is `IdleDeadline`'s.
 
     A size refusal gets RFC 3463 enhanced status 5.3.4 and is logged once, with the
     client and the size: the size the client declared in MAIL FROM (SIZE=), or the
