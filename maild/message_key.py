@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,11 +32,14 @@ _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNOREC
 
 
 # Where a line may begin a trace header: every line whose name (stripped, lowercased) is
-# one, and some that only begin like one, which `_is_trace` then tells apart.
-_TRACE_LINE = re.compile(
-    rb"^[ \t\r\x0b\x0c]*(?:" + b"|".join(
-        re.escape(name.encode()) for name in sorted({*TRACE_HEADERS, *_TRACE_PREFIXES})) + rb")",
-    re.IGNORECASE | re.MULTILINE)
+# one, and some that only begin like one, which `_is_trace` then tells apart. Matched in
+# the lowercased header block: the first line at its start, the others after their LF,
+# which the search jumps to (a pattern that begins at any line's start is tried at every
+# byte).
+_TRACE_NAME = rb"[ \t\r\x0b\x0c]*(?:" + b"|".join(
+    re.escape(name.encode()) for name in sorted({*TRACE_HEADERS, *_TRACE_PREFIXES})) + rb")"
+_TRACE_FIRST_LINE = re.compile(_TRACE_NAME)
+_TRACE_LINE_AFTER_LF = re.compile(rb"\n" + _TRACE_NAME)
 
 
 def _is_trace(name: bytes) -> bool:
@@ -91,7 +95,7 @@ def _fold_head(digest: _Hash, raw: bytes, end: int, block_size: int) -> None:
     The header block is read in blocks of whole headers (a block ends at the first line
     break after `block_size` bytes that no continuation line follows), so a header
     block of any size is never copied whole. In a block, trace headers are cut out as
-    slices: only the lines that `_TRACE_LINE` finds are read one by one.
+    slices: only the lines that `_trace_line_starts` finds are read one by one.
     """
     first = True
     start = 0
@@ -122,8 +126,7 @@ def _kept_runs(head: bytes) -> list[bytes]:
     without its last LF: joined by LF, they are the kept lines joined by LF."""
     kept: list[bytes] = []
     kept_from = 0
-    for found in _TRACE_LINE.finditer(head):
-        start = found.start()
+    for start in _trace_line_starts(head):
         if start < kept_from:  # a line of a trace header already cut
             continue
         line_end = head.find(b"\n", start)
@@ -142,6 +145,15 @@ def _kept_runs(head: bytes) -> list[bytes]:
     if kept_from <= len(head):
         kept.append(head[kept_from:])
     return kept
+
+
+def _trace_line_starts(head: bytes) -> Iterator[int]:
+    """Where the lines of `head` (split at LF) begin that may begin a trace header, in order."""
+    lowered = head.lower()  # ASCII only: every offset stays where it was
+    if _TRACE_FIRST_LINE.match(lowered):
+        yield 0
+    for found in _TRACE_LINE_AFTER_LF.finditer(lowered):
+        yield found.start() + 1
 
 
 def _fold_body(digest: _Hash, raw: bytes, start: int, block_size: int) -> None:
