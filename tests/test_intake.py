@@ -14,6 +14,7 @@ from maild.intake import (
 )
 from maild.models import Inbound
 from maild.runtime import Runtime
+from maild.sqlite_pieces import LARGE_BYTES
 from tests.mailmaker import support_mail
 from tests.pipeline_helpers import stored_bytes
 
@@ -153,3 +154,26 @@ def test_a_batch_of_new_mail_is_inserted_past_sqlalchemys_execute(
              row.idempotency_key == idempotency_key(stored_bytes(runtime, row.id)))
             for row in rows} == {
         ("Anna@Kund.se", ("support@example.se",), "received", True)}
+
+
+def test_a_batch_of_small_and_large_mail_new_and_stored_before_keeps_every_byte(
+        runtime: Runtime) -> None:
+    """One INSERT makes a batch's rows: a message stored before makes none, and a large
+    message's bytes are written a piece at a time beside the small ones' (SQLite)."""
+    small = [support_mail(message_id=f"<mixed-{index}@mail.test>", body=f"Fel {index}.\n")
+             for index in range(3)]
+    large = support_mail(message_id="<mixed-large@mail.test>",
+                         body="Loggen:\n" + "rad i loggen\n" * 30_000)
+    assert len(large) >= LARGE_BYTES
+    before = store_inbound(runtime.engine, small[1], transport="smtp")
+    results = store_batch(runtime.engine, [Arrival(small[0], "smtp"), Arrival(large, "smtp"),
+                                           Arrival(small[1], "smtp"), Arrival(small[2], "lmtp")])
+    stored = [result for result in results if isinstance(result, Stored)]
+    assert [result.duplicate for result in stored] == [False, False, True, False]
+    assert stored[2].inbound_id == before.inbound_id
+    new_ids = [stored[0].inbound_id, stored[1].inbound_id, stored[3].inbound_id]
+    assert new_ids == sorted(new_ids), "rows are made in the order the mail arrived"
+    for result, raw in zip(stored, [small[0], large, small[1], small[2]], strict=True):
+        assert stored_bytes(runtime, result.inbound_id) == raw
+    with Session(runtime.engine) as session:
+        assert len(session.exec(select(Inbound)).all()) == 4
