@@ -8,9 +8,11 @@ it byte for byte, and the ticket be what parsing the whole bytes gives.
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from email import message_from_bytes
 from email.policy import default
@@ -31,7 +33,8 @@ from maild.runtime import Runtime
 from maild.sqlite_blobs import blob_pieces, insert_with_blob
 from maild.sqlite_pieces import LARGE_BYTES, write_pieces
 from maild.transports.pipe import PipeStoreError, store_sqlite
-from tests.mailmaker import authenticated_message
+from tests.conftest import MaildCLI
+from tests.mailmaker import authenticated_message, support_mail
 from tests.pipeline_helpers import filled, receive, stored_bytes, tickets
 
 PAYLOAD = os.urandom(600_000)
@@ -252,3 +255,46 @@ def test_a_large_mail_whose_writing_fails_midway_is_refused_whole_and_stored_on_
     [stored] = store_batch(sqlite_runtime.engine, [Arrival(raw, "smtp")])
     assert isinstance(stored, Stored) and not stored.duplicate
     assert stored_bytes(sqlite_runtime, stored.inbound_id) == raw
+
+
+def test_maild_deliver_killed_while_writing_a_large_mail_leaves_nothing_half_written(
+        maild: MaildCLI) -> None:
+    """kill -9 in the middle of the pieces of a 20 MB mail: the MTA saw no 0 and retries;
+    the database holds no row of it, and the retry stores it byte for byte."""
+    small = support_mail()
+    assert maild("deliver", "support@example.se", input=small).code == 0
+    wal = maild.cwd / "var" / "maild.db-wal"
+    baseline = wal.stat().st_size if wal.exists() else 0
+    raw = (b"From: anna.lind@bergstromsbygg.se\r\nTo: support@example.se\r\n"
+           b"Subject: stor logg\r\nMessage-ID: <killed-large@bergstromsbygg.se>\r\n\r\n"
+           + (b"QUJD" * 19 + b"\r\n") * 256_000)  # 20 MB of 78-byte lines
+    deliver = subprocess.Popen([sys.executable, "-m", "maild.cli", "deliver",
+                                "support@example.se"], cwd=maild.cwd, env=maild.env,
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    assert deliver.stdin is not None
+    deliver.stdin.write(raw)
+    deliver.stdin.close()
+    # Killed once its transaction has put a quarter of the mail into the write-ahead log.
+    deadline = time.monotonic() + 60
+    while deliver.poll() is None and time.monotonic() < deadline:
+        if wal.exists() and wal.stat().st_size > baseline + len(raw) // 4:
+            deliver.kill()
+            break
+        time.sleep(0.0005)
+    assert deliver.wait(30) == -signal.SIGKILL, "killed before it could finish"
+    assert _inbound_sizes(maild) == [len(small)]
+    retry = maild("deliver", "support@example.se", input=raw)
+    assert retry.code == 0, retry.stderr
+    assert _inbound_sizes(maild) == [len(small), len(raw)]
+    with sqlite3.connect(maild.cwd / "var" / "maild.db") as connection:
+        [(stored,)] = connection.execute(
+            "SELECT inbound_raw.raw FROM inbound_raw JOIN inbound "
+            "ON inbound.id = inbound_raw.inbound_id WHERE inbound.size = ?",
+            (len(raw),)).fetchall()
+    assert stored == raw
+
+
+def _inbound_sizes(maild: MaildCLI) -> list[int]:
+    with sqlite3.connect(maild.cwd / "var" / "maild.db") as connection:
+        return [size for (size,) in connection.execute("SELECT size FROM inbound")]
