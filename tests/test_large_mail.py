@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from email import message_from_bytes
@@ -34,6 +36,7 @@ from maild.sqlite_blobs import blob_pieces, insert_with_blob
 from maild.sqlite_pieces import LARGE_BYTES, write_pieces
 from maild.transports.pipe import PipeStoreError, store_sqlite
 from tests.conftest import MaildCLI
+from tests.daemon_helpers import make_daemon
 from tests.mailmaker import authenticated_message, support_mail
 from tests.pipeline_helpers import filled, receive, stored_bytes, tickets
 
@@ -298,3 +301,50 @@ def test_maild_deliver_killed_while_writing_a_large_mail_leaves_nothing_half_wri
 def _inbound_sizes(maild: MaildCLI) -> list[int]:
     with sqlite3.connect(maild.cwd / "var" / "maild.db") as connection:
         return [size for (size,) in connection.execute("SELECT size FROM inbound")]
+
+
+def test_the_daemon_killed_while_storing_a_large_mail_answered_nothing_and_kept_nothing(
+        tmp_path: Path) -> None:
+    """kill -9 of `maild run` in the middle of a 20 MB mail's pieces: the client got no 250,
+    no row of it is left, and once the daemon is back the client's retry is stored whole."""
+    daemon = make_daemon(tmp_path)
+    daemon.start()
+    wal = daemon.cwd / "var" / "maild.db-wal"
+    raw = (b"From: anna.lind@bergstromsbygg.se\r\nTo: support@example.se\r\n"
+           b"Subject: stor logg\r\nMessage-ID: <killed-smtp@bergstromsbygg.se>\r\n\r\n"
+           + (b"QUJD" * 19 + b"\r\n") * 256_000)  # 20 MB of 78-byte lines
+    baseline = wal.stat().st_size if wal.exists() else 0
+    answers: list[object] = []
+
+    def send() -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=60) as client:
+                answers.append(client.sendmail("anna.lind@bergstromsbygg.se",
+                                               ["support@example.se"], raw))
+        except (smtplib.SMTPException, OSError) as error:
+            answers.append(error)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 60
+        while sender.is_alive() and time.monotonic() < deadline:
+            if wal.exists() and wal.stat().st_size > baseline + len(raw) // 4:
+                daemon.kill()
+                break
+            time.sleep(0.0005)
+        sender.join(60)
+        assert daemon.process is not None and daemon.process.returncode == -signal.SIGKILL, (
+            "killed before the mail was stored")
+        [answer] = answers
+        assert isinstance(answer, (smtplib.SMTPException, OSError)), "no 250 for it"
+        assert daemon.count("inbound") == 0
+        daemon.start()
+        with smtplib.SMTP("127.0.0.1", daemon.smtp_port, timeout=60) as client:
+            assert client.sendmail("anna.lind@bergstromsbygg.se", ["support@example.se"],
+                                   raw) == {}
+        [(stored,)] = daemon.query("SELECT raw FROM inbound_raw")
+        assert isinstance(stored, bytes) and stored.endswith(raw)
+        assert stored.startswith(b"Received: ")
+    finally:
+        daemon.stop()
