@@ -158,8 +158,8 @@ def test_a_batch_of_new_mail_is_inserted_past_sqlalchemys_execute(
 
 def test_a_batch_of_small_and_large_mail_new_and_stored_before_keeps_every_byte(
         runtime: Runtime) -> None:
-    """One INSERT makes a batch's rows: a message stored before makes none, and a large
-    message's bytes are written a piece at a time beside the small ones' (SQLite)."""
+    """A message stored before makes no row, and a large message's bytes (written a piece
+    at a time on SQLite) are kept beside the small ones' in one batch."""
     small = [support_mail(message_id=f"<mixed-{index}@mail.test>", body=f"Fel {index}.\n")
              for index in range(3)]
     large = support_mail(message_id="<mixed-large@mail.test>",

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -260,17 +260,38 @@ def test_a_large_mail_whose_writing_fails_midway_is_refused_whole_and_stored_on_
     assert stored_bytes(sqlite_runtime, stored.inbound_id) == raw
 
 
+def _twenty_megabytes(message_id: str) -> bytes:
+    """A 20 MB mail of 78-byte lines: written a piece at a time on SQLite."""
+    return (b"From: anna.lind@bergstromsbygg.se\r\nTo: support@example.se\r\n"
+            b"Subject: stor logg\r\nMessage-ID: <" + message_id.encode() + b">\r\n\r\n"
+            + (b"QUJD" * 19 + b"\r\n") * 256_000)
+
+
+def _wal_size(wal: Path) -> int:
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _kill_a_quarter_in(wal: Path, baseline: int, size: int, running: Callable[[], bool],
+                       kill: Callable[[], None]) -> None:
+    """Call `kill` once the write-ahead log has grown by a quarter of `size` beyond
+    `baseline`: the transaction storing a mail of `size` bytes is under way, uncommitted."""
+    deadline = time.monotonic() + 60
+    while running() and time.monotonic() < deadline:
+        if _wal_size(wal) > baseline + size // 4:
+            kill()
+            return
+        time.sleep(0.0005)
+
+
 def test_maild_deliver_killed_while_writing_a_large_mail_leaves_nothing_half_written(
         maild: MaildCLI) -> None:
     """kill -9 in the middle of the pieces of a 20 MB mail: the MTA saw no 0 and retries;
     the database holds no row of it, and the retry stores it byte for byte."""
     small = support_mail()
     assert maild("deliver", "support@example.se", input=small).code == 0
+    raw = _twenty_megabytes("killed-large@bergstromsbygg.se")
     wal = maild.cwd / "var" / "maild.db-wal"
-    baseline = wal.stat().st_size if wal.exists() else 0
-    raw = (b"From: anna.lind@bergstromsbygg.se\r\nTo: support@example.se\r\n"
-           b"Subject: stor logg\r\nMessage-ID: <killed-large@bergstromsbygg.se>\r\n\r\n"
-           + (b"QUJD" * 19 + b"\r\n") * 256_000)  # 20 MB of 78-byte lines
+    baseline = _wal_size(wal)
     deliver = subprocess.Popen([sys.executable, "-m", "maild.cli", "deliver",
                                 "support@example.se"], cwd=maild.cwd, env=maild.env,
                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -278,13 +299,7 @@ def test_maild_deliver_killed_while_writing_a_large_mail_leaves_nothing_half_wri
     assert deliver.stdin is not None
     deliver.stdin.write(raw)
     deliver.stdin.close()
-    # Killed once its transaction has put a quarter of the mail into the write-ahead log.
-    deadline = time.monotonic() + 60
-    while deliver.poll() is None and time.monotonic() < deadline:
-        if wal.exists() and wal.stat().st_size > baseline + len(raw) // 4:
-            deliver.kill()
-            break
-        time.sleep(0.0005)
+    _kill_a_quarter_in(wal, baseline, len(raw), lambda: deliver.poll() is None, deliver.kill)
     assert deliver.wait(30) == -signal.SIGKILL, "killed before it could finish"
     assert _inbound_sizes(maild) == [len(small)]
     retry = maild("deliver", "support@example.se", input=raw)
@@ -309,11 +324,7 @@ def test_the_daemon_killed_while_storing_a_large_mail_answered_nothing_and_kept_
     no row of it is left, and once the daemon is back the client's retry is stored whole."""
     daemon = make_daemon(tmp_path)
     daemon.start()
-    wal = daemon.cwd / "var" / "maild.db-wal"
-    raw = (b"From: anna.lind@bergstromsbygg.se\r\nTo: support@example.se\r\n"
-           b"Subject: stor logg\r\nMessage-ID: <killed-smtp@bergstromsbygg.se>\r\n\r\n"
-           + (b"QUJD" * 19 + b"\r\n") * 256_000)  # 20 MB of 78-byte lines
-    baseline = wal.stat().st_size if wal.exists() else 0
+    raw = _twenty_megabytes("killed-smtp@bergstromsbygg.se")
     answers: list[object] = []
 
     def send() -> None:
@@ -324,15 +335,12 @@ def test_the_daemon_killed_while_storing_a_large_mail_answered_nothing_and_kept_
         except (smtplib.SMTPException, OSError) as error:
             answers.append(error)
 
+    wal = daemon.cwd / "var" / "maild.db-wal"
+    baseline = _wal_size(wal)
     sender = threading.Thread(target=send)
-    sender.start()
     try:
-        deadline = time.monotonic() + 60
-        while sender.is_alive() and time.monotonic() < deadline:
-            if wal.exists() and wal.stat().st_size > baseline + len(raw) // 4:
-                daemon.kill()
-                break
-            time.sleep(0.0005)
+        sender.start()
+        _kill_a_quarter_in(wal, baseline, len(raw), sender.is_alive, daemon.kill)
         sender.join(60)
         assert daemon.process is not None and daemon.process.returncode == -signal.SIGKILL, (
             "killed before the mail was stored")

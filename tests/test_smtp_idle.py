@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,46 +20,38 @@ TIMEOUT = 1.0
 
 
 @dataclass
-class _Loop:
-    """A server's event loop in a thread, counting the timers its sessions set."""
+class _Server:
+    """maild's SMTP server on a loopback port, and the timers its sessions have set."""
 
     port: int = 0
     session_timers: int = 0
-    stop: asyncio.Event | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    thread: threading.Thread | None = field(default=None, repr=False)
 
 
 @pytest.fixture
-def server() -> Iterator[_Loop]:
-    running = _Loop()
-    ready = threading.Event()
+def server() -> Iterator[_Server]:
+    """The server, its event loop in a thread, with a session timeout of `TIMEOUT`."""
+    loop = asyncio.new_event_loop()
+    served = _Server()
+    call_at = loop.call_at
 
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        call_at = loop.call_at
+    def counting_call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(getattr(callback, "__self__", None), SMTP):
+            served.session_timers += 1
+        return call_at(when, callback, *args, **kwargs)
 
-        def counting_call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(getattr(callback, "__self__", None), SMTP):
-                running.session_timers += 1
-            return call_at(when, callback, *args, **kwargs)
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
 
-        loop.call_at = counting_call_at  # type: ignore[method-assign]
-        server = await loop.create_server(
+    async def start() -> int:
+        listening = await loop.create_server(
             lambda: MaildSMTP(None, hostname="idle.test", timeout=TIMEOUT), "127.0.0.1", 0)
-        running.port = server.sockets[0].getsockname()[1]
-        running.stop, running.loop = asyncio.Event(), loop
-        ready.set()
-        await running.stop.wait()
-        server.close()
+        return int(listening.sockets[0].getsockname()[1])
 
-    running.thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    running.thread.start()
-    assert ready.wait(10)
-    yield running
-    assert running.loop is not None and running.stop is not None
-    running.loop.call_soon_threadsafe(running.stop.set)
-    running.thread.join(10)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    served.port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    yield served
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
 
 
 def _command(connection: socket.socket, line: bytes) -> bytes:
@@ -76,7 +68,7 @@ def _closed_at(connection: socket.socket) -> float:
 
 
 def test_a_session_is_closed_its_timeout_after_the_last_command_not_the_first(
-        server: _Loop) -> None:
+        server: _Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
         assert connection.recv(4096).startswith(b"220")
         for _ in range(5):  # commands for 1.6 times the timeout, each well within it
@@ -88,7 +80,7 @@ def test_a_session_is_closed_its_timeout_after_the_last_command_not_the_first(
     assert TIMEOUT * 0.95 <= waited < TIMEOUT + 0.75, waited
 
 
-def test_commands_move_the_deadline_without_a_timer_each(server: _Loop) -> None:
+def test_commands_move_the_deadline_without_a_timer_each(server: _Server) -> None:
     """aiosmtpd sets a new timer for every command (and leaves the old one in the loop's
     heap, cancelled); a maild session sets one, and another only when it fires early."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
