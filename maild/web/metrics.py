@@ -12,14 +12,15 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, case, func, literal, select, true
 from sqlmodel import Session, col
 
-from maild.models import Inbound, InboundState, Outbox, Ticket, utcnow
+from maild.models import Inbound, InboundState, Outbox, Ticket, table_of, utcnow
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -38,6 +39,30 @@ class _Latency:
     histogram: Histogram
     since: datetime = field(default_factory=utcnow)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def failed_attempts(session: Session) -> int:
+    """The entries of attempted outbox items' histories whose result is not "sent",
+    counted by the database.
+
+    Every item ever attempted is read at each scrape: the database reads its history
+    where Python would decode every one (a scrape of 100,000 sent items took 1.7 s
+    that way). A history that is no list counts nothing.
+    """
+    history = table_of(Outbox).c.history
+    result: ColumnElement[Any]
+    if session.get_bind().dialect.name == "postgresql":
+        listed = case((func.json_typeof(history) == "array", history),
+                      else_=literal("[]").cast(history.type))
+        entries = func.json_array_elements(listed).table_valued("value")
+        result = entries.c.value.op("->>")("result")
+    else:
+        listed = case((func.json_type(history) == "array", history), else_=literal("[]"))
+        entries = func.json_each(listed).table_valued("value")
+        result = func.json_extract(entries.c.value, "$.result")
+    return session.scalar(
+        select(func.count()).select_from(Outbox).join(entries, true())
+        .where(col(Outbox.attempts) > 0, result.is_distinct_from("sent"))) or 0
 
 
 class MaildCollector(Collector):
@@ -79,11 +104,7 @@ class MaildCollector(Collector):
             yield outbox
             failures = CounterMetricFamily("maild_outbox_delivery_failures",
                                            "Delivery attempts that did not succeed")
-            failed = 0
-            for (history,) in session.execute(select(col(Outbox.history)).where(
-                    col(Outbox.attempts) > 0)):
-                failed += sum(1 for entry in history or [] if entry.get("result") != "sent")
-            failures.add_metric([], failed)
+            failures.add_metric([], failed_attempts(session))
             yield failures
             sla = CounterMetricFamily("maild_sla_events", "Tickets warned or in breach",
                                       labels=["event"])
