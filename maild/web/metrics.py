@@ -45,9 +45,10 @@ def failed_attempts(session: Session) -> int:
     """The entries of attempted outbox items' histories whose result is not "sent",
     counted by the database.
 
-    Every item ever attempted is read at each scrape: the database reads its history
-    where Python would decode every one (a scrape of 100,000 sent items took 1.7 s
-    that way). A history that is no list counts nothing.
+    Every item ever attempted is read at each scrape, so its history is read by the
+    database, not decoded in Python: over 100,000 messages and sent items, a scrape
+    took 1.75-2.0 s that way and takes 0.49-0.51 s now. A history that is no list
+    counts nothing.
     """
     history = table_of(Outbox).c.history
     result: ColumnElement[Any]
