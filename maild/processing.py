@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Integer,
@@ -96,23 +97,44 @@ _CLAIM = Prepared(_INBOUND.update().where(
     _INBOUND.c.attempts == bindparam("old_attempts")))
 
 
-def _candidates(*, alone: bool, locking: bool) -> Prepared:
-    """The waiting messages a claim looks at, in id order: `alone`, the one `only_id` (if it
-    waits), else the first `size` after `after_id`; `locking`, skipping (and locking)
-    those another instance is claiming (PostgreSQL)."""
-    query = select(_INBOUND.c.id, _INBOUND.c.state, _INBOUND.c.attempts,
-                   _INBOUND.c.last_error).where(
-        or_(_INBOUND.c.state == InboundState.RECEIVED,
-            and_(_INBOUND.c.state == InboundState.PROCESSING,
-                 _INBOUND.c.claimed_until < bindparam("now"))),
-        _INBOUND.c.id == bindparam("only_id") if alone
-        else _INBOUND.c.id > bindparam("after_id"),
-    ).order_by(_INBOUND.c.id).limit(bindparam("size", type_=Integer))
+_WAITING_COLUMNS = (_INBOUND.c.id, _INBOUND.c.state, _INBOUND.c.attempts, _INBOUND.c.last_error)
+_EXPIRED = and_(_INBOUND.c.state == InboundState.PROCESSING,
+                _INBOUND.c.claimed_until < bindparam("now"))
+
+
+def _first_waiting(waiting: ColumnElement[bool], *, locking: bool) -> Prepared:
+    """The first `size` messages after `after_id` for which `waiting` holds, in id order;
+    `locking`, skipping (and locking) those another instance is claiming (PostgreSQL)."""
+    query = select(*_WAITING_COLUMNS).where(waiting, _INBOUND.c.id > bindparam("after_id")) \
+        .order_by(_INBOUND.c.id).limit(bindparam("size", type_=Integer))
     return Prepared(query.with_for_update(skip_locked=True) if locking else query)
 
 
-_CANDIDATES = {(alone, locking): _candidates(alone=alone, locking=locking)
-               for alone in (False, True) for locking in (False, True)}
+# Each state on its own: read in id order from the state's index, a query stops after
+# `size` rows, where one for both states collected every waiting message to sort them
+# (45 ms a claim on SQLite with 100,000 waiting, so a backlog took time in its square).
+_FIRST_RECEIVED = {locking: _first_waiting(_INBOUND.c.state == InboundState.RECEIVED,
+                                           locking=locking) for locking in (False, True)}
+_FIRST_EXPIRED = {locking: _first_waiting(_EXPIRED, locking=locking)
+                  for locking in (False, True)}
+_ONE = select(*_WAITING_COLUMNS).where(or_(_INBOUND.c.state == InboundState.RECEIVED, _EXPIRED),
+                                        _INBOUND.c.id == bindparam("only_id"))
+_ONE_WAITING = {False: Prepared(_ONE), True: Prepared(_ONE.with_for_update(skip_locked=True))}
+
+
+def _candidates(connection: Connection, *, only_id: int | None, after_id: int, size: int,
+                now: datetime) -> list[AnyRow]:
+    """The waiting messages a claim looks at, in id order: the one `only_id` (if it waits),
+    else the first `size` after `after_id`, never tried or their lease run out."""
+    locking = connection.dialect.name == "postgresql"
+    if only_id is not None:
+        return list(_ONE_WAITING[locking].run(connection, {"now": now, "only_id": only_id}).rows)
+    given = {"after_id": after_id, "size": size}
+    rows = [*_FIRST_RECEIVED[locking].run(connection, given).rows,
+            *_FIRST_EXPIRED[locking].run(connection, {**given, "now": now}).rows]
+    return sorted(rows, key=lambda row: int(row[0]))[:size]
+
+
 # A batch's messages never tried before, claimed in one statement: those it returns.
 _CLAIM_FRESH = Prepared(_INBOUND.update().where(
     _INBOUND.c.id.in_(bindparam("inbound_ids", expanding=True)),
@@ -300,11 +322,8 @@ class Processor:
                 else:
                     session = within
                 connection = session.connection()
-                candidates = _CANDIDATES[only_id is not None,
-                                         connection.dialect.name == "postgresql"]
-                rows = candidates.run(connection, {
-                    "now": now, "size": size, **({"only_id": only_id} if only_id is not None
-                                                 else {"after_id": after_id})}).rows
+                rows = _candidates(connection, only_id=only_id, after_id=after_id, size=size,
+                                   now=now)
                 if not rows:
                     return []
                 claimed: list[int] = []
