@@ -22,28 +22,28 @@ from maild.runtime import Runtime
 STEP = 100  # instructions between two calls of the progress handler
 
 
-def _wait_inbound(runtime: Runtime, count: int, first: int = 0) -> None:
+def _numbered(runtime: Runtime, insert: str, count: int, first: int) -> None:
+    """Run `insert`, an INSERT ... SELECT ... FROM n, for i in n = first + 1 .. first + count."""
     with runtime.engine.begin() as connection:
         connection.execute(text(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) "
-            "INSERT INTO inbound (received_at, transport, state, idempotency_key, attempts, "
-            "duplicates, size, envelope_recipients, raw) SELECT '2026-12-01 09:00:00.000000', "
-            "'smtp', 'received', 'backlog-' || (i + :first), 0, 0, 500, '[]', x'' FROM n"),
-            {"count": count, "first": first})
+            "WITH RECURSIVE n(i) AS (SELECT :first + 1 UNION ALL SELECT i + 1 FROM n "
+            "WHERE i < :first + :count) " + insert), {"count": count, "first": first})
+
+
+def _wait_inbound(runtime: Runtime, count: int, first: int = 0) -> None:
+    _numbered(runtime, "INSERT INTO inbound (received_at, transport, state, idempotency_key, "
+              "attempts, duplicates, size, envelope_recipients, raw) SELECT "
+              "'2026-12-01 09:00:00.000000', 'smtp', 'received', 'backlog-' || i, 0, 0, 500, "
+              "'[]', x'' FROM n", count, first)
 
 
 def _queue_outbox(runtime: Runtime, count: int, first: int = 0) -> None:
-    with runtime.engine.begin() as connection:
-        connection.execute(text(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count) "
-            "INSERT INTO outbox (purpose, envelope_sender, recipient, message_id, raw, state, "
-            "attempts, history, created_at) SELECT 'ack', 'support@example.se', "
-            "'anna.lind@bergstromsbygg.se', '<backlog-' || (i + :first) || '@example.se>', x'', "
-            "'queued', 0, '[]', '2026-12-01 09:00:00.000000' FROM n"),
-            {"count": count, "first": first})
-        connection.execute(text("INSERT INTO outbox_raw (outbox_id, raw) "
-                                "SELECT id, randomblob(2000) FROM outbox WHERE id > "
-                                "(SELECT coalesce(max(outbox_id), 0) FROM outbox_raw)"))
+    _numbered(runtime, "INSERT INTO outbox (purpose, envelope_sender, recipient, message_id, "
+              "raw, state, attempts, history, created_at) SELECT 'ack', 'support@example.se', "
+              "'anna.lind@bergstromsbygg.se', '<backlog-' || i || '@example.se>', x'', "
+              "'queued', 0, '[]', '2026-12-01 09:00:00.000000' FROM n", count, first)
+    _numbered(runtime, "INSERT INTO outbox_raw (outbox_id, raw) SELECT i, randomblob(2000) "
+              "FROM n", count, first)
 
 
 @contextmanager
